@@ -1,0 +1,45 @@
+# mxgate — developer entry points. `make dev` and `make test` each work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint unit system-deps venv bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the gateway on its embedded default: STARTTLS with a generated cert, local Maildir sink.
+dev: $(STAMP)
+	$(BIN)/mxgate dev
+
+## Install everything the tests need (apt packages, venv, control plane) and run all checks.
+test: system-deps $(STAMP)
+	$(MAKE) lint
+	$(BIN)/pytest
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway operator tests bench
+	$(BIN)/ruff format --check gateway operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## Quick loop: tests only, no system installs.
+unit: $(STAMP)
+	$(BIN)/pytest -x -q
+
+bench: system-deps $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mxgate-dev .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""Read a config or policy file into a validated snapshot, with field-path errors.
+
+This module reads files and parses YAML/JSON; it must not watch files, swap
+live configuration, or log: callers decide what an error means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mxgate_gateway.config.model import Config, PolicyDocument
+from mxgate_gateway.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_loc(loc: Sequence[int | str]) -> str:
+    """Render a pydantic error location as ``upstreams[0].address``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """Validate already-parsed data; raise ConfigError listing every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("(top level)", "must be a mapping of keys to values")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [(format_loc(err["loc"]), _message(err)) for err in exc.errors(include_url=False)]
+        raise ConfigError(source, errors) from None
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check spelling; see `mxgate check-config --help`)"
+    return msg.removeprefix("Value error, ")
+
+
+def parse_text(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(source, [(where, f"not valid YAML: {problem}")]) from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [("(file)", f"cannot read: {exc}")]) from None
+
+
+def load_config(path: Path, policy_path: Path | None = None) -> Config:
+    """Load the main config file and, if given, merge the operator's policy file."""
+    config = validate(Config, parse_text(read_text(path), str(path)), str(path))
+    if policy_path is not None:
+        config = merge_policy(config, load_policy_document(policy_path))
+    return config
+
+
+def load_policy_document(path: Path) -> PolicyDocument:
+    return validate(PolicyDocument, parse_text(read_text(path), str(path)), str(path))
+
+
+def merge_policy(config: Config, doc: PolicyDocument) -> Config:
+    try:
+        return config.with_policy_document(doc)
+    except ValidationError as exc:
+        errors = [
+            ("policy." + format_loc(err["loc"]), _message(err))
+            for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError("config + policy file", errors) from None

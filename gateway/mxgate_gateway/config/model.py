@@ -1,0 +1,293 @@
+"""The gateway's configuration contract: typed, immutable, validated snapshots.
+
+This module is the contract the operator renders into (it imports only this
+module from the gateway). It parses and validates; it must not read files,
+touch the network, log, or import asyncio/aiosmtpd/aiohttp.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_WILDCARD_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --- scalar types -----------------------------------------------------------
+
+
+def _parse_hostport(value: str) -> str:
+    host, port = split_hostport(value)
+    if host.startswith("[") or ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    """Split ``host:port`` / ``[v6]:port`` into (host, port); raise ValueError if malformed."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string 'host:port'")
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^\s:\[\]]+):(\d{1,5})", value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not 'host:port' (use '[::]:port' for IPv6)")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if m.group(1):
+        ipaddress.IPv6Address(host)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range 0-65535")
+    return host, port
+
+
+HostPort = Annotated[str, AfterValidator(_parse_hostport)]
+
+
+def _parse_domain(value: str) -> str:
+    v = value.strip().lower()
+    if v.endswith("."):
+        raise ValueError(f"{value!r}: write domains without a trailing dot")
+    if len(v) > 253 or not _DOMAIN_RE.fullmatch(v):
+        raise ValueError(f"{value!r} is not a valid domain name")
+    return v
+
+
+def _parse_domain_pattern(value: str) -> str:
+    v = value.strip().lower()
+    if v.endswith("."):
+        raise ValueError(f"{value!r}: write domains without a trailing dot")
+    if len(v) > 253 or not _WILDCARD_RE.fullmatch(v):
+        raise ValueError(f"{value!r} is not a domain or '*.domain' pattern")
+    return v
+
+
+def _parse_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR network ({exc})") from None
+
+
+Domain = Annotated[str, AfterValidator(_parse_domain)]
+DomainPattern = Annotated[str, AfterValidator(_parse_domain_pattern)]
+CIDR = Annotated[str, AfterValidator(_parse_cidr)]
+PathStr = Annotated[Path, PlainSerializer(str, return_type=str)]
+RuleId = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")]
+
+
+# --- enums ------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    """What a policy does to mail that arrives without (enough) TLS."""
+
+    OPPORTUNISTIC = "opportunistic"
+    AUDIT = "audit"
+    REQUIRE = "require"
+
+
+class Refusal(StrEnum):
+    """How a ``require`` refusal is answered: 5xx bounces, 4xx makes the sender retry."""
+
+    PERMANENT = "permanent"
+    TEMPORARY = "temporary"
+
+
+class TLSVersion(StrEnum):
+    TLS1_2 = "1.2"
+    TLS1_3 = "1.3"
+
+
+class Listener(StrEnum):
+    """The role of a listener; RFC 3207 §4 constrains ``public-mx``."""
+
+    PUBLIC_MX = "public-mx"
+    SUBMISSION = "submission"
+    INTERNAL = "internal"
+
+
+class UpstreamTLS(StrEnum):
+    NONE = "none"
+    OPPORTUNISTIC = "opportunistic"
+    REQUIRED = "required"
+
+
+class BareLineEndings(StrEnum):
+    """What to do with a bare CR or LF inside DATA (SMTP smuggling defence)."""
+
+    REJECT = "reject"
+    NORMALIZE = "normalize"
+
+
+# --- sections ---------------------------------------------------------------
+
+
+class ProxyProtocol(_Frozen):
+    """PROXY protocol v1/v2 on the SMTP listener, accepted only from trusted networks."""
+
+    enabled: bool = False
+    trusted_networks: tuple[CIDR, ...] = ()
+    timeout: float = Field(default=5.0, gt=0, le=60)
+
+
+class Listen(_Frozen):
+    smtp: HostPort = "127.0.0.1:2525"
+    http: HostPort = "127.0.0.1:8025"
+    proxy_protocol: ProxyProtocol = ProxyProtocol()
+
+
+class TLS(_Frozen):
+    cert: PathStr
+    key: PathStr
+    min_version: TLSVersion = TLSVersion.TLS1_2
+    handshake_timeout: float = Field(default=30.0, gt=0, le=300)
+
+
+class Upstream(_Frozen):
+    address: HostPort
+    tls: UpstreamTLS = UpstreamTLS.OPPORTUNISTIC
+    ca_file: PathStr | None = None
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    timeout: float = Field(default=60.0, gt=0, le=900)
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> Upstream:
+        if self.ca_file is not None and self.tls is UpstreamTLS.NONE:
+            raise ValueError("ca_file is set but tls is 'none'")
+        return self
+
+
+class Limits(_Frozen):
+    """Protocol limits (RFC 5321 §4.5.3) and timeouts (seconds)."""
+
+    max_message_size: int = Field(default=26_214_400, ge=1024, le=1 << 31)
+    max_recipients: int = Field(default=100, ge=100, le=10_000)
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    max_connections_per_ip: int = Field(default=20, ge=1, le=100_000)
+    greeting_timeout: float = Field(default=30.0, gt=0, le=600)
+    command_timeout: float = Field(default=300.0, gt=0, le=3600)
+    data_timeout: float = Field(default=600.0, gt=0, le=3600)
+    drain_timeout: float = Field(default=25.0, ge=0, le=3600)
+
+
+class SMTPOptions(_Frozen):
+    bare_line_endings: BareLineEndings = BareLineEndings.REJECT
+    banner: str = Field(default="ESMTP mxgate", max_length=200)
+
+
+class Scope(_Frozen):
+    """Where a rule applies. Dimensions are ANDed; entries within one are ORed.
+
+    An empty dimension matches everything.
+    """
+
+    recipient_domains: tuple[DomainPattern, ...] = ()
+    sender_domains: tuple[DomainPattern, ...] = ()
+    client_cidrs: tuple[CIDR, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.recipient_domains or self.sender_domains or self.client_cidrs)
+
+
+class Rule(_Frozen):
+    """One scoped TLS policy rule. ``id`` names it in metrics, logs and the report."""
+
+    id: RuleId
+    mode: Mode
+    min_tls_version: TLSVersion = TLSVersion.TLS1_2
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    refusal: Refusal = Refusal.PERMANENT
+    listener: Listener | None = None
+    scope: Scope
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_not_empty(cls, scope: Scope) -> Scope:
+        if scope.is_empty():
+            raise ValueError(
+                "scope needs at least one of recipient_domains, sender_domains, client_cidrs"
+                " (use policy.mode for the default)"
+            )
+        return scope
+
+
+class Policy(_Frozen):
+    """The default mode plus scoped rules. Rule ids are unique."""
+
+    mode: Mode = Mode.OPPORTUNISTIC
+    min_tls_version: TLSVersion = TLSVersion.TLS1_2
+    refusal: Refusal = Refusal.PERMANENT
+    trace_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    rules: tuple[Rule, ...] = ()
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise ValueError(f"duplicate rule id {rule.id!r}")
+            seen.add(rule.id)
+        return rules
+
+
+class PolicyDocument(_Frozen):
+    """The separate policy file (``--policy FILE``) the operator renders.
+
+    ``rules`` are appended to the main config's rules; ``mode`` (if set)
+    replaces the main config's default mode.
+    """
+
+    version: Literal[1] = 1
+    mode: Mode | None = None
+    rules: tuple[Rule, ...] = ()
+
+
+class LogSettings(_Frozen):
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Frozen):
+    """A whole gateway configuration snapshot."""
+
+    hostname: Domain
+    listener: Listener = Listener.PUBLIC_MX
+    listen: Listen = Listen()
+    domains: tuple[Domain, ...] = Field(min_length=1)
+    tls: TLS | None = None
+    upstreams: tuple[Upstream, ...] = Field(min_length=1)
+    policy: Policy = Policy()
+    limits: Limits = Limits()
+    smtp: SMTPOptions = SMTPOptions()
+    log: LogSettings = LogSettings()
+
+    def with_policy_document(self, doc: PolicyDocument) -> Config:
+        """Merge an operator-rendered policy document into this config (pure)."""
+        rules = self.policy.rules + doc.rules
+        policy = Policy.model_validate(
+            {
+                **self.policy.model_dump(),
+                "mode": doc.mode if doc.mode is not None else self.policy.mode,
+                "rules": [r.model_dump() for r in rules],
+            }
+        )
+        return self.model_copy(update={"policy": policy})

@@ -1,0 +1,1 @@
+"""The loss report: bounded counters, rolling window, exact merge, rendering. Pure."""

@@ -1,0 +1,1 @@
+"""The SMTP protocol edge: aiosmtpd server, the per-verb handler, replies, Received header."""

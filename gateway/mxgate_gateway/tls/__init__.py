@@ -1,0 +1,1 @@
+"""TLS material: server SSL contexts built from the configured certificate, and reload."""

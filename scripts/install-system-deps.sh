@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the real peers the test suite talks to (Postfix, swaks, HAProxy, etcd, openssl).
+# Idempotent: installs only what is missing. Never starts the system's own services.
+set -euo pipefail
+
+need=()
+command -v swaks >/dev/null || need+=(swaks)
+test -x /usr/lib/postfix/sbin/master || need+=(postfix)
+command -v smtp-source >/dev/null || need+=(postfix)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v openssl >/dev/null || need+=(openssl)
+
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-system-deps: need root to install: ${need[*]}" >&2
+    exit 1
+  fi
+  # Postfix must not configure or start a system mail server; tests run private instances.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps package scripts from starting daemons (haproxy, etcd) on install.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "install-system-deps: postfix swaks haproxy etcd openssl present"
