@@ -1,0 +1,111 @@
+"""The policy decision: (policy snapshot, session facts, addresses) → Decision.
+
+MAIL considers rules without a recipient scope (client network, sender domain);
+RCPT considers every rule, so a recipient-scoped rule can override the MAIL
+outcome for its recipients. Pure: no I/O, no logging, no clock, no mutation.
+"""
+
+from __future__ import annotations
+
+from mxgate_gateway.config.model import Mode, Policy, Refusal, Rule, TLSVersion
+from mxgate_gateway.policy.decisions import (
+    DEFAULT_RULE_ID,
+    Action,
+    Decision,
+    Shortfall,
+    Stage,
+    refusal_reply,
+)
+from mxgate_gateway.policy.facts import SessionFacts, normalize_domain
+from mxgate_gateway.policy.match import winning_rule
+
+
+def shortfall(facts: SessionFacts, minimum: TLSVersion) -> Shortfall:
+    """Whether, and how, the session misses the required TLS version."""
+    if facts.is_plaintext:
+        return Shortfall.PLAINTEXT
+    if not facts.meets(minimum):
+        return Shortfall.WEAK_TLS
+    return Shortfall.NONE
+
+
+def _apply(
+    *,
+    rule_id: str,
+    mode: Mode,
+    minimum: TLSVersion,
+    refusal: Refusal,
+    facts: SessionFacts,
+    stage: Stage,
+    carried: bool,
+) -> Decision:
+    short = shortfall(facts, minimum)
+    if short is Shortfall.NONE or mode is Mode.OPPORTUNISTIC:
+        action, reply = Action.ACCEPT, None
+    elif mode is Mode.AUDIT:
+        action, reply = Action.WOULD_REFUSE, None
+    else:
+        action, reply = Action.REFUSE, refusal_reply(short, refusal, minimum)
+    return Decision(
+        action=action,
+        rule_id=rule_id,
+        mode=mode,
+        reply=reply,
+        stage=stage,
+        carried=carried,
+        shortfall=short,
+    )
+
+
+def _decide(
+    policy: Policy,
+    facts: SessionFacts,
+    sender_domain: str | None,
+    recipient_domain: str | None,
+    stage: Stage,
+) -> Decision:
+    rule: Rule | None = winning_rule(
+        policy.rules,
+        listener=facts.listener,
+        client_ip=facts.client_address,
+        sender_domain=normalize_domain(sender_domain),
+        recipient_domain=recipient_domain,
+    )
+    carried = stage is Stage.RCPT and (rule is None or not rule.scope.recipient_domains)
+    if rule is None:
+        return _apply(
+            rule_id=DEFAULT_RULE_ID,
+            mode=policy.mode,
+            minimum=policy.min_tls_version,
+            refusal=policy.refusal,
+            facts=facts,
+            stage=stage,
+            carried=carried,
+        )
+    return _apply(
+        rule_id=rule.id,
+        mode=rule.mode,
+        minimum=rule.min_tls_version,
+        refusal=rule.refusal,
+        facts=facts,
+        stage=stage,
+        carried=carried,
+    )
+
+
+def decide_mail(policy: Policy, facts: SessionFacts, sender_domain: str | None) -> Decision:
+    """Decide at MAIL FROM. ``sender_domain`` is None for the null sender ``<>``."""
+    return _decide(policy, facts, sender_domain, None, Stage.MAIL)
+
+
+def decide_rcpt(
+    policy: Policy, facts: SessionFacts, sender_domain: str | None, recipient_domain: str
+) -> Decision:
+    """Decide at RCPT TO for one recipient.
+
+    When no recipient-scoped rule wins, the result equals the MAIL decision and
+    is marked ``carried``.
+    """
+    rcpt = normalize_domain(recipient_domain)
+    # An empty recipient domain cannot match a recipient scope; "" stands in for it.
+    return _decide(policy, facts, sender_domain, rcpt if rcpt is not None else "", Stage.RCPT)
