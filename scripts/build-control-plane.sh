@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Build (or reuse) the pinned Kubernetes tools the test suite runs against, from Go modules:
+#   helm            helm.sh/helm/v3/cmd/helm           (pinned below)
+#   kube-apiserver  k8s.io/kubernetes/cmd/kube-apiserver via the wrapper module tools/k8s/kube-apiserver
+# Binaries are cached outside the repo in ~/.cache/mxgate/bin/<tool>-<version>, keyed by version.
+# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|all]   (default: all)
+# Prints one line per tool: "<tool> <version> <built|cached> <path>". Exit 3: no Go toolchain.
+# etcd comes from Debian's etcd-server package and kubectl from the machine (not built here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+HELM_VERSION=v3.20.2
+# Keep in sync with tools/k8s/kube-apiserver/go.mod (require + staging replaces at v0.35.4).
+KUBE_VERSION=v1.35.4
+
+CACHE=${MXGATE_CACHE:-$HOME/.cache/mxgate}
+BIN=$CACHE/bin
+mkdir -p "$BIN"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "build-control-plane: no Go toolchain on PATH; cannot build helm/kube-apiserver" >&2
+  exit 3
+fi
+
+# Go >= 1.27 turns on encoding/json/v2, which breaks the apiserver's OpenAPI endpoints.
+go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+if [[ $go_minor =~ ^[0-9]+$ ]] && ((go_minor >= 27)); then
+  export GOEXPERIMENT=${GOEXPERIMENT:+$GOEXPERIMENT,}nojsonv2
+fi
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+# Two shared cores: keep parallel compiles modest unless the caller says otherwise.
+GO_P=${MXGATE_GO_P:-2}
+
+# One build at a time per tool, even across parallel callers (flock on a per-tool lock file).
+locked_build() { # tool version builder-fn
+  local tool=$1 version=$2 fn=$3 out=$BIN/$1-$2
+  exec {fd}>"$BIN/.$tool.lock"
+  flock "$fd"
+  if [[ -x $out ]]; then
+    echo "$tool $version cached $out"
+  else
+    local tmp
+    tmp=$(mktemp -d "$BIN/.build-$tool.XXXXXX")
+    "$fn" "$tmp/$tool"
+    mv "$tmp/$tool" "$out"
+    rmdir "$tmp"
+    echo "$tool $version built $out"
+  fi
+  exec {fd}>&-
+}
+
+build_helm() {
+  # `go install pkg@version` resolves helm's own go.mod and go.sum (checked against the sumdb).
+  local dest=$1 gobin
+  gobin=$(dirname "$dest")
+  GOBIN=$gobin go install -p "$GO_P" -trimpath -ldflags "-s -w \
+    -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+build_kube_apiserver() {
+  local dest=$1
+  (cd "$ROOT/tools/k8s/kube-apiserver" &&
+    go build -p "$GO_P" -trimpath -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)" \
+      -o "$dest" k8s.io/kubernetes/cmd/kube-apiserver)
+}
+
+what=${1:-all}
+case $what in
+  helm) locked_build helm "$HELM_VERSION" build_helm ;;
+  kube-apiserver) locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver ;;
+  all)
+    locked_build helm "$HELM_VERSION" build_helm
+    locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver
+    ;;
+  *)
+    echo "usage: $0 [helm|kube-apiserver|all]" >&2
+    exit 2
+    ;;
+esac
