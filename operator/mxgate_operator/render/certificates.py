@@ -1,0 +1,145 @@
+"""Plan and render the cert-manager Certificates: one per listener host set.
+
+A gateway listener serves one certificate, so the Certificate and its Secret are
+named by listener (``<prefix>-<listener>`` / ``<prefix>-<listener>-tls``) and the
+chart can mount the Secret up front. Pure: builds manifests, never applies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mxgate_operator.render.gateway_config import PolicyInput
+from mxgate_operator.spec import CertificateSpec
+
+POLICY_API_VERSION = "mxgate.io/v1alpha1"
+POLICY_KIND = "TLSPolicy"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "mxgate-operator"}
+LISTENER_LABEL = "mxgate.io/listener"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A TLSPolicy that owns a rendered object (ownerReferences entry)."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class CertificatePlan:
+    """One Certificate to apply: its names, its spec, and the policies that own it."""
+
+    listener: str
+    name: str
+    secret_name: str
+    spec: CertificateSpec
+    owners: tuple[Owner, ...]
+
+
+def certificate_name(prefix: str, listener: str) -> str:
+    return f"{prefix}-{listener}"
+
+
+def secret_name(prefix: str, listener: str) -> str:
+    return f"{prefix}-{listener}-tls"
+
+
+def plan_certificates(prefix: str, accepted: Sequence[PolicyInput]) -> tuple[CertificatePlan, ...]:
+    """Group accepted policies that ask for a certificate by listener (specs already agree)."""
+    by_listener: dict[str, tuple[CertificateSpec, list[Owner]]] = {}
+    for policy in accepted:
+        spec = policy.parsed.spec
+        if spec is None or spec.certificate is None:
+            continue
+        entry = by_listener.setdefault(spec.listener.value, (spec.certificate, []))
+        entry[1].append(Owner(policy.name, policy.uid))
+    return tuple(
+        CertificatePlan(
+            listener=listener,
+            name=certificate_name(prefix, listener),
+            secret_name=secret_name(prefix, listener),
+            spec=cert,
+            owners=tuple(sorted(owners, key=lambda o: o.name)),
+        )
+        for listener, (cert, owners) in sorted(by_listener.items())
+    )
+
+
+def owner_references(owners: Sequence[Owner]) -> list[dict[str, Any]]:
+    """ownerReferences to TLSPolicies: garbage-collected when every owner is gone."""
+    return [
+        {
+            "apiVersion": POLICY_API_VERSION,
+            "kind": POLICY_KIND,
+            "name": o.name,
+            "uid": o.uid,
+            "controller": False,
+            "blockOwnerDeletion": False,
+        }
+        for o in owners
+    ]
+
+
+def certificate_manifest(plan: CertificatePlan, namespace: str) -> dict[str, Any]:
+    """The cert-manager.io/v1 Certificate for one plan, ready for server-side apply."""
+    cert = plan.spec
+    key: dict[str, Any] = {"algorithm": cert.private_key.algorithm, "rotationPolicy": "Always"}
+    if cert.private_key.size is not None:
+        key["size"] = cert.private_key.size
+    spec: dict[str, Any] = {
+        "secretName": plan.secret_name,
+        "dnsNames": sorted(cert.dns_names),
+        "issuerRef": {
+            "name": cert.issuer_ref.name,
+            "kind": cert.issuer_ref.kind,
+            "group": cert.issuer_ref.group,
+        },
+        "privateKey": key,
+        "secretTemplate": {"labels": {**MANAGED_BY, LISTENER_LABEL: plan.listener}},
+    }
+    if cert.duration is not None:
+        spec["duration"] = cert.duration
+    if cert.renew_before is not None:
+        spec["renewBefore"] = cert.renew_before
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {
+            "name": plan.name,
+            "namespace": namespace,
+            "labels": {**MANAGED_BY, LISTENER_LABEL: plan.listener},
+            "ownerReferences": owner_references(plan.owners),
+        },
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class CertificateState:
+    """What a Certificate's status says: Ready (True/False/None=unknown) and notAfter."""
+
+    ready: bool | None
+    reason: str
+    message: str
+    not_after: str | None
+
+
+def certificate_state(obj: Mapping[str, Any] | None) -> CertificateState:
+    """Read a Certificate object (or its absence) into a CertificateState."""
+    if obj is None:
+        return CertificateState(None, "Pending", "the Certificate does not exist yet", None)
+    status = obj.get("status") or {}
+    not_after = status.get("notAfter")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            value = {"True": True, "False": False}.get(str(cond.get("status")))
+            return CertificateState(
+                value,
+                str(cond.get("reason") or "Unknown"),
+                str(cond.get("message") or ""),
+                not_after,
+            )
+    return CertificateState(None, "Pending", "cert-manager has not reported yet", not_after)

@@ -1,0 +1,163 @@
+"""Render every TLSPolicy of a namespace into one canonical gateway policy document.
+
+prometheus-operator's pattern: validate each policy, skip the invalid and the
+conflicting with a reason, sort so identical inputs give identical bytes, hash the
+bytes. Pure: no I/O, no logging, no Kubernetes client; the output is a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from mxgate_gateway.config.model import PolicyDocument, Rule
+from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
+
+
+class Reason(StrEnum):
+    """Why a policy is (not) part of the rendered document; used as condition reasons."""
+
+    ACCEPTED = "Accepted"
+    INVALID = "InvalidSpec"
+    CONFLICT = "Conflict"
+    CERTIFICATE_CONFLICT = "CertificateConflict"
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    """One TLSPolicy as the renderer sees it: identity plus the parse outcome."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    parsed: Parsed
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether one policy made it into the document, and why (not)."""
+
+    rule_id: str
+    reason: Reason
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is Reason.ACCEPTED
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """The rendered document, its canonical bytes and hash, and one admission per policy."""
+
+    document: PolicyDocument
+    text: str
+    config_hash: str
+    admissions: tuple[Admission, ...]
+    accepted: tuple[PolicyInput, ...]
+
+    def admission(self, rule_id: str) -> Admission:
+        return next(a for a in self.admissions if a.rule_id == rule_id)
+
+
+def to_rule(rule_id: str, spec: TLSPolicySpec) -> Rule:
+    """The gateway rule for one parsed spec (scope lists sorted for deterministic bytes)."""
+    return Rule.model_validate(
+        {
+            "id": rule_id,
+            "mode": spec.mode,
+            "min_tls_version": spec.min_tls_version,
+            "priority": spec.priority,
+            "refusal": spec.refusal,
+            "listener": spec.listener,
+            "scope": {
+                "recipient_domains": sorted(spec.scope.recipient_domains),
+                "sender_domains": sorted(spec.scope.sender_domains),
+                "client_cidrs": sorted(spec.scope.client_cidrs),
+            },
+        }
+    )
+
+
+def canonical_json(data: object) -> str:
+    """Sorted keys, no insignificant whitespace, one trailing newline: stable bytes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def sha256_hex(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _conflict_key(rule: Rule) -> tuple[object, ...]:
+    s = rule.scope
+    return (rule.listener, rule.priority, s.recipient_domains, s.sender_domains, s.client_cidrs)
+
+
+def _verdict(rule: Rule) -> tuple[str, str, str]:
+    return (rule.mode.value, rule.min_tls_version.value, rule.refusal.value)
+
+
+def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
+    """All policies of a namespace → one document; invalid or conflicting ones are skipped.
+
+    Policies are visited in rule-id order and the first one wins a conflict, so the
+    result does not depend on the order the API server listed them in.
+    """
+    admissions: list[Admission] = []
+    rules: list[Rule] = []
+    accepted: list[PolicyInput] = []
+    seen_scope: dict[tuple[object, ...], Rule] = {}
+    listener_cert: dict[str, tuple[str, CertificateSpec]] = {}
+    for policy in sorted(policies, key=lambda p: p.rule_id):
+        rid = policy.rule_id
+        spec = policy.parsed.spec
+        if spec is None:
+            text = "; ".join(f"{i.path}: {i.message}" for i in policy.parsed.issues)
+            admissions.append(Admission(rid, Reason.INVALID, text or "invalid spec"))
+            continue
+        try:
+            rule = to_rule(rid, spec)
+        except ValidationError as exc:
+            admissions.append(Admission(rid, Reason.INVALID, str(exc.errors()[0]["msg"])))
+            continue
+        other = seen_scope.get(_conflict_key(rule))
+        if other is not None and _verdict(other) != _verdict(rule):
+            admissions.append(
+                Admission(
+                    rid,
+                    Reason.CONFLICT,
+                    f"same listener, scope and priority as {other.id} but a different"
+                    " mode/minTLSVersion/refusal; give one of them another priority",
+                )
+            )
+            continue
+        if spec.certificate is not None:
+            owner = listener_cert.get(spec.listener.value)
+            if owner is not None and owner[1] != spec.certificate:
+                admissions.append(
+                    Admission(
+                        rid,
+                        Reason.CERTIFICATE_CONFLICT,
+                        f"listener {spec.listener.value} already has a different certificate"
+                        f" from {owner[0]}; policies on one listener must agree on it",
+                    )
+                )
+                continue
+            listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
+        seen_scope.setdefault(_conflict_key(rule), rule)
+        rules.append(rule)
+        accepted.append(policy)
+        admissions.append(Admission(rid, Reason.ACCEPTED, "rendered into the gateway policy"))
+    document = PolicyDocument(version=1, rules=tuple(rules))
+    text = canonical_json(document.model_dump(mode="json", exclude_none=True))
+    return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))

@@ -1,0 +1,200 @@
+"""Compute a TLSPolicy's status (conditions, certificate, observed effect) and its events.
+
+Conditions have the metav1.Condition shape; lastTransitionTime moves only when a
+condition's status changes, and Warning events are produced only on transitions,
+so re-running with the same inputs changes nothing. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mxgate_gateway.config.model import Listener, Mode
+from mxgate_operator.render.certificates import CertificatePlan, CertificateState
+from mxgate_operator.render.gateway_config import Admission
+from mxgate_operator.spec import TLSPolicySpec
+
+RFC3207_MESSAGE = (
+    "mode require on listener public-mx: a publicly referenced MX must not require STARTTLS"
+    " (RFC 3207 §4); senders without TLS cannot deliver. Measure the cost with mode audit first"
+    " (see `mxgate report`), and prefer MTA-STS for senders that support it."
+)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A policy's observed effect, summed over the gateway reports read."""
+
+    gateways: int
+    matched: int
+    plaintext: int
+    refused: int
+    would_refuse: int
+    updated_at: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes event to post on the policy."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    status: dict[str, Any]
+    events: tuple[Event, ...]
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+def observed_status(effect: Effect) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "gateways": effect.gateways,
+        "matched": effect.matched,
+        "plaintext": effect.plaintext,
+        "refused": effect.refused,
+        "wouldRefuse": effect.would_refuse,
+        "plaintextPercent": _percent(effect.plaintext, effect.matched),
+        "wouldRefusePercent": _percent(effect.refused + effect.would_refuse, effect.matched),
+        "updatedAt": effect.updated_at,
+    }
+    if effect.message:
+        out["message"] = effect.message[:1024]
+    return out
+
+
+def _certificate_condition(
+    admission: Admission, plan: CertificatePlan | None, state: CertificateState | None
+) -> tuple[str, str, str]:
+    if not admission.accepted:
+        return "Unknown", "NotAccepted", "the policy is not accepted"
+    if plan is None:
+        return "True", "NotRequested", "no spec.certificate; the gateway's own TLS material serves"
+    if state is None or state.ready is None:
+        reason = state.reason if state else "Pending"
+        return "Unknown", reason or "Pending", (state.message if state else "") or "pending"
+    status = "True" if state.ready else "False"
+    return status, state.reason or "Unknown", state.message or f"Certificate {plan.name}"
+
+
+def policy_status(
+    *,
+    generation: int,
+    rule_id: str,
+    admission: Admission,
+    spec: TLSPolicySpec | None,
+    config_hash: str,
+    plan: CertificatePlan | None,
+    cert_state: CertificateState | None,
+    effect: Effect | None,
+    previous: Mapping[str, Any],
+    now: str,
+) -> StatusResult:
+    """The whole status for one policy, given what the reconciler observed.
+
+    ``effect=None`` keeps the previous observed effect (no fresh report this round).
+    """
+    accepted = (
+        ("True", "Accepted", admission.message)
+        if admission.accepted
+        else ("False", admission.reason.value, admission.message)
+    )
+    cert = _certificate_condition(admission, plan, cert_state)
+    if spec is None:
+        compliant = ("Unknown", "NotAccepted", "the spec is invalid")
+    elif spec.mode is Mode.REQUIRE and spec.listener is Listener.PUBLIC_MX:
+        compliant = ("False", "RequireOnPublicMX", RFC3207_MESSAGE)
+    else:
+        compliant = ("True", "Compliant", "no standard is violated by this policy")
+    if accepted[0] != "True":
+        ready = ("False", "NotAccepted", admission.message)
+    elif cert[0] != "True":
+        ready = ("False", "CertificateNotReady", cert[2])
+    else:
+        ready = ("True", "Ready", "rendered into the gateway policy")
+    wanted = {
+        "Accepted": accepted,
+        "CertificateReady": cert,
+        "StandardsCompliant": compliant,
+        "Ready": ready,
+    }
+    old = {c.get("type"): c for c in previous.get("conditions") or []}
+    conditions = []
+    events: list[Event] = []
+    for ctype, (status, reason, message) in wanted.items():
+        prior = old.get(ctype) or {}
+        changed = prior.get("status") != status
+        conditions.append(
+            {
+                "type": ctype,
+                "status": status,
+                "reason": reason,
+                "message": message[:32768],
+                "observedGeneration": generation,
+                "lastTransitionTime": now if changed else prior.get("lastTransitionTime", now),
+            }
+        )
+        bad = status == "False" and ctype in ("Accepted", "StandardsCompliant")
+        if bad and (changed or prior.get("reason") != reason):
+            events.append(Event("Warning", reason, message[:1024]))
+    status_out: dict[str, Any] = {
+        "observedGeneration": generation,
+        "ruleId": rule_id,
+        "conditions": conditions,
+    }
+    if admission.accepted:
+        status_out["configHash"] = config_hash
+    if plan is not None:
+        certificate: dict[str, Any] = {"name": plan.name, "secretName": plan.secret_name}
+        if cert_state is not None and cert_state.not_after:
+            certificate["notAfter"] = cert_state.not_after
+        status_out["certificate"] = certificate
+    if effect is not None:
+        status_out["observed"] = observed_status(effect)
+    elif previous.get("observed"):
+        status_out["observed"] = previous["observed"]
+    return StatusResult(status_out, tuple(events))
+
+
+def effects_from_reports(
+    reports: Sequence[Mapping[str, Any]], rule_ids: Sequence[str], now: str, message: str = ""
+) -> dict[str, Effect]:
+    """Sum each rule's counters over several gateway ``/report`` documents."""
+    out: dict[str, Effect] = {}
+    for rid in rule_ids:
+        sums = [0, 0, 0, 0]
+        for report in reports:
+            counts = rule_counts(report, rid)
+            sums = [a + b for a, b in zip(sums, counts, strict=True)]
+        out[rid] = Effect(len(reports), sums[0], sums[1], sums[2], sums[3], now, message)
+    return out
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def rule_counts(report: Mapping[str, Any], rule_id: str) -> tuple[int, int, int, int]:
+    """(matched, plaintext, refused, would_refuse) for one rule in one report; 0 if absent."""
+    rules = report.get("rules") or {}
+    entry: object = None
+    if isinstance(rules, Mapping):
+        entry = rules.get(rule_id)
+    elif isinstance(rules, list):
+        entry = next((r for r in rules if isinstance(r, Mapping) and r.get("id") == rule_id), None)
+    if not isinstance(entry, Mapping):
+        return (0, 0, 0, 0)
+    return (
+        _int(entry.get("matched", entry.get("messages"))),
+        _int(entry.get("plaintext")),
+        _int(entry.get("refused")),
+        _int(entry.get("would_refuse")),
+    )

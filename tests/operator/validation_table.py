@@ -1,0 +1,217 @@
+"""ONE table of good and bad TLSPolicies: the Python validator and the API server must agree.
+
+Each bad case makes exactly one mistake and names the field path and a message
+fragment that both the server's error and `mxgate_operator.spec` must contain.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+CERT = {
+    "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"},
+    "dnsNames": ["mx1.example.com"],
+}
+BASE: dict[str, Any] = {"mode": "audit", "scope": {"senderDomains": ["bank.example"]}}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    spec: Any
+    path: str | None = None  # None: the policy is valid
+    fragment: str = ""
+    name: str = "t"
+
+    def manifest(self, name: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "mxgate.io/v1alpha1",
+            "kind": "TLSPolicy",
+            "metadata": {"name": name or self.name},
+        }
+        if self.spec is not None:
+            body["spec"] = copy.deepcopy(self.spec)
+        return body
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        out[key] = value
+    return out
+
+
+GOOD = [
+    Case("minimal-audit", spec()),
+    Case(
+        "opportunistic-cidrs",
+        spec(mode="opportunistic", scope={"clientCIDRs": ["10.0.0.0/8", "2001:db8::/32"]}),
+    ),
+    Case("require-with-cert", spec(mode="require", listener="internal", certificate=CERT)),
+    Case("wildcard-recipient", spec(scope={"recipientDomains": ["*.example.org", "example.org"]})),
+    Case(
+        "full-cert",
+        spec(
+            mode="require",
+            certificate={
+                **CERT,
+                "privateKey": {"algorithm": "RSA", "size": 3072},
+                "duration": "2160h",
+                "renewBefore": "360h",
+            },
+        ),
+    ),
+    Case("ed25519", spec(certificate={**CERT, "privateKey": {"algorithm": "Ed25519"}})),
+    Case("priority-bounds", spec(priority=-1000000, minTLSVersion="1.3", refusal="temporary")),
+    Case(
+        "mta-sts-room", spec(mtaSts={"mode": "testing"}, tlsRpt={"rua": ["mailto:x@example.com"]})
+    ),
+    Case("name-63", spec(), name="a" * 63),
+]
+
+BAD = [
+    Case("no-spec", None, "spec", "Required value"),
+    Case("mode-missing", {"scope": {"senderDomains": ["a.test"]}}, "spec.mode", "Required value"),
+    Case("mode-unknown", spec(mode="sometimes"), "spec.mode", 'Unsupported value: "sometimes"'),
+    Case("listener-unknown", spec(listener="smtp"), "spec.listener", "Unsupported value"),
+    Case("tls-1.1", spec(minTLSVersion="1.1"), "spec.minTLSVersion", "Unsupported value"),
+    Case("refusal-unknown", spec(refusal="soft"), "spec.refusal", "Unsupported value"),
+    Case(
+        "priority-too-high",
+        spec(priority=1000001),
+        "spec.priority",
+        "less than or equal to 1000000",
+    ),
+    Case("priority-string", spec(priority="high"), "spec.priority", "must be of type integer"),
+    Case("scope-missing", {"mode": "audit"}, "spec.scope", "Required value"),
+    Case("scope-empty", spec(scope={}), "spec.scope", "scope needs at least one of"),
+    Case(
+        "scope-empty-lists",
+        spec(scope={"senderDomains": [], "clientCIDRs": []}),
+        "spec.scope",
+        "scope needs at least one of",
+    ),
+    Case(
+        "cidr-bad",
+        spec(scope={"clientCIDRs": ["10.0.0.300/8"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(
+        "cidr-host-bits",
+        spec(scope={"clientCIDRs": ["10.0.0.1/8"]}),
+        "spec.scope.clientCIDRs[0]",
+        "no host bits set",
+    ),
+    Case(
+        "cidr-too-long",
+        spec(scope={"clientCIDRs": ["1" * 44]}),
+        "spec.scope.clientCIDRs[0]",
+        "Too long",
+    ),
+    Case(
+        "domain-uppercase",
+        spec(scope={"senderDomains": ["Bank.Example"]}),
+        "spec.scope.senderDomains[0]",
+        "should match",
+    ),
+    Case(
+        "domain-trailing-dot",
+        spec(scope={"recipientDomains": ["example.org."]}),
+        "spec.scope.recipientDomains[0]",
+        "should match",
+    ),
+    Case(
+        "domain-duplicate",
+        spec(scope={"senderDomains": ["a.test", "a.test"]}),
+        "spec.scope.senderDomains[1]",
+        "Duplicate value",
+    ),
+    Case(
+        "too-many-domains",
+        spec(scope={"senderDomains": [f"d{i}.test" for i in range(65)]}),
+        "spec.scope.senderDomains",
+        "must have at most 64 items",
+    ),
+    Case(
+        "require-without-cert",
+        spec(mode="require"),
+        "spec",
+        "mode 'require' needs spec.certificate",
+    ),
+    Case(
+        "cert-no-dns",
+        spec(certificate={"issuerRef": {"name": "x"}}),
+        "spec.certificate.dnsNames",
+        "Required value",
+    ),
+    Case(
+        "cert-empty-dns",
+        spec(certificate={**CERT, "dnsNames": []}),
+        "spec.certificate.dnsNames",
+        "should have at least 1 items",
+    ),
+    Case(
+        "cert-issuer-kind",
+        spec(certificate={**CERT, "issuerRef": {"name": "x", "kind": "Vault"}}),
+        "spec.certificate.issuerRef.kind",
+        "Unsupported value",
+    ),
+    Case(
+        "cert-wildcard-host",
+        spec(certificate={**CERT, "dnsNames": ["*.example.com"]}),
+        "spec.certificate.dnsNames[0]",
+        "should match",
+    ),
+    Case(
+        "cert-duration-format",
+        spec(certificate={**CERT, "duration": "90d"}),
+        "spec.certificate.duration",
+        "should match",
+    ),
+    Case(
+        "cert-duration-short",
+        spec(certificate={**CERT, "duration": "30m"}),
+        "spec.certificate",
+        "duration must be at least 1h",
+    ),
+    Case(
+        "cert-renew-short",
+        spec(certificate={**CERT, "renewBefore": "1m"}),
+        "spec.certificate",
+        "renewBefore must be at least 5m",
+    ),
+    Case(
+        "cert-renew-too-long",
+        spec(certificate={**CERT, "duration": "24h", "renewBefore": "24h"}),
+        "spec.certificate",
+        "renewBefore must be shorter than duration",
+    ),
+    Case(
+        "cert-renew-vs-default",
+        spec(certificate={**CERT, "renewBefore": "2200h"}),
+        "spec.certificate",
+        "renewBefore must be shorter than duration",
+    ),
+    Case(
+        "rsa-size",
+        spec(certificate={**CERT, "privateKey": {"algorithm": "RSA", "size": 1024}}),
+        "spec.certificate.privateKey",
+        "RSA key size",
+    ),
+    Case(
+        "ecdsa-size",
+        spec(certificate={**CERT, "privateKey": {"algorithm": "ECDSA", "size": 2048}}),
+        "spec.certificate.privateKey",
+        "ECDSA key size",
+    ),
+    Case(
+        "ed25519-size",
+        spec(certificate={**CERT, "privateKey": {"algorithm": "Ed25519", "size": 256}}),
+        "spec.certificate.privateKey",
+        "Ed25519 keys have no size",
+    ),
+    Case("name-64", spec(), "(root)", "metadata.name must be at most 63 characters", name="a" * 64),
+]
