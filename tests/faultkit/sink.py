@@ -1,0 +1,71 @@
+"""A recording upstream MTA: a real SMTP server (aiosmtpd) in its own process.
+
+Each message is written to ``<dir>/<n>.eml`` (tmp + rename) *before* the 250 is
+sent, so "the upstream has it" means "a file exists". ``--delay`` makes it slow
+(sleeps before answering the final dot). Run as a script; prints its port, then serves.
+It is a stand-in for the internal MTA that can be SIGKILLed and restarted in tests;
+tests that need Postfix's own behaviour use Postfix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+
+class Recorder:
+    def __init__(self, directory: Path, delay: float) -> None:
+        self.directory = directory
+        self.delay = delay
+        self.seq = itertools.count()
+        self.pid = os.getpid()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        name = f"{self.pid}-{next(self.seq):07d}.eml"
+        tmp = self.directory / f".{name}.tmp"
+        tmp.write_bytes(envelope.original_content)
+        tmp.rename(self.directory / name)
+        return "250 2.0.0 Ok: stored"
+
+
+async def serve(port: int, directory: Path, delay: float) -> None:
+    loop = asyncio.get_running_loop()
+    handler = Recorder(directory, delay)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="upstream.test", ident="recorder", timeout=60),
+        sock=sock,
+        backlog=256,
+    )
+    print(sock.getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(serve(args.port, args.dir, args.delay))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
