@@ -37,6 +37,7 @@ class PolicyInput:
     uid: str
     generation: int
     parsed: Parsed
+    created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
 
     @property
     def rule_id(self) -> str:
@@ -110,15 +111,16 @@ def _verdict(rule: Rule) -> tuple[str, str, str]:
 def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
     """All policies of a namespace → one document; invalid or conflicting ones are skipped.
 
-    Policies are visited in rule-id order and the first one wins a conflict, so the
-    result does not depend on the order the API server listed them in.
+    Conflicts go to the oldest policy (creationTimestamp, then rule id, as in the
+    Gateway API), so a new policy cannot unseat a running one; output is sorted by
+    rule id, so the bytes do not depend on the order the API server listed them in.
     """
     admissions: list[Admission] = []
     rules: list[Rule] = []
     accepted: list[PolicyInput] = []
     seen_scope: dict[tuple[object, ...], Rule] = {}
     listener_cert: dict[str, tuple[str, CertificateSpec]] = {}
-    for policy in sorted(policies, key=lambda p: p.rule_id):
+    for policy in sorted(policies, key=lambda p: (p.created, p.rule_id)):
         rid = policy.rule_id
         spec = policy.parsed.spec
         if spec is None:
@@ -158,6 +160,9 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
         rules.append(rule)
         accepted.append(policy)
         admissions.append(Admission(rid, Reason.ACCEPTED, "rendered into the gateway policy"))
+    rules.sort(key=lambda r: r.id)
+    admissions.sort(key=lambda a: a.rule_id)
+    accepted.sort(key=lambda p: p.rule_id)
     document = PolicyDocument(version=1, rules=tuple(rules))
     text = canonical_json(document.model_dump(mode="json", exclude_none=True))
     return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))

@@ -1,0 +1,232 @@
+"""Rendering: policies → one canonical gateway policy file, ConfigMap and Certificates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from validation_table import BAD, CERT, GOOD
+
+from mxgate_gateway.config.loader import load_policy_document, parse_text, validate
+from mxgate_gateway.config.model import PolicyDocument
+from mxgate_operator.render.certificates import (
+    Owner,
+    certificate_manifest,
+    certificate_state,
+    plan_certificates,
+)
+from mxgate_operator.render.configmap import configmap_manifest, needs_apply
+from mxgate_operator.render.gateway_config import PolicyInput, Reason, render_policies
+from mxgate_operator.spec import parse_policy
+
+
+def policy(name: str, spec: Any, created: str = "2026-01-01T00:00:00Z") -> PolicyInput:
+    return PolicyInput("mail", name, f"uid-{name}", 1, parse_policy(name, spec), created)
+
+
+MIXED = [
+    policy(
+        "partners",
+        {
+            "mode": "require",
+            "listener": "public-mx",
+            "priority": 100,
+            "scope": {"senderDomains": ["bank.example", "a.bank.example"]},
+            "certificate": CERT,
+        },
+    ),
+    policy(
+        "audit-all-inbound", {"mode": "audit", "scope": {"recipientDomains": ["*.example.org"]}}
+    ),
+    policy(
+        "internal-nets",
+        {
+            "mode": "require",
+            "listener": "internal",
+            "scope": {"clientCIDRs": ["10.0.0.0/8", "192.168.0.0/16"]},
+            "certificate": {**CERT, "dnsNames": ["relay.internal.example"]},
+        },
+    ),
+    policy("broken", {"mode": "audit", "scope": {"clientCIDRs": ["10.0.0.1/8"]}}),
+    policy(
+        "partners-twin",
+        {
+            "mode": "audit",
+            "listener": "public-mx",
+            "priority": 100,
+            "scope": {"senderDomains": ["a.bank.example", "bank.example"]},
+        },
+    ),
+    policy(
+        "other-cert",
+        {
+            "mode": "require",
+            "listener": "public-mx",
+            "priority": 5,
+            "scope": {"senderDomains": ["x.example"]},
+            "certificate": {**CERT, "dnsNames": ["mx9.example.com"]},
+        },
+        created="2026-02-01T00:00:00Z",
+    ),
+]
+
+
+def test_rendered_document_matches_golden(golden: Any) -> None:
+    """The mixed example renders to exactly the golden bytes."""
+    result = render_policies(MIXED)
+    golden("policy-mixed.json", result.text)
+
+
+def test_render_is_independent_of_input_order() -> None:
+    """Any order of the same policies gives identical bytes, hash and admissions."""
+    a = render_policies(MIXED)
+    b = render_policies(list(reversed(MIXED)))
+    assert (a.text, a.config_hash, a.admissions) == (b.text, b.config_hash, b.admissions)
+
+
+def test_the_older_policy_wins_a_conflict() -> None:
+    """A newer policy cannot unseat a running one, whatever the names."""
+    old = policy(
+        "zz-old",
+        {"mode": "audit", "scope": {"senderDomains": ["a.test"]}},
+        created="2026-01-01T00:00:00Z",
+    )
+    new = policy(
+        "aa-new",
+        {"mode": "opportunistic", "scope": {"senderDomains": ["a.test"]}},
+        created="2026-03-01T00:00:00Z",
+    )
+    result = render_policies([new, old])
+    assert result.admission("mail/zz-old").accepted
+    assert result.admission("mail/aa-new").reason is Reason.CONFLICT
+    assert "mail/zz-old" in result.admission("mail/aa-new").message
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("partners", Reason.ACCEPTED),
+        ("audit-all-inbound", Reason.ACCEPTED),
+        ("internal-nets", Reason.ACCEPTED),
+        ("broken", Reason.INVALID),
+        ("partners-twin", Reason.CONFLICT),
+        ("other-cert", Reason.CERTIFICATE_CONFLICT),
+    ],
+)
+def test_each_policy_is_admitted_or_skipped_with_a_reason(name: str, reason: Reason) -> None:
+    """Invalid and conflicting policies are skipped with a reason; the rest still render."""
+    result = render_policies(MIXED)
+    admission = result.admission(f"mail/{name}")
+    assert admission.reason is reason
+    assert admission.message
+    ids = [r.id for r in result.document.rules]
+    assert (f"mail/{name}" in ids) is (reason is Reason.ACCEPTED)
+
+
+def test_invalid_message_names_the_field_path() -> None:
+    """An invalid policy's message carries the field path of its mistake."""
+    msg = render_policies(MIXED).admission("mail/broken").message
+    assert "spec.scope.clientCIDRs[0]" in msg
+
+
+def test_rendered_text_loads_in_the_gateway(tmp_path: Path) -> None:
+    """Contract: the rendered file loads through the gateway's own loader."""
+    path = tmp_path / "policy.json"
+    result = render_policies(MIXED + [policy(c.id, c.spec) for c in GOOD + BAD if c.name == "t"])
+    path.write_text(result.text)
+    doc = load_policy_document(path)
+    assert doc == result.document
+    assert len(doc.rules) >= 4
+
+
+_domain = st.from_regex(r"\A(\*\.)?[a-z0-9]{1,8}(\.[a-z0-9]{1,8}){0,2}\Z")
+_cidr = st.builds(lambda a, p: f"10.{a}.0.0/{p}", st.integers(0, 255), st.sampled_from([16]))
+_spec = st.fixed_dictionaries(
+    {
+        "mode": st.sampled_from(["opportunistic", "audit"]),
+        "listener": st.sampled_from(["public-mx", "submission", "internal"]),
+        "priority": st.integers(-1_000_000, 1_000_000),
+        "minTLSVersion": st.sampled_from(["1.2", "1.3"]),
+        "scope": st.fixed_dictionaries(
+            {
+                "recipientDomains": st.lists(_domain, max_size=3, unique=True),
+                "clientCIDRs": st.lists(_cidr, min_size=1, max_size=3, unique=True),
+            }
+        ),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_spec, max_size=6))
+def test_any_valid_policies_render_a_loadable_file(specs: list[dict[str, Any]]) -> None:
+    """Property: whatever valid policies exist, the rendered file loads in the gateway model."""
+    result = render_policies([policy(f"p{i}", s) for i, s in enumerate(specs)])
+    doc = validate(PolicyDocument, parse_text(result.text, "rendered"), "rendered")
+    assert doc == result.document
+    assert json.loads(result.text)["version"] == 1
+
+
+def test_certificates_one_per_listener_with_owners(golden: Any) -> None:
+    """One Certificate per listener, deterministic Secret name, owned by its policies."""
+    result = render_policies(MIXED)
+    plans = plan_certificates("mxgate", result.accepted)
+    assert [(p.name, p.secret_name) for p in plans] == [
+        ("mxgate-internal", "mxgate-internal-tls"),
+        ("mxgate-public-mx", "mxgate-public-mx-tls"),
+    ]
+    manifests = [certificate_manifest(p, "mail") for p in plans]
+    owners = manifests[1]["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [
+        ("TLSPolicy", "partners", "uid-partners")
+    ]
+    golden("certificates-mixed.json", json.dumps(manifests, indent=2, sort_keys=True) + "\n")
+
+
+def test_configmap_applied_only_when_its_hash_changes() -> None:
+    """The same render gives the same applied hash; a changed policy changes it."""
+    owners = [Owner("partners", "uid-partners")]
+    first = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED), owners)
+    again = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED[::-1]), owners)
+    assert not needs_apply(again, first)
+    assert needs_apply(first, None)
+    changed = render_policies(
+        [*MIXED[:1], policy("new", {"mode": "audit", "scope": {"senderDomains": ["n.test"]}})]
+    )
+    assert needs_apply(configmap_manifest("mxgate-policy", "mail", changed, owners), first)
+    other_owner = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED), [])
+    assert needs_apply(other_owner, first)
+
+
+@pytest.mark.parametrize(
+    ("status", "ready", "not_after"),
+    [
+        (None, None, None),
+        ({}, None, None),
+        (
+            {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}],
+                "notAfter": "2027-01-01T00:00:00Z",
+            },
+            True,
+            "2027-01-01T00:00:00Z",
+        ),
+        (
+            {"conditions": [{"type": "Ready", "status": "False", "reason": "DoesNotExist"}]},
+            False,
+            None,
+        ),
+        ({"conditions": [{"type": "Issuing", "status": "True"}]}, None, None),
+    ],
+)
+def test_certificate_state_mirrors_ready_and_not_after(
+    status: dict[str, Any] | None, ready: bool | None, not_after: str | None
+) -> None:
+    """CertificateReady mirrors the Certificate's Ready condition and notAfter."""
+    obj = None if status is None else {"status": status}
+    state = certificate_state(obj)
+    assert (state.ready, state.not_after) == (ready, not_after)

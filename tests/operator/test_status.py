@@ -1,0 +1,197 @@
+"""Status: conditions, RFC 3207 warnings, certificate mirroring and the observed effect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from validation_table import CERT
+
+from mxgate_operator.render.certificates import CertificateState, plan_certificates
+from mxgate_operator.render.gateway_config import PolicyInput, render_policies
+from mxgate_operator.render.status import (
+    Effect,
+    effects_from_reports,
+    policy_status,
+    rule_counts,
+)
+from mxgate_operator.spec import parse_policy
+
+NOW = "2026-11-28T12:00:00Z"
+LATER = "2026-11-28T13:00:00Z"
+
+
+def status_for(
+    spec: dict[str, Any],
+    *,
+    cert: CertificateState | None = None,
+    effect: Effect | None = None,
+    previous: dict[str, Any] | None = None,
+    now: str = NOW,
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    p = PolicyInput("mail", "p", "uid-p", 3, parse_policy("p", spec))
+    result = render_policies([p])
+    plans = plan_certificates("mxgate", result.accepted)
+    out = policy_status(
+        generation=3,
+        rule_id="mail/p",
+        admission=result.admission("mail/p"),
+        spec=p.parsed.spec,
+        config_hash=result.config_hash,
+        plan=plans[0] if plans else None,
+        cert_state=cert,
+        effect=effect,
+        previous=previous or {},
+        now=now,
+    )
+    return out.status, [(e.type, e.reason) for e in out.events]
+
+
+def conds(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+READY = CertificateState(True, "Ready", "issued", "2027-02-26T12:00:00Z")
+AUDIT = {"mode": "audit", "scope": {"senderDomains": ["a.test"]}}
+REQUIRE_MX = {"mode": "require", "scope": {"senderDomains": ["a.test"]}, "certificate": CERT}
+REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "cert", "expected", "events"),
+    [
+        (
+            AUDIT,
+            None,
+            {
+                "Accepted": ("True", "Accepted"),
+                "CertificateReady": ("True", "NotRequested"),
+                "StandardsCompliant": ("True", "Compliant"),
+                "Ready": ("True", "Ready"),
+            },
+            [],
+        ),
+        (
+            REQUIRE_INT,
+            READY,
+            {
+                "CertificateReady": ("True", "Ready"),
+                "Ready": ("True", "Ready"),
+                "StandardsCompliant": ("True", "Compliant"),
+            },
+            [],
+        ),
+        (
+            REQUIRE_INT,
+            None,
+            {"CertificateReady": ("Unknown", "Pending"), "Ready": ("False", "CertificateNotReady")},
+            [],
+        ),
+        (
+            REQUIRE_INT,
+            CertificateState(False, "DoesNotExist", "no issuer", None),
+            {
+                "CertificateReady": ("False", "DoesNotExist"),
+                "Ready": ("False", "CertificateNotReady"),
+            },
+            [],
+        ),
+        (
+            REQUIRE_MX,
+            READY,
+            {"StandardsCompliant": ("False", "RequireOnPublicMX"), "Ready": ("True", "Ready")},
+            [("Warning", "RequireOnPublicMX")],
+        ),
+        (
+            {"mode": "audit", "scope": {}},
+            None,
+            {
+                "Accepted": ("False", "InvalidSpec"),
+                "Ready": ("False", "NotAccepted"),
+                "CertificateReady": ("Unknown", "NotAccepted"),
+            },
+            [("Warning", "InvalidSpec")],
+        ),
+    ],
+)
+def test_conditions_table(
+    spec: dict[str, Any],
+    cert: CertificateState | None,
+    expected: dict[str, tuple[str, str]],
+    events: list[tuple[str, str]],
+) -> None:
+    """Each situation yields the expected conditions and Warning events."""
+    status, got_events = status_for(spec, cert=cert)
+    got = conds(status)
+    assert {k: got[k] for k in expected} == expected
+    assert got_events == events
+    assert status["observedGeneration"] == 3
+    assert status["ruleId"] == "mail/p"
+
+
+def test_rfc3207_message_points_to_audit() -> None:
+    """require on public-mx says RFC 3207 §4 and points to audit."""
+    status, _ = status_for(REQUIRE_MX, cert=READY)
+    msg = next(c["message"] for c in status["conditions"] if c["type"] == "StandardsCompliant")
+    assert "RFC 3207" in msg
+    assert "audit" in msg
+
+
+def test_rerun_keeps_transition_times_and_emits_no_events() -> None:
+    """Reconciling again with the same facts changes nothing and repeats no warning."""
+    first, events = status_for(REQUIRE_MX, cert=READY)
+    again, events2 = status_for(REQUIRE_MX, cert=READY, previous=first, now=LATER)
+    assert events
+    assert not events2
+    assert again == first
+
+
+def test_transition_time_moves_when_status_changes() -> None:
+    """A condition whose status changes gets the new lastTransitionTime."""
+    first, _ = status_for(REQUIRE_INT, cert=None)
+    second, _ = status_for(REQUIRE_INT, cert=READY, previous=first, now=LATER)
+    times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
+    assert times["CertificateReady"] == LATER
+    assert times["Accepted"] == NOW
+    assert second["certificate"] == {
+        "name": "mxgate-internal",
+        "secretName": "mxgate-internal-tls",
+        "notAfter": "2027-02-26T12:00:00Z",
+    }
+
+
+def test_observed_effect_percentages_and_keep_previous() -> None:
+    """Observed counts become percentages; no fresh report keeps the previous numbers."""
+    effect = Effect(2, matched=200, plaintext=30, refused=0, would_refuse=30, updated_at=NOW)
+    status, _ = status_for(AUDIT, effect=effect)
+    assert status["observed"]["wouldRefusePercent"] == 15.0
+    assert status["observed"]["plaintextPercent"] == 15.0
+    kept, _ = status_for(AUDIT, previous=status, now=LATER)
+    assert kept["observed"] == status["observed"]
+
+
+REPORT_A = {"rules": {"mail/p": {"matched": 10, "plaintext": 4, "would_refuse": 4}}}
+REPORT_B = {"rules": [{"id": "mail/p", "messages": 5, "plaintext": 1, "refused": 1}]}
+
+
+@pytest.mark.parametrize(
+    ("report", "counts"),
+    [
+        (REPORT_A, (10, 4, 0, 4)),
+        (REPORT_B, (5, 1, 1, 0)),
+        ({}, (0, 0, 0, 0)),
+        ({"rules": {"mail/p": {"matched": "x", "plaintext": True}}}, (0, 0, 0, 0)),
+    ],
+)
+def test_rule_counts_read_reports_generically(
+    report: dict[str, Any], counts: tuple[int, int, int, int]
+) -> None:
+    """A rule's counters are read from the per-rule section; junk counts as zero."""
+    assert rule_counts(report, "mail/p") == counts
+
+
+def test_effects_sum_over_gateways() -> None:
+    """Counts from several gateways add up per rule."""
+    effects = effects_from_reports([REPORT_A, REPORT_B], ["mail/p", "mail/q"], NOW)
+    assert effects["mail/p"] == Effect(2, 15, 5, 1, 4, NOW)
+    assert effects["mail/q"] == Effect(2, 0, 0, 0, 0, NOW)
