@@ -4,6 +4,7 @@
 #   kube-apiserver  k8s.io/kubernetes/cmd/kube-apiserver via the wrapper module tools/k8s/kube-apiserver
 # Binaries are cached outside the repo in ~/.cache/mxgate/bin/<tool>-<version>, keyed by version.
 # Usage: scripts/build-control-plane.sh [helm|kube-apiserver|all]   (default: all)
+#        MXGATE_REBUILD=1 rebuilds even when a cached binary exists.
 # Prints one line per tool: "<tool> <version> <built|cached> <path>". Exit 3: no Go toolchain.
 # etcd comes from Debian's etcd-server package and kubectl from the machine (not built here).
 set -euo pipefail
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 HELM_VERSION=v3.20.2
+HELM_K8S_MINOR=35 # helm v3.20.2 builds with k8s.io/client-go v0.35.x
 # Keep in sync with tools/k8s/kube-apiserver/go.mod (require + staging replaces at v0.35.4).
 KUBE_VERSION=v1.35.4
 
@@ -37,7 +39,7 @@ locked_build() { # tool version builder-fn
   local tool=$1 version=$2 fn=$3 out=$BIN/$1-$2
   exec {fd}>"$BIN/.$tool.lock"
   flock "$fd"
-  if [[ -x $out ]]; then
+  if [[ -x $out && -z ${MXGATE_REBUILD:-} ]]; then
     echo "$tool $version cached $out"
   else
     local tmp
@@ -54,8 +56,14 @@ build_helm() {
   # `go install pkg@version` resolves helm's own go.mod and go.sum (checked against the sumdb).
   local dest=$1 gobin
   gobin=$(dirname "$dest")
+  # As helm's Makefile does: the default Kubernetes version for `helm template`/`lint`
+  # (capabilities, deprecations) is the client-go minor helm builds with, not 1.20.
   GOBIN=$gobin go install -p "$GO_P" -trimpath -ldflags "-s -w \
-    -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 

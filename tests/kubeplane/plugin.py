@@ -1,0 +1,182 @@
+"""pytest plugin: session-wide etcd + kube-apiserver and the fixtures tests use to reach it.
+
+Tests that use any fixture below are marked ``kube``. The binaries are built or reused at
+collection time (outside per-test timeouts) only when such a test is selected; when Go or its
+module proxy is missing they are skipped with one line saying why. Never skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeplane.controlplane import ControlPlane, write_kubeconfig
+from kubeplane.tools import BuildFailed, Tools, Unavailable, ensure_tools
+
+KUBE_FIXTURES = frozenset(
+    {
+        "kube_tools",
+        "kube_control_plane",
+        "kubeconfig",
+        "kube_namespace",
+        "kubectl",
+        "helm",
+        "kube_token",
+    }
+)
+_TOOLS = pytest.StashKey[Tools | Unavailable | BuildFailed]()
+
+
+class CommandFailed(AssertionError):
+    """A kubectl or helm command exited non-zero where the test expected success."""
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Runs one CLI (kubectl or helm) against a kubeconfig; returns the finished process."""
+
+    binary: Path
+    kubeconfig: Path
+
+    def __call__(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 90,
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
+        env.pop("HELM_NAMESPACE", None)
+        argv = [str(self.binary), *args]
+        done = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise CommandFailed(
+                f"{' '.join(argv[:1] + list(args))} -> exit {done.returncode}\n{done.stderr}"
+            )
+        return done
+
+    def json(self, *args: str, kubeconfig: Path | None = None) -> Any:
+        """Run with ``-o json`` and parse stdout."""
+        return json.loads(self(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
+
+
+@dataclass(frozen=True)
+class TokenMinter:
+    """Mints ServiceAccount tokens through the TokenRequest API (``kubectl create token``)."""
+
+    kubectl: Runner
+    control_plane: ControlPlane
+    workdir: Path
+
+    def token(self, namespace: str, service_account: str, duration: str = "1h") -> str:
+        done = self.kubectl(
+            "create", "token", service_account, "-n", namespace, f"--duration={duration}"
+        )
+        return done.stdout.strip()
+
+    def kubeconfig(self, namespace: str, service_account: str) -> Path:
+        """A kubeconfig that authenticates as the ServiceAccount, defaulting to its namespace."""
+        token = self.token(namespace, service_account)
+        path = self.workdir / f"{namespace}.{service_account}.{uuid.uuid4().hex[:6]}.kubeconfig"
+        cp = self.control_plane
+        return write_kubeconfig(path, cp.server, cp.ca_file, token, namespace)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: Sequence[pytest.Item]
+) -> None:
+    kube_items = [it for it in items if KUBE_FIXTURES & set(getattr(it, "fixturenames", ()))]
+    if not kube_items:
+        return
+    for item in kube_items:
+        item.add_marker(pytest.mark.kube)
+    report: list[str] = []
+    result: Tools | Unavailable | BuildFailed
+    try:
+        result = ensure_tools(report)
+    except BuildFailed as exc:
+        result = exc
+    config.stash[_TOOLS] = result
+    writer = config.pluginmanager.get_plugin("terminalreporter")
+    for line in report:
+        if writer is not None:
+            writer.write_line(f"kubeplane: {line}")
+    if isinstance(result, Unavailable):
+        skip = pytest.mark.skip(reason=f"no real Kubernetes control plane: {result.reason}")
+        for item in kube_items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def kube_tools(pytestconfig: pytest.Config) -> Tools:
+    """Paths of helm, kube-apiserver, etcd and kubectl (built or reused at collection)."""
+    result = pytestconfig.stash.get(_TOOLS, Unavailable("control plane tools not prepared"))
+    if isinstance(result, BuildFailed):
+        raise result
+    if not isinstance(result, Tools):
+        pytest.skip(f"no real Kubernetes control plane: {result.reason}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def kube_control_plane(
+    kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver on loopback for the whole session; stopped by PID at the end."""
+    plane = ControlPlane(tools=kube_tools, workdir=tmp_path_factory.mktemp("kubeplane"))
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(kube_control_plane: ControlPlane) -> Path:
+    """Path of a kubeconfig holding the admin token (group system:masters)."""
+    return kube_control_plane.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def kubectl(kube_tools: Tools, kubeconfig: Path) -> Runner:
+    """Runs the machine's kubectl against the test control plane (admin unless told)."""
+    return Runner(kube_tools.kubectl, kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def helm(kube_tools: Tools, kubeconfig: Path) -> Runner:
+    """Runs the pinned helm against the test control plane; ``helm.binary`` is its path."""
+    return Runner(kube_tools.helm, kubeconfig)
+
+
+@pytest.fixture
+def kube_namespace(kubectl: Runner) -> str:
+    """A fresh namespace per test (left behind: no namespace controller runs to delete it)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def kube_token(
+    kubectl: Runner, kube_control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> TokenMinter:
+    """Mints ServiceAccount tokens (TokenRequest API) and kubeconfigs that use them."""
+    return TokenMinter(kubectl, kube_control_plane, tmp_path_factory.mktemp("tokens"))
