@@ -164,5 +164,6 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
     admissions.sort(key=lambda a: a.rule_id)
     accepted.sort(key=lambda p: p.rule_id)
     document = PolicyDocument(version=1, rules=tuple(rules))
-    text = canonical_json(document.model_dump(mode="json", exclude_none=True))
+    # Only what the operator renders: new optional sections of the model stay out of the bytes.
+    text = canonical_json(document.model_dump(mode="json", include={"version", "rules"}))
     return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))
