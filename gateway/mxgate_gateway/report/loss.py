@@ -1,0 +1,164 @@
+"""LossReport: what the gateway records per session, decision and message; and merge().
+
+Keeps one Tally since start and one per minute for a rolling window, so memory
+is bounded by (window minutes + 1) tallies whatever the traffic. The clock is
+passed in. This module must not do I/O or log, and never stores message
+contents, full addresses or raw client IPs (only domains and /24 or /48 networks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import Any
+
+from mxgate_gateway.policy.decisions import Decision
+from mxgate_gateway.policy.facts import normalize_domain, tls_label
+from mxgate_gateway.report.tally import ReportFormatError, Tally
+from mxgate_gateway.report.topk import CAPACITY
+
+FORMAT = "mxgate-report/1"
+NULL_SENDER = "<>"
+WINDOW_MINUTES = 60
+TOP_SHOWN = 10
+
+
+def client_network(ip: IPv4Address | IPv6Address | str) -> str:
+    """The client's network as reported: ``/24`` for IPv4, ``/48`` for IPv6."""
+    addr = ip_address(ip) if isinstance(ip, str) else ip
+    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(ip_network(f"{addr}/{prefix}", strict=False))
+
+
+class LossReport:
+    """Records traffic facts; ``snapshot()`` is the JSON body of ``GET /report``."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        window_minutes: int = WINDOW_MINUTES,
+        top_capacity: int = CAPACITY,
+        top_shown: int = TOP_SHOWN,
+    ) -> None:
+        if window_minutes < 1:
+            raise ValueError("window_minutes must be at least 1")
+        self._clock = clock
+        self._window_minutes = window_minutes
+        self._top_capacity = top_capacity
+        self._top_shown = top_shown
+        self._total = Tally.empty(top_capacity)
+        self._minutes: deque[tuple[int, Tally]] = deque()
+
+    # -- recording -------------------------------------------------------------
+
+    def _tallies(self) -> tuple[Tally, Tally]:
+        minute = int(self._clock() // 60)
+        self._expire(minute)
+        if not self._minutes or self._minutes[-1][0] != minute:
+            self._minutes.append((minute, Tally.empty(self._top_capacity)))
+        return self._total, self._minutes[-1][1]
+
+    def _expire(self, minute: int) -> None:
+        while self._minutes and self._minutes[0][0] <= minute - self._window_minutes:
+            self._minutes.popleft()
+
+    def record_session(self, tls_version: str | None) -> None:
+        """Count a session, by the TLS version it ended up with (None: plaintext)."""
+        label = tls_label(tls_version)
+        for t in self._tallies():
+            t.sessions[label] += 1
+
+    def record_decision(self, decision: Decision) -> None:
+        """Count a policy decision under its rule; a ``carried`` RCPT repeat is not recounted."""
+        if decision.carried:
+            return
+        key = (decision.rule_id, decision.mode.value, decision.action.value)
+        for t in self._tallies():
+            t.rules[key] += 1
+
+    def record_message(
+        self,
+        *,
+        tls_version: str | None,
+        sender_domain: str | None,
+        client_ip: IPv4Address | IPv6Address | str,
+        upstream_accepted: bool | None,
+        recipients: int,
+    ) -> None:
+        """Count one message that reached the end of DATA.
+
+        ``upstream_accepted``: True for the upstream's 250, False for its 5xx,
+        None when it gave no final verdict (unreachable, timeout, 4xx).
+        """
+        label = tls_label(tls_version)
+        verdict = {True: "accepted", False: "rejected", None: "unknown"}[upstream_accepted]
+        sender = normalize_domain(sender_domain) or NULL_SENDER
+        network = client_network(client_ip) if label == "none" else ""
+        for t in self._tallies():
+            t.messages[label] += 1
+            t.recipients[label] += max(recipients, 0)
+            t.upstream[(label, verdict)] += 1
+            if label == "none":
+                t.senders.add(sender)
+                t.networks.add(network)
+
+    # -- reading ---------------------------------------------------------------
+
+    def window(self) -> Tally:
+        """The last ``window_minutes`` minutes (including the current one) as one tally."""
+        minute = int(self._clock() // 60)
+        self._expire(minute)
+        out = Tally.empty(self._top_capacity)
+        for _, tally in self._minutes:
+            out.merge(tally)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON-able report: since start and the rolling window."""
+        return {
+            "format": FORMAT,
+            "gateways": 1,
+            "window_minutes": self._window_minutes,
+            "since_start": self._total.to_json(self._top_shown),
+            "window": self.window().to_json(self._top_shown),
+        }
+
+
+def merge(snapshots: Iterable[Mapping[str, Any]], *, top_shown: int = TOP_SHOWN) -> dict[str, Any]:
+    """Merge several gateways' snapshots into one: counts add, sketches merge exactly.
+
+    Raises ReportFormatError for a body that is not a report of this format, or
+    when the reports' window lengths differ.
+    """
+    items = list(snapshots)
+    if not items:
+        raise ReportFormatError("nothing to merge")
+    windows: set[object] = set()
+    gateways = 0
+    total, window = Tally.empty(), Tally.empty()
+    for snap in items:
+        if not isinstance(snap, Mapping) or snap.get("format") != FORMAT:
+            raise ReportFormatError(f"not a {FORMAT} body")
+        count = snap.get("gateways")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ReportFormatError("gateways: expected a positive count")
+        gateways += count
+        windows.add(snap.get("window_minutes"))
+        total.merge(Tally.from_json(snap.get("since_start")))
+        window.merge(Tally.from_json(snap.get("window")))
+    if len(windows) != 1:
+        raise ReportFormatError(
+            f"reports have different window lengths: {sorted(map(str, windows))}"
+        )
+    return {
+        "format": FORMAT,
+        "gateways": gateways,
+        "window_minutes": windows.pop(),
+        "since_start": total.to_json(top_shown),
+        "window": window.to_json(top_shown),
+    }
