@@ -2,10 +2,11 @@
 # Build (or reuse) the pinned Kubernetes tools the test suite runs against, from Go modules:
 #   helm            helm.sh/helm/v3/cmd/helm           (pinned below)
 #   kube-apiserver  k8s.io/kubernetes/cmd/kube-apiserver via the wrapper module tools/k8s/kube-apiserver
+#   cert-manager-crds  cert-manager's CRD YAML from its Go module zip (no controller: see below)
 # Binaries are cached outside the repo in ~/.cache/mxgate/bin/<tool>-<version>, keyed by version.
-# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|all]   (default: all)
+# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|cert-manager-crds|all] (default all)
 #        MXGATE_REBUILD=1 rebuilds even when a cached binary exists.
-# Prints one line per tool: "<tool> <version> <built|cached> <path>". Exit 3: no Go toolchain.
+# Prints one line per tool: "<tool> <version> <built|cached|fetched> <path>". Exit 3: no Go.
 # etcd comes from Debian's etcd-server package and kubectl from the machine (not built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ ROOT=$PWD
 
 HELM_VERSION=v3.20.2
 HELM_K8S_MINOR=35 # helm v3.20.2 builds with k8s.io/client-go v0.35.x
+# cert-manager's controller module (cmd/controller) is not on the module proxy; its CRDs are,
+# inside the main module's zip (deploy/crds). The tests install these real CRDs only.
+CERT_MANAGER_VERSION=v1.21.2
 # Keep in sync with tools/k8s/kube-apiserver/go.mod (require + staging replaces at v0.35.4).
 KUBE_VERSION=v1.35.4
 
@@ -77,16 +81,34 @@ build_kube_apiserver() {
       -o "$dest" k8s.io/kubernetes/cmd/kube-apiserver)
 }
 
+cert_manager_crds() {
+  local out=$CACHE/cert-manager-crds-$CERT_MANAGER_VERSION dir
+  if [[ -d $out && -z ${MXGATE_REBUILD:-} ]]; then
+    echo "cert-manager-crds $CERT_MANAGER_VERSION cached $out"
+    return
+  fi
+  dir=$(cd "$ROOT/tools/k8s/kube-apiserver" &&
+    go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" |
+    sed -nE 's/^\t"Dir": "(.*)",$/\1/p')
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  cp "$dir"/deploy/crds/*.yaml "$out.tmp/" && rm -f "$out.tmp/README.md"
+  chmod 0644 "$out.tmp"/*.yaml
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "cert-manager-crds $CERT_MANAGER_VERSION fetched $out"
+}
+
 what=${1:-all}
 case $what in
   helm) locked_build helm "$HELM_VERSION" build_helm ;;
   kube-apiserver) locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver ;;
+  cert-manager-crds) cert_manager_crds ;;
   all)
     locked_build helm "$HELM_VERSION" build_helm
     locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver
+    cert_manager_crds
     ;;
   *)
-    echo "usage: $0 [helm|kube-apiserver|all]" >&2
+    echo "usage: $0 [helm|kube-apiserver|cert-manager-crds|all]" >&2
     exit 2
     ;;
 esac

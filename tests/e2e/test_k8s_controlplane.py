@@ -101,3 +101,25 @@ def test_helm_is_the_pinned_build(helm: Runner) -> None:
     pinned = re.search(r"^HELM_VERSION=(\S+)$", script, re.MULTILINE)
     assert pinned is not None
     assert pinned.group(1) in helm("version", "--short").stdout
+
+
+def test_cert_manager_crds_accept_a_certificate(
+    cert_manager_crds: Path, kubectl: Runner, kube_namespace: str
+) -> None:
+    """cert-manager's real Certificate CRD is served: valid Certificates stored, bad refused."""
+    cert = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": "mx"},
+        "spec": {
+            "secretName": "mx-tls",
+            "dnsNames": ["mx1.example.com"],
+            "issuerRef": {"name": "ca", "kind": "Issuer"},
+        },
+    }
+    kubectl("apply", "-n", kube_namespace, "-f", "-", stdin=json.dumps(cert))
+    assert kubectl.json("get", "certificate", "mx", "-n", kube_namespace)["spec"]["secretName"]
+    del cert["spec"]["secretName"]  # type: ignore[attr-defined]
+    cert["metadata"] = {"name": "broken"}
+    with pytest.raises(CommandFailed, match="secretName"):
+        kubectl("apply", "-n", kube_namespace, "-f", "-", stdin=json.dumps(cert))

@@ -30,6 +30,7 @@ KUBE_FIXTURES = frozenset(
         "kubectl",
         "helm",
         "kube_token",
+        "cert_manager_crds",
     }
 )
 _TOOLS = pytest.StashKey[Tools | Unavailable | BuildFailed]()
@@ -180,3 +181,25 @@ def kube_token(
 ) -> TokenMinter:
     """Mints ServiceAccount tokens (TokenRequest API) and kubeconfigs that use them."""
     return TokenMinter(kubectl, kube_control_plane, tmp_path_factory.mktemp("tokens"))
+
+
+CERT_MANAGER_CRDS = ("certificates", "certificaterequests", "issuers", "clusterissuers")
+
+
+@pytest.fixture(scope="session")
+def cert_manager_crds(kube_tools: Tools, kubectl: Runner) -> Path:
+    """cert-manager's real CRDs (pinned release, from its Go module), installed and Established.
+
+    Only the CRDs: cert-manager's controller module is not on the module proxy, so nothing
+    issues certificates; tests that need a Secret write it as cert-manager would.
+    """
+    for name in CERT_MANAGER_CRDS:
+        manifest = kube_tools.cert_manager_crds / f"cert-manager.io_{name}.yaml"
+        kubectl("apply", "--server-side", "--field-manager=kubeplane", "-f", str(manifest))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{name}.cert-manager.io" for name in CERT_MANAGER_CRDS),
+    )
+    return kube_tools.cert_manager_crds

@@ -1,5 +1,5 @@
-"""Find the control plane's binaries: helm and kube-apiserver (built and cached by
-scripts/build-control-plane.sh), etcd (Debian etcd-server) and kubectl (the machine's).
+"""Find the control plane's binaries: helm, kube-apiserver and cert-manager's CRDs (built or
+fetched and cached by scripts/build-control-plane.sh), etcd (Debian etcd-server), kubectl.
 
 This module decides between "ready", "skip with one clear reason" and "broken" (raise);
 it must not start servers. A missing Go toolchain or unreachable module proxy is a skip.
@@ -26,6 +26,7 @@ class Tools:
     kube_apiserver: Path
     etcd: Path
     kubectl: Path
+    cert_manager_crds: Path
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def _parse_build_output(stdout: str) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) == 4 and parts[2] in {"built", "cached"}:
+        if len(parts) == 4 and parts[2] in {"built", "cached", "fetched"}:
             paths[parts[0]] = Path(parts[3])
     return paths
 
@@ -113,4 +114,5 @@ def ensure_tools(report: list[str]) -> Tools | Unavailable:
         kube_apiserver=paths["kube-apiserver"],
         etcd=etcd,
         kubectl=kubectl,
+        cert_manager_crds=paths["cert-manager-crds"],
     )
