@@ -53,6 +53,7 @@ async def test_busy_session_finishes_then_is_told_behind_its_reply() -> None:
     assert busy.replies == []
     assert tracker.draining
     busy.finish_transaction()
+    assert busy.replies == []  # its own final reply goes out first
     report = await drain
     assert busy.replies == [REPLY_SHUTTING_DOWN]
     assert (report.finished, report.aborted) == (1, 0)

@@ -76,9 +76,14 @@ class SessionTracker:
             self._empty.set()
 
     def transaction_ended(self, session: DrainableSession) -> None:
-        """Call after a transaction's final reply is queued: while draining, that
-        session is now idle and is told to go, right behind its reply."""
-        if self._draining and session in self._sessions:
+        """Call when a transaction ends: while draining, that session is now idle and
+        is told to go. Deferred one loop turn so the transaction's own final reply,
+        written in the same step, goes out first."""
+        if self._draining:
+            asyncio.get_running_loop().call_soon(self._tell_if_live, session)
+
+    def _tell_if_live(self, session: DrainableSession) -> None:
+        if session in self._sessions:
             self._tell(session)
 
     def _tell(self, session: DrainableSession) -> None:
