@@ -1,0 +1,39 @@
+"""The ``mxgate-operator`` console script: kopf's ``run`` with our handlers preloaded.
+
+Every kopf option passes through (``--namespace``, ``--standalone``, ``--liveness``,
+``--verbose``). It must not parse options itself beyond a default namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+from kopf import cli as kopf_cli
+
+from mxgate_operator import handlers
+from mxgate_operator.settings import OperatorSettings
+
+NAMESPACE_FLAGS = ("-n", "--namespace", "-A", "--all-namespaces")
+
+
+def kopf_args(argv: Sequence[str], env: dict[str, str] | os._Environ[str]) -> list[str]:
+    """``kopf run`` arguments: ours plus a namespace from $POD_NAMESPACE if none is given."""
+    args = ["run", *argv]
+    has_ns = any(a in NAMESPACE_FLAGS or a.startswith("--namespace=") for a in argv)
+    if not has_ns and env.get("POD_NAMESPACE"):
+        args.append(f"--namespace={env['POD_NAMESPACE']}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Register handlers in kopf's default registry, then hand over to kopf's CLI."""
+    handlers.register(kopf.get_default_registry(), OperatorSettings.from_env())
+    args = kopf_args(sys.argv[1:] if argv is None else argv, os.environ)
+    kopf_cli.main(args=args, prog_name="mxgate-operator")
+
+
+if __name__ == "__main__":
+    main()

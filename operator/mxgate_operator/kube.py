@@ -1,0 +1,177 @@
+"""The ONE module that talks to the Kubernetes API (besides kopf's own watching).
+
+lightkube's async client: typed core models, generic resources for our CRD and
+cert-manager's, and server-side apply with one fixed field manager. It returns
+plain dicts and raises KubeError; it must not decide anything (that is reconcile).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import EventSource, ObjectReference
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import ConfigMap, Event, Pod
+from lightkube.types import PatchType
+
+from mxgate_operator.errors import KubeError
+
+FIELD_MANAGER = "mxgate-operator"
+TLSPolicy = create_namespaced_resource("mxgate.io", "v1alpha1", "TLSPolicy", "tlspolicies")
+Certificate = create_namespaced_resource("cert-manager.io", "v1", "Certificate", "certificates")
+_KINDS: dict[str, Any] = {
+    "v1/ConfigMap": ConfigMap,
+    "cert-manager.io/v1/Certificate": Certificate,
+    "mxgate.io/v1alpha1/TLSPolicy": TLSPolicy,
+}
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return out
+
+
+def _error(exc: ApiError, what: str) -> KubeError:
+    code = exc.response.status_code if exc.response is not None else 0
+    return KubeError(f"{what}: {exc.status.message or exc}", code)
+
+
+class Kube:
+    """An open API connection; use ``async with Kube.connect(...) as kube``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """In-cluster ServiceAccount, else $KUBECONFIG / ~/.kube/config (or an explicit file)."""
+        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+        return cls(AsyncClient(config, field_manager=FIELD_MANAGER))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.close()
+
+    async def list_policies(self, namespace: str) -> list[dict[str, Any]]:
+        try:
+            return [_as_dict(o) async for o in self._client.list(TLSPolicy, namespace=namespace)]
+        except ApiError as exc:
+            raise _error(exc, "list TLSPolicies") from exc
+
+    async def list_certificates(
+        self, namespace: str, labels: Mapping[str, str]
+    ) -> list[dict[str, Any]] | None:
+        """Our Certificates, or None when cert-manager's CRD is not installed."""
+        try:
+            found = self._client.list(Certificate, namespace=namespace, labels=dict(labels))
+            return [_as_dict(o) async for o in found]
+        except ApiError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return None
+            raise _error(exc, "list Certificates") from exc
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _as_dict(await self._client.get(ConfigMap, name, namespace=namespace))
+        except ApiError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return None
+            raise _error(exc, f"get ConfigMap {name}") from exc
+
+    async def apply(self, manifest: Mapping[str, Any]) -> None:
+        """Server-side apply with our field manager (force: these objects are ours)."""
+        meta = manifest["metadata"]
+        kind = _KINDS[f"{manifest['apiVersion']}/{manifest['kind']}"]
+        try:
+            await self._client.patch(
+                kind,
+                meta["name"],
+                dict(manifest),
+                namespace=meta["namespace"],
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+        except ApiError as exc:
+            raise _error(exc, f"apply {manifest['kind']} {meta['name']}") from exc
+
+    async def delete_certificate(self, namespace: str, name: str) -> None:
+        try:
+            await self._client.delete(Certificate, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.response is None or exc.response.status_code != 404:
+                raise _error(exc, f"delete Certificate {name}") from exc
+
+    async def apply_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Server-side apply of the status subresource: we own exactly these fields."""
+        body = {
+            "apiVersion": "mxgate.io/v1alpha1",
+            "kind": "TLSPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
+        try:
+            await self._client.patch(
+                TLSPolicy.Status,
+                name,
+                body,
+                namespace=namespace,
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+        except ApiError as exc:
+            code = exc.response.status_code if exc.response is not None else 0
+            if code != 404:  # deleted meanwhile: nothing to report on
+                raise _error(exc, f"apply status of TLSPolicy {name}") from exc
+
+    async def post_event(
+        self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+        event = Event(
+            metadata=ObjectMeta(generateName=f"{name}.", namespace=namespace),
+            involvedObject=ObjectReference(
+                apiVersion="mxgate.io/v1alpha1",
+                kind="TLSPolicy",
+                name=name,
+                namespace=namespace,
+                uid=uid,
+            ),
+            reason=reason,
+            message=message,
+            type=type_,
+            source=EventSource(component=FIELD_MANAGER),
+            firstTimestamp=now,
+            lastTimestamp=now,
+            count=1,
+        )
+        try:
+            await self._client.create(event)
+        except ApiError as exc:
+            raise _error(exc, f"post event {reason} on {name}") from exc
+
+    async def gateway_pod_ips(self, namespace: str, selector: Mapping[str, str]) -> list[str]:
+        """IPs of running gateway pods (found by label selector)."""
+        try:
+            pods = self._client.list(Pod, namespace=namespace, labels=dict(selector))
+            ips: list[str] = [
+                p.status.podIP
+                async for p in pods
+                if p.status is not None and p.status.podIP and p.status.phase == "Running"
+            ]
+            return sorted(ips)
+        except ApiError as exc:
+            raise _error(exc, "list gateway pods") from exc

@@ -1,0 +1,204 @@
+"""Reconcile one namespace: all TLSPolicies → ConfigMap, Certificates, status, events.
+
+The only place that sequences I/O: read (policies, Certificates, reports), render
+(pure), then write only what changed. Idempotent and serialised per namespace; it
+must not speak kopf (handlers translate errors) or build manifests itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from mxgate_operator.render.certificates import (
+    MANAGED_BY,
+    CertificateState,
+    Owner,
+    certificate_manifest,
+    certificate_state,
+    plan_certificates,
+)
+from mxgate_operator.render.configmap import configmap_manifest, needs_apply
+from mxgate_operator.render.gateway_config import PolicyInput, render_policies
+from mxgate_operator.render.status import Effect, effects_from_reports, policy_status
+from mxgate_operator.reports import Reports
+from mxgate_operator.settings import OperatorSettings
+from mxgate_operator.spec import parse_policy
+
+log = structlog.get_logger("mxgate_operator.reconcile")
+CERT_MANAGER_MISSING = CertificateState(
+    None, "CertManagerMissing", "cert-manager's Certificate CRD is not installed", None
+)
+
+
+class KubeAPI(Protocol):
+    """What reconcile needs from the API (implemented by ``kube.Kube``)."""
+
+    async def list_policies(self, namespace: str) -> list[dict[str, Any]]: ...
+    async def list_certificates(
+        self, namespace: str, labels: Mapping[str, str]
+    ) -> list[dict[str, Any]] | None: ...
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def apply(self, manifest: Mapping[str, Any]) -> None: ...
+    async def delete_certificate(self, namespace: str, name: str) -> None: ...
+    async def apply_policy_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> None: ...
+    async def post_event(
+        self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
+    ) -> None: ...
+
+
+class ReportSource(Protocol):
+    async def __call__(self, namespace: str) -> Reports: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile did (for logs and tests)."""
+
+    config_hash: str
+    configmap_applied: bool
+    certificates: tuple[str, ...]
+    statuses_written: int
+    events: int
+    accepted: int
+    skipped: int
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _to_input(namespace: str, obj: Mapping[str, Any]) -> PolicyInput:
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    return PolicyInput(
+        namespace=namespace,
+        name=name,
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+        parsed=parse_policy(name, obj.get("spec")),
+        created=str(meta.get("creationTimestamp") or ""),
+    )
+
+
+class Reconciler:
+    """Namespace-wide reconciliation, serialised per namespace."""
+
+    def __init__(
+        self,
+        kube: KubeAPI,
+        settings: OperatorSettings,
+        reports: ReportSource,
+        clock: Callable[[], str] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.reports = reports
+        self.clock = clock
+        self.monotonic = monotonic
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_report: dict[str, float] = {}
+
+    def reports_due(self, namespace: str) -> bool:
+        """True when the gateways' reports were not read within the last interval."""
+        last = self._last_report.get(namespace)
+        return last is None or self.monotonic() - last >= self.settings.report_interval * 0.9
+
+    async def reconcile(self, namespace: str, *, read_reports: bool = False) -> Outcome:
+        async with self._locks.setdefault(namespace, asyncio.Lock()):
+            return await self._reconcile(namespace, read_reports=read_reports)
+
+    async def _reconcile(self, namespace: str, *, read_reports: bool) -> Outcome:
+        kube, settings = self.kube, self.settings
+        objects = {o["metadata"]["name"]: o for o in await kube.list_policies(namespace)}
+        inputs = [_to_input(namespace, o) for o in objects.values()]
+        result = render_policies(inputs)
+
+        owners = [Owner(p.name, p.uid) for p in result.accepted]
+        desired = configmap_manifest(settings.configmap_name, namespace, result, owners)
+        live = await kube.get_configmap(namespace, settings.configmap_name)
+        applied = needs_apply(desired, live)
+        if applied:
+            await kube.apply(desired)
+            log.info("policy_configmap_applied", namespace=namespace, hash=result.config_hash)
+
+        plans = plan_certificates(settings.prefix, result.accepted)
+        existing = await kube.list_certificates(namespace, MANAGED_BY)
+        certs: dict[str, dict[str, Any]] = {}
+        if existing is not None:
+            certs = {c["metadata"]["name"]: c for c in existing}
+            for cert_plan in plans:
+                await kube.apply(certificate_manifest(cert_plan, namespace))
+            for stale in set(certs) - {p.name for p in plans}:
+                await kube.delete_certificate(namespace, stale)
+        elif plans:
+            log.warning("certificate_crd_missing", namespace=namespace)
+
+        effects: dict[str, Effect] | None = None
+        if read_reports:
+            reports = await self.reports(namespace)
+            self._last_report[namespace] = self.monotonic()
+            ids = [p.rule_id for p in inputs]
+            effects = effects_from_reports(reports.documents, ids, self.clock(), reports.message)
+
+        plan_by_listener = {p.listener: p for p in plans}
+        written = events = 0
+        now = self.clock()
+        for p in inputs:
+            spec = p.parsed.spec
+            plan = plan_by_listener.get(spec.listener.value) if spec and spec.certificate else None
+            admission = result.admission(p.rule_id)
+            if not admission.accepted:
+                plan = None
+            cert_state = None
+            if plan is not None:
+                cert_state = certificate_state(certs.get(plan.name))
+                if existing is None:
+                    cert_state = CERT_MANAGER_MISSING
+            previous = objects[p.name].get("status") or {}
+            out = policy_status(
+                generation=p.generation,
+                rule_id=p.rule_id,
+                admission=admission,
+                spec=spec,
+                config_hash=result.config_hash,
+                plan=plan,
+                cert_state=cert_state,
+                effect=effects.get(p.rule_id) if effects is not None else None,
+                previous=previous,
+                now=now,
+            )
+            if out.status != previous:
+                await kube.apply_policy_status(namespace, p.name, out.status)
+                written += 1
+            for event in out.events:
+                await kube.post_event(
+                    namespace,
+                    p.name,
+                    p.uid,
+                    type_=event.type,
+                    reason=event.reason,
+                    message=event.message,
+                )
+                events += 1
+        accepted = sum(1 for a in result.admissions if a.accepted)
+        outcome = Outcome(
+            config_hash=result.config_hash,
+            configmap_applied=applied,
+            certificates=tuple(p.name for p in plans),
+            statuses_written=written,
+            events=events,
+            accepted=accepted,
+            skipped=len(result.admissions) - accepted,
+        )
+        log.info("namespace_reconciled", namespace=namespace, **outcome.__dict__)
+        return outcome

@@ -1,0 +1,72 @@
+"""Fetch ``GET /report`` JSON from the gateways (fixed URLs or pods by label selector).
+
+I/O only: returns the parsed documents and a note about the ones that failed; the
+per-rule reading is pure (render.status.rule_counts). It must not write status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from mxgate_operator.kube import Kube
+from mxgate_operator.settings import OperatorSettings
+
+
+@dataclass(frozen=True)
+class Reports:
+    """The reports read this round, and why any URL could not be read."""
+
+    documents: tuple[dict[str, Any], ...]
+    failures: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        if not self.documents and not self.failures:
+            return "no gateway found to read /report from"
+        if self.failures:
+            return f"{len(self.failures)} gateway report(s) unreadable: " + "; ".join(
+                self.failures[:3]
+            )
+        return ""
+
+
+async def _fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    async with session.get(url) as response:
+        response.raise_for_status()
+        data = await response.json(content_type=None)
+    if not isinstance(data, dict):
+        raise ValueError("report is not a JSON object")
+    return data
+
+
+async def fetch_reports(urls: Sequence[str], per_request_timeout: float) -> Reports:
+    """GET every URL concurrently; a failing gateway is noted, never fatal."""
+    if not urls:
+        return Reports((), ())
+    client_timeout = aiohttp.ClientTimeout(total=per_request_timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+        results = await asyncio.gather(*(_fetch(session, u) for u in urls), return_exceptions=True)
+    docs: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for url, result in zip(urls, results, strict=True):
+        if isinstance(result, BaseException):
+            failures.append(f"{url}: {type(result).__name__}")
+        else:
+            docs.append(result)
+    return Reports(tuple(docs), tuple(failures))
+
+
+async def report_urls(kube: Kube, namespace: str, settings: OperatorSettings) -> list[str]:
+    """Fixed URLs if configured, else one per running gateway pod."""
+    if settings.report_urls:
+        return list(settings.report_urls)
+    ips = await kube.gateway_pod_ips(namespace, settings.gateway_selector)
+    port = settings.gateway_port
+    return [
+        f"http://[{ip}]:{port}/report" if ":" in ip else f"http://{ip}:{port}/report" for ip in ips
+    ]

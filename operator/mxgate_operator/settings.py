@@ -1,0 +1,65 @@
+"""Process settings for the operator, read once at start from the environment.
+
+Names and intervals only; policy comes from TLSPolicies, never from here. This
+module must not talk to the API or read files other than its environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+def _selector(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the operator names things and where it reads gateway reports.
+
+    prefix: names ``<prefix>-policy`` (ConfigMap, key ``policy.json``),
+        ``<prefix>-<listener>`` (Certificate) and ``<prefix>-<listener>-tls`` (Secret).
+    report_urls: fixed ``/report`` URLs (out-of-cluster tests); when empty the operator
+        finds gateway pods by ``gateway_selector`` and reads ``http://<podIP>:<port>/report``.
+    report_interval: seconds between readings of the gateways' reports.
+    """
+
+    prefix: str = "mxgate"
+    report_urls: tuple[str, ...] = ()
+    gateway_selector: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "app.kubernetes.io/name": "mxgate",
+            "app.kubernetes.io/component": "gateway",
+        }
+    )
+    gateway_port: int = 8025
+    report_interval: float = 60.0
+    report_timeout: float = 5.0
+    kubeconfig: str | None = None
+
+    @property
+    def configmap_name(self) -> str:
+        return f"{self.prefix}-policy"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Read ``MXGATE_*`` variables (documented in the README); unset means default."""
+        e = os.environ if env is None else env
+        base = cls()
+        return cls(
+            prefix=e.get("MXGATE_PREFIX", base.prefix),
+            report_urls=tuple(u for u in e.get("MXGATE_REPORT_URLS", "").split(",") if u.strip()),
+            gateway_selector=_selector(e["MXGATE_GATEWAY_SELECTOR"])
+            if "MXGATE_GATEWAY_SELECTOR" in e
+            else base.gateway_selector,
+            gateway_port=int(e.get("MXGATE_GATEWAY_PORT", base.gateway_port)),
+            report_interval=float(e.get("MXGATE_REPORT_INTERVAL", base.report_interval)),
+            report_timeout=float(e.get("MXGATE_REPORT_TIMEOUT", base.report_timeout)),
+            kubeconfig=e.get("MXGATE_KUBECONFIG") or None,
+        )
