@@ -1,0 +1,220 @@
+"""What the rendered objects promise: hardened pods, SMTP drain sized grace, mounts that
+update in place, the Service keeping client IPs, and each optional piece switched by its
+value (PROXY protocol, HPA, ServiceMonitor, CRDs, admission action).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+
+
+def _pod(rendered, component: str):
+    return rendered.get("Deployment", f"-{component}")["spec"]["template"]["spec"]
+
+
+def test_gateway_pod_is_hardened(render) -> None:
+    """Fixed non-root UID, read-only root, no capabilities, RuntimeDefault seccomp, no token."""
+    pod = _pod(render(), "gateway")
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "add" not in sc["capabilities"]
+    assert {p["containerPort"] for p in container["ports"]} == {2525, 8025}
+
+
+def test_gateway_runs_the_console_script_with_config_and_policy_files(render) -> None:
+    """The gateway container runs `mxgate gateway --config ... --policy ...` from the mounts."""
+    (container,) = _pod(render(), "gateway")["containers"]
+    assert container["command"] == ["mxgate"]
+    assert container["args"] == [
+        "gateway",
+        "--config",
+        "/etc/mxgate/config/config.yaml",
+        "--policy",
+        "/etc/mxgate/policy/policy.json",
+    ]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_mounts_are_directories_and_late_material_is_optional(render) -> None:
+    """Config, policy and TLS mount as directories (no subPath); policy and TLS are optional."""
+    rendered = render()
+    pod = _pod(rendered, "gateway")
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert all("subPath" not in m for m in mounts.values())
+    assert mounts["config"]["mountPath"] == "/etc/mxgate/config"
+    assert mounts["policy"]["mountPath"] == "/etc/mxgate/policy"
+    assert mounts["tls"]["mountPath"] == "/etc/mxgate/tls"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["policy"]["configMap"] == {"name": "mx-mxgate-policy", "optional": True}
+    assert volumes["tls"]["secret"]["optional"] is True
+    config = rendered.gateway_config()
+    assert config["tls"]["cert"] == "/etc/mxgate/tls/tls.crt"
+    assert config["tls"]["key"] == "/etc/mxgate/tls/tls.key"
+
+
+@pytest.mark.parametrize(
+    ("gateway_values", "grace"),
+    [
+        ({}, 5 + 25 + 10),
+        ({"limits": {"drainTimeout": 60}}, 5 + 60 + 10),
+        ({"limits": {"drainTimeout": 12.5}, "preStopSleepSeconds": 0}, 0 + 13 + 10),
+        ({"terminationGracePeriodSeconds": 90}, 90),
+    ],
+    ids=["defaults", "drain-60", "fractional-drain-no-pause", "explicit"],
+)
+def test_termination_grace_covers_the_pause_and_the_smtp_drain(
+    render, gateway_values, grace
+) -> None:
+    """terminationGracePeriodSeconds = preStop pause + drain deadline + 10 s unless set."""
+    rendered = render({"gateway": gateway_values})
+    pod = _pod(rendered, "gateway")
+    assert pod["terminationGracePeriodSeconds"] == grace
+    pause = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep"
+
+
+def test_smtp_service_is_port_25_keeping_client_ips(render) -> None:
+    """SMTP is a LoadBalancer on port 25 → 2525 with externalTrafficPolicy Local by default."""
+    svc = render().get("Service", "-gateway")["spec"]
+    assert svc["type"] == "LoadBalancer"
+    assert svc["externalTrafficPolicy"] == "Local"
+    assert svc["ports"] == [{"name": "smtp", "port": 25, "targetPort": "smtp", "protocol": "TCP"}]
+
+
+def test_http_port_is_never_on_the_load_balancer(render) -> None:
+    """/metrics and /report stay on a ClusterIP Service; the public Service has only SMTP."""
+    rendered = render()
+    http = rendered.get("Service", "-gateway-http")["spec"]
+    assert http["type"] == "ClusterIP"
+    assert [p["port"] for p in http["ports"]] == [8025]
+    assert [p["port"] for p in rendered.get("Service", "-gateway")["spec"]["ports"]] == [25]
+
+
+def test_proxy_protocol_values_map_to_the_gateway_listener(render) -> None:
+    """gateway.proxyProtocol becomes listen.proxy_protocol {enabled, trusted_networks}."""
+    proxy = {"enabled": True, "trustedNetworks": ["10.0.0.0/8", "fd00::/8"], "timeout": 3}
+    config = render({"gateway": {"proxyProtocol": proxy}}).gateway_config()
+    assert config["listen"]["proxy_protocol"] == {
+        "enabled": True,
+        "trusted_networks": ["10.0.0.0/8", "fd00::/8"],
+        "timeout": 3,
+    }
+    assert render().gateway_config()["listen"]["proxy_protocol"]["enabled"] is False
+
+
+def test_hpa_replaces_replicas_and_scales_down_slowly(render) -> None:
+    """With autoscaling on, the Deployment has no replicas and scale-down is one pod at a time."""
+    rendered = render({"gateway": {"autoscaling": {"enabled": True}}})
+    assert "replicas" not in rendered.get("Deployment", "-gateway")["spec"]
+    down = rendered.get("HorizontalPodAutoscaler")["spec"]["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 300
+    assert down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+    assert render().all("HorizontalPodAutoscaler") == []
+
+
+@pytest.mark.parametrize(
+    ("apis", "enabled", "expected"),
+    [([], True, 0), ([SERVICE_MONITOR_API], True, 1), ([SERVICE_MONITOR_API], False, 0)],
+    ids=["api-absent", "api-present", "api-present-disabled"],
+)
+def test_servicemonitor_only_when_its_api_exists(render, apis, enabled, expected) -> None:
+    """A ServiceMonitor renders only when the cluster serves monitoring.coreos.com/v1."""
+    rendered = render({"metrics": {"serviceMonitor": {"enabled": enabled}}}, apis)
+    monitors = rendered.all("ServiceMonitor")
+    assert len(monitors) == expected
+    for sm in monitors:
+        assert sm["spec"]["endpoints"][0]["port"] == "http"
+        labels = sm["spec"]["selector"]["matchLabels"]
+        assert (
+            rendered.get("Service", "-gateway-http")["metadata"]["labels"].items() >= labels.items()
+        )
+
+
+@pytest.mark.parametrize(
+    ("crds", "count", "keep"),
+    [
+        ({}, 1, True),
+        ({"keep": False}, 1, False),
+        ({"enabled": False}, 0, None),
+    ],
+    ids=["default-keep", "no-keep", "disabled"],
+)
+def test_crd_is_templated_behind_crds_enabled_and_kept(render, crds, count, keep) -> None:
+    """The TLSPolicy CRD renders when crds.enabled, annotated keep when crds.keep."""
+    found = render({"crds": crds}).all("CustomResourceDefinition")
+    assert len(found) == count
+    for crd in found:
+        assert crd["metadata"]["name"] == "tlspolicies.mxgate.io"
+        annotations = crd["metadata"].get("annotations") or {}
+        assert (annotations.get("helm.sh/resource-policy") == "keep") is keep
+
+
+def test_operator_runs_standalone_in_the_release_namespace_with_least_privilege(render) -> None:
+    """One Recreate replica, kopf liveness, and a namespaced Role that never touches Secrets."""
+    rendered = render()
+    deploy = rendered.get("Deployment", "-operator")
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["mxgate-operator"]
+    assert {"--standalone", "--namespace=mail"} <= set(container["args"])
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    rules = rendered.get("Role", "-operator")["rules"]
+    resources = {r for rule in rules for r in rule["resources"]}
+    assert "secrets" not in resources
+    assert "*" not in {v for rule in rules for v in rule["verbs"]}
+    assert {
+        "tlspolicies",
+        "tlspolicies/status",
+        "certificates",
+        "configmaps",
+        "events",
+        "pods",
+    } == resources
+    assert rendered.all("ClusterRole") == []
+
+
+@pytest.mark.parametrize("action", ["Warn", "Deny"])
+def test_admission_policy_warns_on_require_for_public_mx_or_denies(render, action) -> None:
+    """The binding's action is Warn by default and Deny when asked; scoped to the namespace."""
+    rendered = render({"admissionPolicy": {"action": action}})
+    policy = rendered.get("ValidatingAdmissionPolicy")
+    binding = rendered.get("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["validationActions"] == [action]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
+    assert selector == {"kubernetes.io/metadata.name": "mail"}
+    (validation,) = policy["spec"]["validations"]
+    assert "require" in validation["expression"]
+    assert "public-mx" in validation["expression"]
+    assert "RFC 3207" in validation["messageExpression"]
+
+
+def test_network_policies_open_smtp_and_close_the_rest(render) -> None:
+    """Gateway: SMTP from anyone, HTTP from operator and monitoring, egress to upstream ports."""
+    rendered = render(
+        {"gateway": {"upstreams": [{"address": "a.svc:25"}, {"address": "[::1]:10025"}]}}
+    )
+    gw = rendered.get("NetworkPolicy", "-gateway")["spec"]
+    smtp, http = gw["ingress"]
+    assert "from" not in smtp
+    assert smtp["ports"][0]["port"] == "smtp"
+    assert (
+        http["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    )
+    egress_ports = {p["port"] for rule in gw["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 25, 10025}
+    op = rendered.get("NetworkPolicy", "-operator")["spec"]
+    assert op["ingress"] == []
+    assert op["policyTypes"] == ["Ingress", "Egress"]
