@@ -130,6 +130,14 @@ class UpstreamTLS(StrEnum):
     REQUIRED = "required"
 
 
+class MTASTSMode(StrEnum):
+    """RFC 8461 §5 policy modes: what a sending MTA does when TLS to us fails."""
+
+    NONE = "none"
+    TESTING = "testing"
+    ENFORCE = "enforce"
+
+
 class BareLineEndings(StrEnum):
     """What to do with a bare CR or LF inside DATA (SMTP smuggling defence)."""
 
@@ -249,6 +257,53 @@ class Policy(_Frozen):
         return rules
 
 
+class MTASTSPolicy(_Frozen):
+    """One domain's MTA-STS policy (RFC 8461 §3.2), served for ``mta-sts.<domain>``."""
+
+    domain: Domain
+    mode: MTASTSMode = MTASTSMode.TESTING
+    mx: tuple[DomainPattern, ...] = Field(default=(), max_length=64)
+    # RFC 8461 §3.2: at most 31557600 s; §5 recommends weeks; a day is the floor we allow.
+    max_age: int = Field(default=604_800, ge=86_400, le=31_557_600)
+
+    @model_validator(mode="after")
+    def _mx_unless_none(self) -> MTASTSPolicy:
+        if not self.mx and self.mode is not MTASTSMode.NONE:
+            raise ValueError("mx needs at least one pattern unless mode is 'none'")
+        return self
+
+
+class TLSRPTSettings(_Frozen):
+    """TLS-RPT intake (``POST /tlsrpt``, RFC 8460 §5.3): off unless enabled; sizes in bytes."""
+
+    enabled: bool = False
+    max_compressed_bytes: int = Field(default=1_048_576, ge=1024, le=64 << 20)
+    max_decompressed_bytes: int = Field(default=8_388_608, ge=1024, le=256 << 20)
+
+    @model_validator(mode="after")
+    def _decompressed_not_smaller(self) -> TLSRPTSettings:
+        if self.max_decompressed_bytes < self.max_compressed_bytes:
+            raise ValueError("max_decompressed_bytes must be >= max_compressed_bytes")
+        return self
+
+
+class MTASTS(_Frozen):
+    """MTA-STS policies to serve (one per domain) and the TLS-RPT intake settings."""
+
+    policies: tuple[MTASTSPolicy, ...] = Field(default=(), max_length=1000)
+    tlsrpt: TLSRPTSettings = TLSRPTSettings()
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_domains(cls, policies: tuple[MTASTSPolicy, ...]) -> tuple[MTASTSPolicy, ...]:
+        seen: set[str] = set()
+        for policy in policies:
+            if policy.domain in seen:
+                raise ValueError(f"duplicate MTA-STS policy for domain {policy.domain!r}")
+            seen.add(policy.domain)
+        return policies
+
+
 class PolicyDocument(_Frozen):
     """The separate policy file (``--policy FILE``) the operator renders.
 
@@ -259,6 +314,8 @@ class PolicyDocument(_Frozen):
     version: Literal[1] = 1
     mode: Mode | None = None
     rules: tuple[Rule, ...] = ()
+    # MTA-STS policies rendered from TLSPolicies; appended to the main config's policies.
+    mta_sts_policies: tuple[MTASTSPolicy, ...] = ()
 
 
 class LogSettings(_Frozen):
@@ -279,6 +336,7 @@ class Config(_Frozen):
     limits: Limits = Limits()
     smtp: SMTPOptions = SMTPOptions()
     log: LogSettings = LogSettings()
+    mta_sts: MTASTS | None = None
 
     def with_policy_document(self, doc: PolicyDocument) -> Config:
         """Merge an operator-rendered policy document into this config (pure)."""
@@ -290,4 +348,13 @@ class Config(_Frozen):
                 "rules": [r.model_dump() for r in rules],
             }
         )
-        return self.model_copy(update={"policy": policy})
+        if not doc.mta_sts_policies:
+            return self.model_copy(update={"policy": policy})
+        base = self.mta_sts if self.mta_sts is not None else MTASTS()
+        mta_sts = MTASTS.model_validate(
+            {
+                **base.model_dump(),
+                "policies": [p.model_dump() for p in base.policies + doc.mta_sts_policies],
+            }
+        )
+        return self.model_copy(update={"policy": policy, "mta_sts": mta_sts})
