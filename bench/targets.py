@@ -1,0 +1,114 @@
+"""The things being measured, each started fresh per workload and pointed at the sink.
+
+``direct`` is the sink itself (the limit of this box), ``mxgate`` the gateway
+process, ``haraka`` the peer, and ``blackhole`` a second smtp-sink that is NOT the
+counted upstream (it proves a run whose 250s never reach the sink fails). This
+module starts and stops targets; it must not generate load or judge results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bench import haraka
+from bench.certs import HOSTNAME, CertPair
+from bench.procs import Child, free_port, wait_smtp_banner
+from bench.sink import Sink
+
+START_TIMEOUT = 30.0
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started target: where to send load and which process tree to measure."""
+
+    name: str
+    pid: int
+    port: int
+    tls: bool  # offers STARTTLS
+    stop: Callable[[], Awaitable[None]]
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    tls: bool  # can be measured on STARTTLS workloads
+
+
+TARGETS: dict[str, TargetSpec] = {
+    "direct": TargetSpec("direct", tls=False),
+    "mxgate": TargetSpec("mxgate", tls=True),
+    "haraka": TargetSpec("haraka", tls=True),
+    "blackhole": TargetSpec("blackhole", tls=False),
+}
+
+
+def mxgate_config(
+    port: int, http_port: int, upstream_port: int, cert: CertPair
+) -> dict[str, object]:
+    """The gateway config used for the bench: one upstream (the sink), limits opened up."""
+    return {
+        "hostname": HOSTNAME,
+        "listen": {"smtp": f"127.0.0.1:{port}", "http": f"127.0.0.1:{http_port}"},
+        "domains": ["accepted.test"],
+        "tls": {"cert": str(cert.cert), "key": str(cert.key)},
+        "upstreams": [{"address": f"127.0.0.1:{upstream_port}", "tls": "none"}],
+        "policy": {"mode": "opportunistic"},
+        "limits": {
+            "max_connections": 5000,  # workload (e) holds 1,000 idle connections from one IP
+            "max_connections_per_ip": 5000,
+            "max_message_size": 10 * 1024 * 1024,
+        },
+        "log": {"format": "json", "level": "warning"},
+    }
+
+
+def mxgate_argv(config: Path) -> list[str]:
+    script = Path(sys.executable).parent / "mxgate"
+    exe = str(script) if script.exists() else shutil.which("mxgate")
+    if not exe:
+        raise RuntimeError("the `mxgate` command is not installed (pip install -e .)")
+    return [exe, "gateway", "--config", str(config)]
+
+
+async def start_target(name: str, sink: Sink, workdir: Path, cert: CertPair) -> Running:
+    """Start target ``name`` relaying to ``sink``; return once it greets with 220."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if name == "direct":
+        return Running(name, sink.child.pid, sink.port, tls=False, stop=_nothing)
+    if name == "blackhole":
+        hole = await Sink.start(workdir, name="blackhole")
+        return Running(name, hole.child.pid, hole.port, tls=False, stop=hole.stop)
+    port = free_port()
+    if name == "mxgate":
+        config = workdir / "mxgate.yaml"
+        config.write_text(yaml.safe_dump(mxgate_config(port, free_port(), sink.port, cert)))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        child = await Child.start(name, mxgate_argv(config), workdir / "mxgate.log", env)
+    elif name == "haraka":
+        binary = await haraka.ensure_installed()
+        home = haraka.write_config(workdir / "haraka", port, sink.port, cert)
+        node = shutil.which("node") or "node"
+        child = await Child.start(
+            name, [node, str(binary), "-c", str(home)], workdir / "haraka.log"
+        )
+    else:
+        raise ValueError(f"unknown target {name!r} (known: {', '.join(TARGETS)})")
+    try:
+        await wait_smtp_banner("127.0.0.1", port, START_TIMEOUT, child)
+    except BaseException:
+        await child.stop()
+        raise
+    return Running(name, child.pid, port, tls=True, stop=child.stop)
