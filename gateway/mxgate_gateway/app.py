@@ -1,0 +1,134 @@
+"""The composition root: builds a gateway from a config snapshot and runs it.
+
+Enters the long-lived components (HTTP, SMTP listener) through an
+``AsyncExitStack``, runs background loops in a ``TaskGroup``, and installs
+signal handlers. Shutdown: readiness off, stop accepting, drain, close. It
+must not contain protocol or policy logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+from mxgate_gateway.config.model import Config
+from mxgate_gateway.config.store import ConfigStore
+from mxgate_gateway.http.app import HTTPServer, ReportSnapshot, build_app
+from mxgate_gateway.http.health import Health
+from mxgate_gateway.logs import get_logger
+from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_gateway.smtp.handler import EdgeHandler, ReportSink
+from mxgate_gateway.smtp.listener import SMTPListener
+from mxgate_gateway.tls.contexts import server_context
+
+log = get_logger("mxgate.app")
+
+Background = Callable[["Gateway"], Coroutine[Any, Any, None]]
+
+
+class Gateway:
+    """One running gateway: SMTP listener + HTTP endpoints over one config store."""
+
+    def __init__(
+        self,
+        config: Config | ConfigStore,
+        *,
+        report: ReportSink | None = None,
+        report_snapshot: ReportSnapshot | None = None,
+    ) -> None:
+        self.store = config if isinstance(config, ConfigStore) else ConfigStore(config)
+        self.metrics = GatewayMetrics()
+        self.health = Health()
+        self.report = report
+        self.handler = EdgeHandler(self.metrics, report)
+        self.report_snapshot = report_snapshot
+        self.tls_context: ssl.SSLContext | None = None
+        self.background: list[Background] = []
+        self._stack = AsyncExitStack()
+        self.smtp: SMTPListener | None = None
+        self.http: HTTPServer | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.store.current
+
+    @property
+    def smtp_port(self) -> int:
+        assert self.smtp is not None
+        return self.smtp.port
+
+    @property
+    def http_port(self) -> int:
+        assert self.http is not None
+        return self.http.port
+
+    async def __aenter__(self) -> Gateway:
+        cfg = self.store.current
+        self.health.set("config", True, f"generation {self.store.generation}")
+        self.metrics.config_generation.set(self.store.generation)
+        if cfg.tls is not None:
+            self.tls_context = server_context(cfg.tls)
+            self.health.set("tls", True, f"loaded {cfg.tls.cert}")
+        try:
+            app = build_app(self.health, self.metrics, self.report_snapshot)
+            self.http = await self._stack.enter_async_context(HTTPServer(cfg.listen.http, app))
+            self.smtp = await self._stack.enter_async_context(
+                SMTPListener(cfg.listen.smtp, self.store, self.handler, lambda: self.tls_context)
+            )
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self.health.set("smtp_listener", True, f"bound port {self.smtp.port}")
+        log.info("gateway_started", smtp_port=self.smtp.port, http_port=self.http.port)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Readiness off at once, stop accepting, drain up to the deadline, close."""
+        self.health.draining = True
+        if self.smtp is not None:
+            self.smtp.stop_accepting()
+            self.health.set("smtp_listener", False, "draining")
+            await self.smtp.close(self.store.current.limits.drain_timeout)
+        await self._stack.aclose()
+        log.info("gateway_stopped")
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run background loops until ``stop`` is set, then shut down."""
+        async with self, asyncio.TaskGroup() as tasks:
+            for loop_fn in self.background:
+                tasks.create_task(loop_fn(self))
+            await stop.wait()
+            raise _StopRequestedError  # cancels the background loops; then ``self`` shuts down
+
+
+class _StopRequestedError(Exception):
+    """Raised inside the TaskGroup to cancel background loops on shutdown."""
+
+
+async def run(gateway: Gateway) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.serve(stop)
+    except* _StopRequestedError:
+        pass
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,126 @@
+"""``mxgate dev``: the embedded default a newcomer runs first.
+
+Generates a self-signed certificate, starts a local SMTP sink that stores
+each message as a Maildir file, and points a STARTTLS gateway at it. It
+must not be used in production: the sink accepts anything from loopback and
+the certificate is throwaway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mxgate_gateway.config.model import Config
+from mxgate_gateway.settings import DevSettings
+
+
+def self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
+    """Write a fresh self-signed EC certificate and key for ``hostname``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = dt.datetime.now(dt.UTC)
+    san = x509.SubjectAlternativeName(
+        [
+            x509.DNSName(hostname),
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class MaildirSink:
+    """aiosmtpd handler: store each message, bytes as received, in a Maildir."""
+
+    def __init__(self, maildir: Path) -> None:
+        self.maildir = maildir
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
+        self._seq = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self._seq += 1
+        name = f"{time.time():.6f}.P{os.getpid()}Q{self._seq}.{socket.gethostname()}"
+        tmp = self.maildir / "tmp" / name
+        tmp.write_bytes(envelope.original_content)
+        tmp.rename(self.maildir / "new" / name)
+        return f"250 2.0.0 Ok: stored as {name}"
+
+
+async def start_sink(maildir: Path, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+    """Serve the Maildir sink over plain SMTP on loopback."""
+    sink = MaildirSink(maildir)
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SMTP(sink, hostname="sink.localhost", enable_SMTPUTF8=True), host=host, port=port
+    )
+
+
+def dev_config(settings: DevSettings, cert: Path, key: Path, sink_port: int) -> Config:
+    """The gateway config ``mxgate dev`` runs with."""
+    return Config.model_validate(
+        {
+            "hostname": settings.hostname,
+            "listen": {"smtp": settings.smtp, "http": settings.http},
+            "domains": [settings.domain],
+            "tls": {"cert": str(cert), "key": str(key)},
+            "upstreams": [{"address": f"127.0.0.1:{sink_port}", "tls": "none"}],
+            "log": {"format": "console"},
+        }
+    )
+
+
+def instructions(settings: DevSettings, smtp_port: int, http_port: int) -> str:
+    """What ``mxgate dev`` prints: how to send a message and where to look."""
+    d = settings.directory.resolve()
+    return f"""
+mxgate dev is running.
+  SMTP (STARTTLS, self-signed): 127.0.0.1:{smtp_port}
+  HTTP:                          http://127.0.0.1:{http_port}/readyz  /metrics  /report
+
+Send a test message:
+  swaks --server 127.0.0.1:{smtp_port} --tls --to someone@{settings.domain} --from you@example.org
+
+Then look at:
+  ls {d}/Maildir/new/            # each relayed message, our Received: header on top
+  curl -s http://127.0.0.1:{http_port}/metrics | grep ^mxgate_
+  curl -s http://127.0.0.1:{http_port}/report
+
+Press Ctrl-C to stop.
+"""

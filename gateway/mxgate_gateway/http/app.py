@@ -1,0 +1,84 @@
+"""The gateway's HTTP side on aiohttp: /livez, /readyz, /metrics, /report.
+
+An async context manager serving the endpoints on ``listen.http``. It must
+not compute anything itself: health, metrics and the report are passed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from mxgate_gateway.config.model import split_hostport
+from mxgate_gateway.http.health import Health
+from mxgate_gateway.metrics import GatewayMetrics
+
+ReportSnapshot = Callable[[], dict[str, Any]]
+
+
+def build_app(
+    health: Health, metrics: GatewayMetrics, report: ReportSnapshot | None
+) -> web.Application:
+    """The aiohttp application with the four routes."""
+
+    async def livez(_: web.Request) -> web.Response:
+        status = 200 if health.live else 503
+        return web.json_response({"live": health.live}, status=status)
+
+    async def readyz(_: web.Request) -> web.Response:
+        body = health.readiness()
+        return web.json_response(body, status=200 if body["ready"] else 503)
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        resp = web.Response(body=metrics.exposition())
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
+
+    async def report_view(_: web.Request) -> web.Response:
+        if report is None:
+            return web.json_response({"error": "loss report not available"}, status=501)
+        return web.json_response(report())
+
+    app = web.Application()
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/report", report_view)
+    return app
+
+
+class HTTPServer:
+    """Runs ``build_app`` on ``address``; ``port`` is the bound port."""
+
+    def __init__(self, address: str, app: web.Application) -> None:
+        self.address = address
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._site: web.TCPSite | None = None
+
+    async def __aenter__(self) -> HTTPServer:
+        host, port = split_hostport(self.address)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await self._site.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            await self._runner.cleanup()
+
+    @property
+    def port(self) -> int:
+        assert self._site is not None
+        addresses = self._runner.addresses
+        port: int = addresses[0][1]
+        return port

@@ -1,0 +1,156 @@
+"""One live upstream transaction per client transaction (the in-line relay).
+
+Opens a connection at the first accepted RCPT (upstreams tried in order on
+connection failure), proxies MAIL/RCPT live, relays DATA. Every step ends in
+a ``RelayOutcome``; no exception escapes. It must not reply to the client,
+log message content, or retry a message after the upstream has seen DATA.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable, Sequence
+
+import aiosmtplib
+
+from mxgate_gateway.config.model import Upstream, UpstreamTLS, split_hostport
+from mxgate_gateway.relay.outcome import Failure, RelayOutcome, failed, from_reply
+from mxgate_gateway.tls.contexts import upstream_context
+
+Observe = Callable[[str, float], None]  # (phase, seconds) for the latency histogram
+
+_TIMEOUTS = (aiosmtplib.SMTPTimeoutError, TimeoutError)
+_DROPS = (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError)
+
+
+def _classify(exc: BaseException) -> Failure:
+    if isinstance(exc, _TIMEOUTS):
+        return Failure.TIMEOUT
+    if isinstance(exc, ssl.SSLError):
+        return Failure.TLS
+    if isinstance(exc, _DROPS):
+        return Failure.DISCONNECTED
+    return Failure.PROTOCOL
+
+
+class UpstreamTransaction:
+    """A MAIL transaction on one upstream connection. Create with ``open``."""
+
+    def __init__(self, smtp: aiosmtplib.SMTP, upstream: Upstream, observe: Observe) -> None:
+        self._smtp = smtp
+        self.upstream = upstream
+        self._observe = observe
+        self.broken: RelayOutcome | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        upstreams: Sequence[Upstream],
+        *,
+        helo: str,
+        sender: str,
+        mail_params: Sequence[str],
+        observe: Observe,
+    ) -> tuple[UpstreamTransaction | None, RelayOutcome]:
+        """Connect to the first reachable upstream and send MAIL FROM."""
+        last = failed(Failure.CONNECT)
+        for upstream in upstreams:
+            started = time.monotonic()
+            smtp, outcome = await _connect(upstream, helo)
+            observe("connect", time.monotonic() - started)
+            if smtp is None:
+                last = outcome
+                continue
+            txn = cls(smtp, upstream, observe)
+            params = [p for p in mail_params if _supported(smtp, p)]
+            outcome = await txn._command(f"MAIL FROM:<{sender}>", params)
+            if not outcome.accepted:
+                await txn.close()
+                return None, outcome
+            return txn, outcome
+        return None, last
+
+    async def rcpt(self, recipient: str) -> RelayOutcome:
+        """Proxy one RCPT TO; the outcome carries the upstream's verdict."""
+        if self.broken is not None:
+            return self.broken
+        return await self._command(f"RCPT TO:<{recipient}>", [])
+
+    async def data(self, message: bytes) -> RelayOutcome:
+        """Relay the message; ACCEPTED only if the upstream answered 2xx to the dot."""
+        if self.broken is not None:
+            return self.broken
+        started = time.monotonic()
+        try:
+            response = await self._smtp.data(message, timeout=self.upstream.timeout)
+            outcome = from_reply(response.code, response.message, self.upstream.address)
+        except aiosmtplib.SMTPResponseException as exc:
+            outcome = from_reply(exc.code, exc.message, self.upstream.address)
+        except Exception as exc:  # noqa: BLE001 - any failure here must become a 4xx
+            outcome = self._break(exc)
+        self._observe("data", time.monotonic() - started)
+        return outcome
+
+    async def close(self) -> None:
+        """Say QUIT if the connection is still usable, then drop it."""
+        try:
+            if self.broken is None and self._smtp.is_connected:
+                await self._smtp.quit(timeout=min(5.0, self.upstream.timeout))
+        except Exception:  # noqa: BLE001, S110 - closing anyway
+            pass
+        finally:
+            self._smtp.close()
+
+    async def _command(self, line: str, params: Sequence[str]) -> RelayOutcome:
+        verb, _, arg = line.partition(" ")
+        args = [arg.encode("utf-8"), *(p.encode("ascii") for p in params)]
+        try:
+            response = await self._smtp.execute_command(
+                verb.encode("ascii"), *args, timeout=self.upstream.timeout
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure here must become a 4xx
+            return self._break(exc)
+        return from_reply(response.code, response.message, self.upstream.address)
+
+    def _break(self, exc: BaseException) -> RelayOutcome:
+        self.broken = failed(_classify(exc), self.upstream.address)
+        self._smtp.close()
+        return self.broken
+
+
+def _supported(smtp: aiosmtplib.SMTP, param: str) -> bool:
+    key = param.partition("=")[0].upper()
+    ext = {"BODY": "8bitmime", "SIZE": "size", "SMTPUTF8": "smtputf8"}.get(key)
+    return ext is not None and smtp.supports_extension(ext)
+
+
+async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | None, RelayOutcome]:
+    host, port = split_hostport(upstream.address)
+    smtp = aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        local_hostname=helo,
+        timeout=upstream.timeout,
+        start_tls=False,
+    )
+    try:
+        await smtp.connect(timeout=upstream.connect_timeout)
+        await smtp.ehlo()
+    except Exception as exc:  # noqa: BLE001 - try the next upstream
+        smtp.close()
+        kind = _classify(exc)
+        return None, failed(Failure.CONNECT if kind is Failure.DISCONNECTED else kind)
+    ctx = upstream_context(upstream)
+    offered = smtp.supports_extension("starttls")
+    if ctx is None or (upstream.tls is UpstreamTLS.OPPORTUNISTIC and not offered):
+        return smtp, failed(Failure.NONE)
+    try:
+        if not offered:
+            raise ssl.SSLError("upstream does not offer STARTTLS")
+        await smtp.starttls(tls_context=ctx, server_hostname=host)
+        await smtp.ehlo()
+    except Exception:  # noqa: BLE001 - TLS failure: try the next upstream
+        smtp.close()
+        return None, failed(Failure.TLS, upstream.address)
+    return smtp, failed(Failure.NONE)

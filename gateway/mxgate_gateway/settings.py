@@ -1,0 +1,39 @@
+"""Process settings: what the command line says, read once at start.
+
+Paths and output format for this process. It must not hold policy or any
+value that can change on reload (that lives in the ``Config`` snapshot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+LogFormat = Literal["json", "console"]
+
+DEV_DIR = Path(".mxgate-dev")
+DEV_DOMAIN = "mxgate.test"
+DEV_HOSTNAME = "mx.mxgate.test"
+DEV_SMTP = "127.0.0.1:2525"
+DEV_HTTP = "127.0.0.1:8025"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """``mxgate gateway``: the config file, the optional operator policy file."""
+
+    config_path: Path
+    policy_path: Path | None = None
+    log_format: LogFormat | None = None  # None: use the config file's ``log.format``
+
+
+@dataclass(frozen=True)
+class DevSettings:
+    """``mxgate dev``: where the sink and certificate live, and the addresses."""
+
+    directory: Path = DEV_DIR
+    smtp: str = DEV_SMTP
+    http: str = DEV_HTTP
+    domain: str = DEV_DOMAIN
+    hostname: str = DEV_HOSTNAME

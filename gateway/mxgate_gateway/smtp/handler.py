@@ -1,0 +1,265 @@
+"""The per-verb decisions of a session: relay check, policy, in-line relay, accounting.
+
+One ``EdgeHandler`` per gateway, shared by all sessions (state lives in
+``Connection``/``Transaction``). It turns MAIL/RCPT/DATA into replies:
+domains first, then TLS policy, then the live upstream; a 250 after DATA
+only when the upstream said 250. It must not parse the wire (server.py
+does), and must never log message bodies or raw exception text to clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mxgate_gateway.logs import get_logger
+from mxgate_gateway.metrics import GatewayMetrics, tls_label
+from mxgate_gateway.policy import (
+    Action,
+    Decision,
+    SessionFacts,
+    decide_mail,
+    decide_rcpt,
+    trace_header_value,
+)
+from mxgate_gateway.relay.client import UpstreamTransaction
+from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
+from mxgate_gateway.smtp import replies
+from mxgate_gateway.smtp.addresses import Path, relay_refusal, sender_domain
+from mxgate_gateway.smtp.data import DataStatus
+from mxgate_gateway.smtp.received import TraceFacts, received_header
+from mxgate_gateway.smtp.state import Connection, Transaction
+
+if TYPE_CHECKING:
+    from mxgate_gateway.smtp.server import EdgeSMTP
+
+log = get_logger("mxgate.smtp")
+
+
+class ReportSink(Protocol):
+    """The loss report's recording API (``mxgate_gateway.report.LossReport``)."""
+
+    def record_session(self, tls_version: str | None) -> None: ...
+    def record_decision(self, decision: Decision) -> None: ...
+    def record_message(self, **facts: Any) -> None: ...
+
+
+class EdgeHandler:
+    """Answers MAIL, RCPT and DATA for every session of one gateway."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        report: ReportSink | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.metrics = metrics
+        self.report = report
+        self.clock = clock
+        self.sessions: set[EdgeSMTP] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- session events ----------------------------------------------------------
+
+    def on_connect(self, server: EdgeSMTP) -> None:
+        self.sessions.add(server)
+        self.metrics.connections.inc()
+
+    def on_tls(self, server: EdgeSMTP) -> None:
+        conn = _conn(server)
+        log.info("starttls_completed", session_id=conn.session_id, **_tls_fields(conn))
+
+    def on_session_end(self, server: EdgeSMTP) -> None:
+        conn = _conn(server)
+        self.sessions.discard(server)
+        self.metrics.connections.dec()
+        self.metrics.sessions.labels(tls_label(conn.tls_version)).inc()
+        if self.report is not None:
+            self.report.record_session(conn.tls_version)
+        log.info(
+            "session_ended",
+            session_id=conn.session_id,
+            client_ip=str(conn.client_ip),
+            helo=conn.helo[:64],
+            transactions=conn.transactions,
+            relayed=conn.messages_relayed,
+            protocol_errors=conn.protocol_errors,
+            duration_s=round(time.monotonic() - conn.started, 3),
+            **_tls_fields(conn),
+        )
+
+    def on_transaction_end(self, server: EdgeSMTP, txn: Transaction) -> None:
+        """A transaction was reset, finished or abandoned: release its upstream."""
+        upstream, txn.upstream = txn.upstream, None
+        if upstream is not None:
+            task = asyncio.get_running_loop().create_task(upstream.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    # --- MAIL --------------------------------------------------------------------
+
+    async def on_mail(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
+        conn = _conn(server)
+        decision = decide_mail(conn.config.policy, _facts(conn), sender_domain(path))
+        self._count_decision(decision)
+        if decision.action is Action.REFUSE and decision.reply is not None:
+            log.info("mail_refused", session_id=conn.session_id, rule=decision.rule_id)
+            return _policy_reply(decision.reply)
+        txn.sender, txn.params = path, dict(path.params)
+        txn.mail_from = path.address
+        conn.transactions += 1
+        return replies.reply(250, "Sender OK", "2.1.0")
+
+    # --- RCPT --------------------------------------------------------------------
+
+    async def on_rcpt(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
+        conn = _conn(server)
+        refusal = relay_refusal(path, conn.config.domains)
+        if refusal is not None:
+            return self._rcpt_refused(conn, "relay_denied", refusal)
+        assert txn.sender is not None
+        assert path.mailbox is not None
+        decision = decide_rcpt(
+            conn.config.policy, _facts(conn), sender_domain(txn.sender), path.mailbox.domain
+        )
+        self._count_decision(decision)
+        if decision.action is Action.REFUSE and decision.reply is not None:
+            return self._rcpt_refused(conn, "policy", _policy_reply(decision.reply))
+        outcome = await self._upstream_rcpt(conn, txn, path.address)
+        if not outcome.accepted:
+            return self._rcpt_refused(conn, f"upstream_{outcome.status.value}", outcome.reply)
+        txn.recipients.append(path.address)
+        txn.rcpt_tos.append(path.address)
+        self.metrics.recipients.labels("accepted").inc()
+        return replies.reply(250, "Recipient OK", "2.1.5")
+
+    async def _upstream_rcpt(self, conn: Connection, txn: Transaction, rcpt: str) -> RelayOutcome:
+        if txn.upstream_failure is not None:
+            return txn.upstream_failure
+        if txn.upstream is None:
+            assert txn.sender is not None
+            upstream, outcome = await UpstreamTransaction.open(
+                conn.config.upstreams,
+                helo=conn.config.hostname,
+                sender=txn.sender.address,
+                mail_params=[_param(k, v) for k, v in txn.params.items()],
+                observe=self.metrics.observe_upstream,
+            )
+            if upstream is None:
+                self.metrics.upstream_failures.labels(outcome.failure.value).inc()
+                txn.upstream_failure = outcome
+                return outcome
+            txn.upstream = upstream
+        return await txn.upstream.rcpt(rcpt)
+
+    def _rcpt_refused(self, conn: Connection, why: str, reply: replies.Reply) -> replies.Reply:
+        self.metrics.recipients.labels(why).inc()
+        log.info(
+            "rcpt_rejected",
+            session_id=conn.session_id,
+            client_ip=str(conn.client_ip),
+            reason=why,
+            code=reply.code,
+        )
+        return reply
+
+    # --- DATA --------------------------------------------------------------------
+
+    async def on_data(self, server: EdgeSMTP, txn: Transaction, content: bytes) -> replies.Reply:
+        conn = _conn(server)
+        if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
+            outcome_reply = replies.UPSTREAM_FAILED
+            status = RelayStatus.TEMPFAILED
+        else:
+            outcome = await txn.upstream.data(self._trace_headers(conn, txn) + content)
+            outcome_reply, status = outcome.reply, outcome.status
+            if outcome.failure.value != "none":
+                self.metrics.upstream_failures.labels(outcome.failure.value).inc()
+        label = {"accepted": "relayed"}.get(status.value, status.value)
+        self.metrics.messages.labels(label, tls_label(conn.tls_version)).inc()
+        if status is RelayStatus.ACCEPTED:
+            conn.messages_relayed += 1
+            outcome_reply = replies.reply(250, f"Queued as {conn.session_id}", "2.0.0")
+        self._record_message(conn, txn, status)
+        log.info(
+            f"message_{label}",
+            session_id=conn.session_id,
+            client_ip=str(conn.client_ip),
+            recipients=len(txn.recipients),
+            size=len(content),
+            code=outcome_reply.code,
+            **_tls_fields(conn),
+        )
+        return outcome_reply
+
+    def on_data_refused(self, server: EdgeSMTP, txn: Transaction, why: DataStatus) -> None:
+        conn = _conn(server)
+        self.metrics.messages.labels("rejected", tls_label(conn.tls_version)).inc()
+        log.info("message_refused", session_id=conn.session_id, reason=why.value)
+
+    def _trace_headers(self, conn: Connection, txn: Transaction) -> bytes:
+        tls = conn.tls
+        header = received_header(
+            TraceFacts(
+                helo=conn.helo,
+                client_ip=str(conn.client_ip),
+                hostname=conn.config.hostname,
+                session_id=conn.session_id,
+                esmtp=conn.esmtp,
+                tls_version=tls.version if tls else None,
+                tls_cipher=tls.cipher if tls else None,
+                tls_bits=tls.bits if tls else None,
+                recipient=txn.recipients[0] if len(txn.recipients) == 1 else None,
+                when=self.clock(),
+            )
+        )
+        name = conn.config.policy.trace_header
+        if name:
+            header += f"{name}: {trace_header_value(_facts(conn))}\r\n".encode("ascii")
+        return header
+
+    def _record_message(self, conn: Connection, txn: Transaction, status: RelayStatus) -> None:
+        if self.report is None:
+            return
+        accepted = {RelayStatus.ACCEPTED: True, RelayStatus.REJECTED: False}.get(status)
+        self.report.record_message(
+            tls_version=conn.tls_version,
+            sender_domain=sender_domain(txn.sender) if txn.sender else None,
+            client_ip=conn.client_ip,
+            upstream_accepted=accepted,
+            recipients=len(txn.recipients),
+        )
+
+    def _count_decision(self, decision: Decision) -> None:
+        self.metrics.policy_decisions.labels(
+            decision.rule_id, decision.mode.value, decision.action.value
+        ).inc()
+        if self.report is not None:
+            self.report.record_decision(decision)
+
+
+def _conn(server: EdgeSMTP) -> Connection:
+    assert server.conn is not None
+    return server.conn
+
+
+def _facts(conn: Connection) -> SessionFacts:
+    return SessionFacts(conn.client_ip, conn.tls_version, conn.config.listener)
+
+
+def _policy_reply(pair: tuple[int, str]) -> replies.Reply:
+    code, text = pair
+    enhanced, _, rest = text.partition(" ")
+    return replies.Reply(code, enhanced, replies.clean_text(rest))
+
+
+def _param(key: str, value: str | None) -> str:
+    return key if value is None else f"{key}={value}"
+
+
+def _tls_fields(conn: Connection) -> dict[str, object]:
+    tls = conn.tls
+    return {"tls": tls.version if tls else "none", "cipher": tls.cipher if tls else None}

@@ -1,0 +1,99 @@
+"""The SMTP listener: binds the socket and creates one ``EdgeSMTP`` per connection.
+
+An async context manager over ``loop.create_server``. Each new connection
+gets the config snapshot and TLS context current at accept time. It must
+not hold per-session state (the protocol does) or decide anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from types import TracebackType
+
+from mxgate_gateway.config.model import split_hostport
+from mxgate_gateway.config.store import ConfigStore
+from mxgate_gateway.smtp import replies
+from mxgate_gateway.smtp.handler import EdgeHandler
+from mxgate_gateway.smtp.server import EdgeSMTP
+
+TLSProvider = Callable[[], ssl.SSLContext | None]
+
+
+class SMTPListener:
+    """Serves SMTP on ``address`` until closed; ``port`` is the bound port."""
+
+    def __init__(
+        self,
+        address: str,
+        store: ConfigStore,
+        handler: EdgeHandler,
+        tls: TLSProvider,
+    ) -> None:
+        self.address = address
+        self.store = store
+        self.handler = handler
+        self.tls = tls
+        self._server: asyncio.Server | None = None
+
+    def _make_protocol(self) -> EdgeSMTP:
+        return EdgeSMTP(self.handler, self.store.current, self.tls())
+
+    async def __aenter__(self) -> SMTPListener:
+        host, port = split_hostport(self.address)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._make_protocol, host=host, port=port, reuse_address=True, backlog=512
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def bound(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; running sessions go on."""
+        if self._server is not None:
+            self._server.close()
+
+    def close_idle(self) -> int:
+        """Send 421 to sessions not inside a transaction and close them; return how many."""
+        closed = 0
+        for session in list(self.handler.sessions):
+            envelope = session.envelope
+            if not getattr(envelope, "active", False):
+                session.close_with(replies.SHUTTING_DOWN)
+                closed += 1
+        return closed
+
+    async def close(self, drain_timeout: float = 0.0) -> None:
+        """Stop accepting, let transactions finish up to ``drain_timeout``, close the rest."""
+        self.stop_accepting()
+        self.close_idle()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout
+        while self.handler.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            self.close_idle()
+        for session in list(self.handler.sessions):
+            session.close_with(replies.SHUTTING_DOWN)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None

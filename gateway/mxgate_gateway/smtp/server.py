@@ -1,0 +1,366 @@
+"""The SMTP protocol engine: one ``EdgeSMTP`` per connection, on aiosmtpd's ``SMTP``.
+
+Owns the wire: greeting, the command loop and its limits (512-octet lines,
+NUL, invalid UTF-8), EHLO extensions, STARTTLS with a bounded handshake,
+DATA framing, timeouts, and enhanced status codes on every reply. It must
+not make relay or policy decisions (the handler does) and must never send
+exception text to a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from typing import TYPE_CHECKING, Any, AnyStr
+
+from aiosmtpd.smtp import SMTP, Session, TLSSetupException
+
+from mxgate_gateway.config.model import Config
+from mxgate_gateway.logs import get_logger
+from mxgate_gateway.smtp import replies
+from mxgate_gateway.smtp.addresses import Path, parse_path
+from mxgate_gateway.smtp.data import DataStatus, read_data
+from mxgate_gateway.smtp.state import Connection, Transaction, parse_peer
+from mxgate_gateway.tls.contexts import facts_of
+
+if TYPE_CHECKING:
+    from mxgate_gateway.smtp.handler import EdgeHandler
+
+log = get_logger("mxgate.smtp")
+
+COMMAND_LIMIT = 512  # octets including CRLF (RFC 5321 §4.5.3.1.4)
+# RFC 1870/6152/6531 each let MAIL grow by the length of their parameter.
+EXTRA_LIMIT = {"MAIL": 26 + 14 + 9, "RCPT": 0}
+BOGUS_LIMIT = 10
+_DATA_ERRORS = {
+    DataStatus.LINE_TOO_LONG: replies.reply(500, "Line too long (RFC 5321 4.5.3.1.6)", "5.6.0"),
+    DataStatus.TOO_BIG: replies.reply(552, "Message size exceeds fixed maximum", "5.3.4"),
+    DataStatus.BARE_LINE_ENDING: replies.reply(
+        550, "Bare CR or LF not allowed in message (RFC 5321 2.3.8)", "5.6.0"
+    ),
+}
+
+
+class EdgeSMTP(SMTP):
+    """aiosmtpd's protocol with our command loop, limits, and reply discipline."""
+
+    def __init__(
+        self, handler: EdgeHandler, config: Config, tls_context: ssl.SSLContext | None
+    ) -> None:
+        super().__init__(
+            handler,
+            data_size_limit=config.limits.max_message_size,
+            enable_SMTPUTF8=True,
+            hostname=config.hostname,
+            ident=config.smtp.banner,
+            tls_context=tls_context,
+            timeout=config.limits.command_timeout,
+        )
+        self.handler = handler
+        self.config = config
+        self.conn: Connection | None = None
+
+    # --- connection lifecycle ------------------------------------------------
+
+    def _create_envelope(self) -> Transaction:
+        return Transaction()
+
+    def _set_post_data_state(self) -> None:
+        old = getattr(self, "envelope", None)
+        self.envelope = self._create_envelope()
+        if isinstance(old, Transaction) and old.active:
+            self.handler.on_transaction_end(self, old)
+
+    def _set_rset_state(self) -> None:
+        self._set_post_data_state()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._original_transport is None
+        super().connection_made(transport)
+        if first:
+            self.conn = Connection(self.config, parse_peer(transport.get_extra_info("peername")))
+            self.handler.on_connect(self)
+        elif self.conn is not None:
+            self.conn.tls = facts_of(transport.get_extra_info("ssl_object"))
+            self.conn.helo, self.conn.esmtp = "", False
+            self.handler.on_tls(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self.conn is not None and not self.conn.closed:
+            self.conn.closed = True
+            self._set_post_data_state()
+            self.handler.on_session_end(self)
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self._writer.write(f"{replies.TIMEOUT}\r\n".encode())
+            self.transport.close()
+
+    def close_with(self, reply: replies.Reply) -> None:
+        """Send a final reply (e.g. 421 on shutdown) and close the connection."""
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self._writer.write(f"{reply}\r\n".encode())
+            self.transport.close()
+
+    # --- output ----------------------------------------------------------------
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's own replies (e.g. STARTTLS 220) get an enhanced code too."""
+        text = status.decode("utf-8") if isinstance(status, bytes) else str(status)
+        await self.say(text)
+
+    async def say(self, status: str | replies.Reply) -> None:
+        """Send one reply line, adding the enhanced status code if it lacks one."""
+        await self._write(replies.with_enhanced(str(status)))
+
+    async def _write(self, line: str) -> None:
+        self._writer.write(line.encode("utf-8") + b"\r\n")
+        await self._writer.drain()
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("smtp_unhandled_error", session_id=self._sid, error=type(error).__name__)
+        self.handler.metrics.unhandled_errors.inc()
+        return str(replies.TEMPFAIL)
+
+    @property
+    def _sid(self) -> str:
+        return self.conn.session_id if self.conn else "-"
+
+    # --- the command loop ---------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        await self._write(f"220 {self.hostname} {self.__ident__}")
+        self._reset_timeout(self.config.limits.greeting_timeout)
+        bogus = 0
+        while self.transport is not None:
+            try:
+                line = await self._read_command()
+                if line is None:
+                    continue
+                verb, _, arg = line.partition(" ")
+                method = self._smtp_methods.get(verb.upper()) if verb.isascii() else None
+                if method is None:
+                    bogus += 1
+                    self._protocol_error("unknown_command")
+                    if bogus >= BOGUS_LIMIT:
+                        too_many = replies.reply(421, "Too many unrecognized commands", "4.7.0")
+                        self.close_with(too_many)
+                        return
+                    await self.say(replies.reply(500, "Command not recognized", "5.5.1"))
+                    continue
+                self._reset_timeout(self.config.limits.command_timeout)
+                await method(arg.strip(" ") or None)
+            except (asyncio.CancelledError, ConnectionError):
+                self._writer.close()
+                raise
+            except Exception as error:  # noqa: BLE001 - the catch-all: 451, no exception text
+                if isinstance(error, TLSSetupException) and self.transport is not None:
+                    self.transport.close()
+                    return
+                await self.say(await self.handle_exception(error))
+
+    async def _read_command(self) -> str | None:
+        """One command line, or None after answering a malformed one."""
+        try:
+            raw: bytes = await self._reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            await self._reader.readexactly(exc.consumed)
+            while True:
+                try:
+                    await self._reader.readuntil(b"\n")
+                    break
+                except asyncio.LimitOverrunError as more:
+                    await self._reader.readexactly(more.consumed)
+            await self._refuse_line("command_too_long", "Line too long")
+            return None
+        line = raw.rstrip(b"\r\n")
+        verb = line.split(b" ", 1)[0].upper().decode("ascii", "replace")
+        if len(raw) > COMMAND_LIMIT + EXTRA_LIMIT.get(verb, 0):
+            await self._refuse_line("command_too_long", "Line too long")
+            return None
+        if b"\x00" in line or b"\r" in line:
+            await self._refuse_line("bad_command_bytes", "NUL or bare CR in command")
+            return None
+        if not line:
+            await self._refuse_line("empty_command", "Empty command")
+            return None
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            await self._refuse_line("invalid_utf8", "Invalid UTF-8 in command")
+            return None
+
+    async def _refuse_line(self, kind: str, text: str) -> None:
+        self._protocol_error(kind)
+        await self.say(replies.reply(500, text, "5.5.2"))
+
+    def _protocol_error(self, kind: str) -> None:
+        self.handler.metrics.protocol_errors.labels(kind).inc()
+        if self.conn is not None:
+            self.conn.protocol_errors += 1
+
+    # --- verbs ---------------------------------------------------------------------
+
+    def _extensions(self) -> list[str]:
+        ext = ["PIPELINING", f"SIZE {self.config.limits.max_message_size}", "8BITMIME"]
+        ext += ["SMTPUTF8", "ENHANCEDSTATUSCODES"]
+        if self.tls_context is not None and self._tls_protocol is None:
+            ext.append("STARTTLS")
+        return ext
+
+    async def smtp_EHLO(self, arg: str | None) -> None:  # noqa: N802
+        await self._greet(arg, esmtp=True)
+
+    async def smtp_HELO(self, arg: str | None) -> None:  # noqa: N802
+        await self._greet(arg, esmtp=False)
+
+    async def _greet(self, arg: str | None, *, esmtp: bool) -> None:
+        if not arg:
+            await self.say(replies.reply(501, "Syntax: EHLO hostname", "5.5.4"))
+            return
+        self._set_rset_state()
+        self._sess().host_name = arg
+        self._sess().extended_smtp = esmtp
+        assert self.conn is not None
+        self.conn.helo, self.conn.esmtp = arg, esmtp
+        if not esmtp:
+            await self._write(f"250 {self.hostname}")
+            return
+        lines = [self.hostname, *self._extensions()]
+        for i, text in enumerate(lines):
+            await self._write(f"250{'-' if i < len(lines) - 1 else ' '}{text}")
+
+    async def smtp_STARTTLS(self, arg: str | None) -> None:  # noqa: N802
+        if arg:
+            await self.say(replies.reply(501, "Syntax: STARTTLS", "5.5.4"))
+            return
+        if self.tls_context is None or self._tls_protocol is not None:
+            await self.say(replies.reply(503, "STARTTLS not available now", "5.5.1"))
+            return
+        timeout = self.config.tls.handshake_timeout if self.config.tls else 30.0
+        self._reset_timeout(timeout + 1)
+        try:
+            await asyncio.wait_for(super().smtp_STARTTLS(None), timeout)
+        except (TLSSetupException, TimeoutError) as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "handshake_error"
+            self.handler.metrics.starttls_failures.labels(reason).inc()
+            log.info("starttls_failed", session_id=self._sid, reason=reason)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._reset_timeout(self.config.limits.command_timeout)
+
+    async def smtp_AUTH(self, arg: str | None) -> None:  # noqa: N802
+        await self.say(replies.reply(502, "AUTH not available", "5.5.1"))
+
+    async def smtp_VRFY(self, arg: str | None) -> None:  # noqa: N802
+        await self.say(replies.reply(252, "Cannot VRFY user, send some mail", "2.5.2"))
+
+    async def smtp_EXPN(self, arg: str | None) -> None:  # noqa: N802
+        await self.say(replies.reply(502, "EXPN not available", "5.5.1"))
+
+    async def smtp_HELP(self, arg: str | None) -> None:  # noqa: N802
+        await self.say(replies.reply(214, "See RFC 5321", "2.0.0"))
+
+    async def smtp_RSET(self, arg: str | None) -> None:  # noqa: N802
+        if arg:
+            await self.say(replies.reply(501, "Syntax: RSET", "5.5.4"))
+            return
+        self._set_rset_state()
+        await self.say(replies.reply(250, "Reset OK", "2.0.0"))
+
+    async def smtp_MAIL(self, arg: str | None) -> None:  # noqa: N802
+        txn = self._txn()
+        if not self._sess().host_name:
+            await self.say(replies.reply(503, "Send EHLO first", "5.5.1"))
+            return
+        if txn.active:
+            await self.say(replies.reply(503, "Nested MAIL command", "5.5.1"))
+            return
+        path = parse_path(arg or "", "FROM:")
+        if isinstance(path, Path):
+            refusal = self._check_mail_params(path)
+            if refusal is None:
+                await self.say(await self.handler.on_mail(self, txn, path))
+                return
+            path = refusal
+        await self.say(path)
+
+    def _check_mail_params(self, path: Path) -> replies.Reply | None:
+        params = path.params
+        if params and not self._sess().extended_smtp:
+            return replies.reply(501, "Parameters need EHLO", "5.5.4")
+        unknown = set(params) - {"SIZE", "BODY", "SMTPUTF8"}
+        if unknown:
+            return replies.reply(555, "MAIL parameters not recognized", "5.5.4")
+        size = params.get("SIZE")
+        if "SIZE" in params and (size is None or not size.isdigit()):
+            return replies.reply(501, "Syntax: SIZE=<digits>", "5.5.4")
+        if size is not None and int(size) > self.config.limits.max_message_size:
+            return replies.reply(552, "Message size exceeds fixed maximum", "5.3.4")
+        if "BODY" in params and (params["BODY"] or "").upper() not in ("7BIT", "8BITMIME"):
+            return replies.reply(501, "BODY must be 7BIT or 8BITMIME", "5.5.4")
+        if "SMTPUTF8" in params and params["SMTPUTF8"] is not None:
+            return replies.reply(501, "SMTPUTF8 takes no value", "5.5.4")
+        if not path.address.isascii() and "SMTPUTF8" not in params:
+            return replies.reply(553, "Non-ASCII address needs SMTPUTF8", "5.6.7")
+        return None
+
+    async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
+        txn = self._txn()
+        if not txn.active:
+            await self.say(replies.reply(503, "Need MAIL command first", "5.5.1"))
+            return
+        path = parse_path(arg or "", "TO:")
+        if not isinstance(path, Path):
+            await self.say(path)
+        elif path.params:
+            await self.say(replies.reply(555, "RCPT parameters not recognized", "5.5.4"))
+        elif not path.address.isascii() and "SMTPUTF8" not in txn.params:
+            await self.say(replies.reply(553, "Non-ASCII address needs SMTPUTF8", "5.6.7"))
+        elif len(txn.recipients) >= self.config.limits.max_recipients:
+            await self.say(replies.reply(452, "Too many recipients", "4.5.3"))
+        else:
+            await self.say(await self.handler.on_rcpt(self, txn, path))
+
+    async def smtp_DATA(self, arg: str | None) -> None:  # noqa: N802
+        txn = self._txn()
+        if arg:
+            await self.say(replies.reply(501, "Syntax: DATA", "5.5.4"))
+            return
+        if not txn.active or not txn.recipients:
+            code = 554 if txn.active else 503
+            await self.say(replies.reply(code, "No valid recipients", "5.5.1"))
+            return
+        if getattr(self._reader, "_buffer", b""):  # RFC 2920: DATA ends a pipelined group
+            self._protocol_error("pipelining_after_data")
+            self.close_with(replies.reply(554, "Commands pipelined after DATA", "5.5.0"))
+            return
+        await self._write("354 End data with <CR><LF>.<CR><LF>")
+        self._reset_timeout(self.config.limits.data_timeout)
+        result = await read_data(
+            self._reader, self.config.limits.max_message_size, self.config.smtp.bare_line_endings
+        )
+        self._reset_timeout(self.config.limits.command_timeout)
+        if result.status is not DataStatus.OK:
+            self._protocol_error(result.status.value)
+            self.handler.on_data_refused(self, txn, result.status)
+            self._set_post_data_state()
+            await self.say(_DATA_ERRORS[result.status])
+            return
+        reply = await self.handler.on_data(self, txn, result.content)
+        self._set_post_data_state()
+        await self.say(reply)
+
+    def _sess(self) -> Session:
+        assert self.session is not None
+        return self.session
+
+    def _txn(self) -> Transaction:
+        envelope: Any = self.envelope
+        assert isinstance(envelope, Transaction)
+        return envelope

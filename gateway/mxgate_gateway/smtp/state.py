@@ -1,0 +1,76 @@
+"""Per-connection and per-transaction state of one SMTP session.
+
+Plain mutable holders owned by one ``EdgeSMTP`` protocol instance. They
+must not do I/O; the server fills them in, the handler reads and updates them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import TYPE_CHECKING
+
+from aiosmtpd.smtp import Envelope
+
+from mxgate_gateway.config.model import Config
+from mxgate_gateway.smtp.addresses import Path
+from mxgate_gateway.tls.contexts import TLSFacts
+
+if TYPE_CHECKING:
+    from mxgate_gateway.relay.client import UpstreamTransaction
+    from mxgate_gateway.relay.outcome import RelayOutcome
+
+
+def new_session_id() -> str:
+    """A short random id naming the session in logs and the Received header."""
+    return secrets.token_hex(8).upper()
+
+
+def parse_peer(peer: object) -> IPv4Address | IPv6Address:
+    """The client IP from a transport's ``peername`` (unknown peers become 0.0.0.0)."""
+    if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
+        try:
+            return ip_address(peer[0].split("%", 1)[0])
+        except ValueError:
+            pass
+    return IPv4Address("0.0.0.0")  # noqa: S104 - a placeholder value, never bound
+
+
+@dataclass
+class Connection:
+    """What we know about one client connection; survives the STARTTLS reset."""
+
+    config: Config
+    client_ip: IPv4Address | IPv6Address
+    session_id: str = field(default_factory=new_session_id)
+    started: float = field(default_factory=time.monotonic)
+    helo: str = ""
+    esmtp: bool = False
+    tls: TLSFacts | None = None
+    transactions: int = 0
+    messages_relayed: int = 0
+    protocol_errors: int = 0
+    closed: bool = False
+
+    @property
+    def tls_version(self) -> str | None:
+        return self.tls.version if self.tls else None
+
+
+class Transaction(Envelope):
+    """One MAIL..DATA transaction: the envelope plus its live upstream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender: Path | None = None
+        self.params: dict[str, str | None] = {}
+        self.recipients: list[str] = []
+        self.upstream: UpstreamTransaction | None = None
+        self.upstream_failure: RelayOutcome | None = None
+        self.upstream_accepted_any = False
+
+    @property
+    def active(self) -> bool:
+        return self.sender is not None

@@ -1,0 +1,76 @@
+"""SSL contexts: the server side for STARTTLS and the client side for upstreams.
+
+Builds ``ssl.SSLContext`` objects from validated config. It must not watch
+or reload files (the reloader does) and must not decide policy.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from mxgate_gateway.config.model import TLS, TLSVersion, Upstream, UpstreamTLS
+from mxgate_gateway.errors import MxgateError
+
+_MIN_VERSION = {
+    TLSVersion.TLS1_2: ssl.TLSVersion.TLSv1_2,
+    TLSVersion.TLS1_3: ssl.TLSVersion.TLSv1_3,
+}
+
+
+class TLSMaterialError(MxgateError):
+    """The configured certificate or key could not be loaded."""
+
+
+def server_context(tls: TLS) -> ssl.SSLContext:
+    """A server context for STARTTLS: our chain and key, TLS >= ``min_version``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _MIN_VERSION[tls.min_version]
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
+    ctx.verify_mode = ssl.CERT_NONE  # MX clients rarely present certificates
+    try:
+        ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSMaterialError(f"cannot load TLS cert {tls.cert} / key {tls.key}: {exc}") from exc
+    return ctx
+
+
+def upstream_context(upstream: Upstream) -> ssl.SSLContext | None:
+    """The client context for one upstream, or None when TLS is off.
+
+    ``required`` verifies the upstream against ``ca_file`` (or the system
+    store); ``opportunistic`` encrypts without verifying, like an MTA would.
+    """
+    if upstream.tls is UpstreamTLS.NONE:
+        return None
+    if upstream.tls is UpstreamTLS.REQUIRED:
+        ctx = ssl.create_default_context(cafile=str(upstream.ca_file) if upstream.ca_file else None)
+    else:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if upstream.ca_file:
+            ctx.load_verify_locations(cafile=str(upstream.ca_file))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+@dataclass(frozen=True)
+class TLSFacts:
+    """What a finished handshake negotiated (for logs, metrics, Received)."""
+
+    version: str
+    cipher: str
+    bits: int | None
+
+
+def facts_of(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TLSFacts | None:
+    """Read the negotiated version and cipher from an SSL object."""
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    version = ssl_object.version() or "unknown"
+    if cipher is None:
+        return TLSFacts(version, "unknown", None)
+    return TLSFacts(version, cipher[0], cipher[2])
