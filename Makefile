@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit system-deps venv bench clean control-plane
+.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ dev: $(STAMP)
 	$(BIN)/mxgate dev
 
 ## Install everything the tests need (apt packages, venv, control plane) and run all checks.
-test: system-deps $(STAMP) control-plane
+test: system-deps $(STAMP) control-plane chart-tools
 	$(MAKE) lint
 	$(BIN)/pytest
 
@@ -29,6 +29,10 @@ test: system-deps $(STAMP) control-plane
 ## `kube` tests say why: skipped when Go or its module proxy is missing, errors otherwise.
 control-plane:
 	bash scripts/build-control-plane.sh all || echo "control-plane: not built; the kube tests report why"
+
+## checkov, kubernetes-validate, hadolint in .venv-tools (apart from the product's pins).
+chart-tools:
+	bash scripts/install-chart-tools.sh
 
 system-deps:
 	bash scripts/install-system-deps.sh
