@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import kopf
 from kopf import cli as kopf_cli
@@ -19,12 +19,12 @@ from mxgate_operator.settings import OperatorSettings
 NAMESPACE_FLAGS = ("-n", "--namespace", "-A", "--all-namespaces")
 
 
-def kopf_args(argv: Sequence[str], env: dict[str, str] | os._Environ[str]) -> list[str]:
-    """``kopf run`` arguments: ours plus a namespace from $POD_NAMESPACE if none is given."""
+def kopf_args(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``kopf run`` arguments: ours plus a namespace from $MXGATE_NAMESPACE if none is given."""
     args = ["run", *argv]
     has_ns = any(a in NAMESPACE_FLAGS or a.startswith("--namespace=") for a in argv)
-    if not has_ns and env.get("POD_NAMESPACE"):
-        args.append(f"--namespace={env['POD_NAMESPACE']}")
+    if not has_ns and env.get("MXGATE_NAMESPACE"):
+        args.append(f"--namespace={env['MXGATE_NAMESPACE']}")
     return args
 
 

@@ -131,7 +131,7 @@ class Reconciler:
             await kube.apply(desired)
             log.info("policy_configmap_applied", namespace=namespace, hash=result.config_hash)
 
-        plans = plan_certificates(settings.prefix, result.accepted)
+        plans = plan_certificates(settings.prefix, result.accepted, settings.secret_names())
         existing = await kube.list_certificates(namespace, MANAGED_BY)
         certs: dict[str, dict[str, Any]] = {}
         if existing is not None:

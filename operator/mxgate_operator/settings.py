@@ -23,14 +23,19 @@ def _selector(text: str) -> dict[str, str]:
 class OperatorSettings:
     """What the operator names things and where it reads gateway reports.
 
-    prefix: names ``<prefix>-policy`` (ConfigMap, key ``policy.json``),
-        ``<prefix>-<listener>`` (Certificate) and ``<prefix>-<listener>-tls`` (Secret).
+    prefix: names ``<prefix>-<listener>`` (Certificate) and ``<prefix>-<listener>-tls``
+        (its Secret), except that the gateway's own listener (``gateway_listener``) writes
+        ``tls_secret`` when set: the Secret the chart's gateway mounts.
+    policy_configmap: the ConfigMap (key ``policy.json``) the gateway mounts.
     report_urls: fixed ``/report`` URLs (out-of-cluster tests); when empty the operator
         finds gateway pods by ``gateway_selector`` and reads ``http://<podIP>:<port>/report``.
     report_interval: seconds between readings of the gateways' reports.
     """
 
     prefix: str = "mxgate"
+    policy_configmap: str = ""
+    tls_secret: str = ""
+    gateway_listener: str = "public-mx"
     report_urls: tuple[str, ...] = ()
     gateway_selector: Mapping[str, str] = field(
         default_factory=lambda: {
@@ -45,20 +50,29 @@ class OperatorSettings:
 
     @property
     def configmap_name(self) -> str:
-        return f"{self.prefix}-policy"
+        return self.policy_configmap or f"{self.prefix}-policy"
+
+    def secret_names(self) -> dict[str, str]:
+        """Secret-name overrides by listener (the chart's gateway Secret)."""
+        return {self.gateway_listener: self.tls_secret} if self.tls_secret else {}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         """Read ``MXGATE_*`` variables (documented in the README); unset means default."""
         e = os.environ if env is None else env
         base = cls()
+        configmap = e.get("MXGATE_POLICY_CONFIGMAP", "")
+        prefix = e.get("MXGATE_PREFIX") or configmap.removesuffix("-policy") or base.prefix
         return cls(
-            prefix=e.get("MXGATE_PREFIX", base.prefix),
+            prefix=prefix,
+            policy_configmap=configmap,
+            tls_secret=e.get("MXGATE_TLS_SECRET", ""),
+            gateway_listener=e.get("MXGATE_GATEWAY_LISTENER", base.gateway_listener),
             report_urls=tuple(u for u in e.get("MXGATE_REPORT_URLS", "").split(",") if u.strip()),
             gateway_selector=_selector(e["MXGATE_GATEWAY_SELECTOR"])
             if "MXGATE_GATEWAY_SELECTOR" in e
             else base.gateway_selector,
-            gateway_port=int(e.get("MXGATE_GATEWAY_PORT", base.gateway_port)),
+            gateway_port=int(e.get("MXGATE_GATEWAY_HTTP_PORT", base.gateway_port)),
             report_interval=float(e.get("MXGATE_REPORT_INTERVAL", base.report_interval)),
             report_timeout=float(e.get("MXGATE_REPORT_TIMEOUT", base.report_timeout)),
             kubeconfig=e.get("MXGATE_KUBECONFIG") or None,

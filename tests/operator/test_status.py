@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 from validation_table import CERT
 
+from mxgate_gateway.config.model import Mode
+from mxgate_gateway.policy.decisions import Action, Decision
+from mxgate_gateway.report.loss import LossReport
 from mxgate_operator.render.certificates import CertificateState, plan_certificates
 from mxgate_operator.render.gateway_config import PolicyInput, render_policies
 from mxgate_operator.render.status import (
@@ -170,24 +173,39 @@ def test_observed_effect_percentages_and_keep_previous() -> None:
     assert kept["observed"] == status["observed"]
 
 
-REPORT_A = {"rules": {"mail/p": {"matched": 10, "plaintext": 4, "would_refuse": 4}}}
-REPORT_B = {"rules": [{"id": "mail/p", "messages": 5, "plaintext": 1, "refused": 1}]}
+def report(*rows: dict[str, Any]) -> dict[str, Any]:
+    """A /report body shaped like mxgate_gateway.report's (only what the operator reads)."""
+    return {"format": "mxgate-report/1", "since_start": {"rules": list(rows)}, "window": {}}
+
+
+REPORT_A = report({"rule": "mail/p", "mode": "audit", "accept": 6, "refuse": 0, "would_refuse": 4})
+REPORT_B = report(
+    {"rule": "mail/p", "mode": "require", "accept": 4, "refuse": 1, "would_refuse": 0},
+    {"rule": "mail/other", "mode": "audit", "accept": 9, "refuse": 0, "would_refuse": 9},
+)
 
 
 @pytest.mark.parametrize(
-    ("report", "counts"),
+    ("body", "counts"),
     [
         (REPORT_A, (10, 4, 0, 4)),
         (REPORT_B, (5, 1, 1, 0)),
         ({}, (0, 0, 0, 0)),
-        ({"rules": {"mail/p": {"matched": "x", "plaintext": True}}}, (0, 0, 0, 0)),
+        (report({"rule": "mail/p", "accept": "x", "would_refuse": True}), (0, 0, 0, 0)),
+        (
+            report(
+                {"rule": "mail/p", "mode": "audit", "accept": 1, "would_refuse": 1},
+                {"rule": "mail/p", "mode": "require", "accept": 1, "refuse": 2},
+            ),
+            (5, 3, 2, 1),
+        ),
     ],
 )
 def test_rule_counts_read_reports_generically(
-    report: dict[str, Any], counts: tuple[int, int, int, int]
+    body: dict[str, Any], counts: tuple[int, int, int, int]
 ) -> None:
-    """A rule's counters are read from the per-rule section; junk counts as zero."""
-    assert rule_counts(report, "mail/p") == counts
+    """A rule's rows (one per mode) are summed; junk counts as zero; absent means zero."""
+    assert rule_counts(body, "mail/p") == counts
 
 
 def test_effects_sum_over_gateways() -> None:
@@ -195,3 +213,15 @@ def test_effects_sum_over_gateways() -> None:
     effects = effects_from_reports([REPORT_A, REPORT_B], ["mail/p", "mail/q"], NOW)
     assert effects["mail/p"] == Effect(2, 15, 5, 1, 4, NOW)
     assert effects["mail/q"] == Effect(2, 0, 0, 0, 0, NOW)
+
+
+def test_reads_the_gateways_real_report_format() -> None:
+    """Contract: counts recorded by the gateway's LossReport come out per rule in status."""
+    loss = LossReport(clock=lambda: 0.0)
+    for action, n in ((Action.ACCEPT, 7), (Action.WOULD_REFUSE, 3)):
+        for _ in range(n):
+            loss.record_decision(Decision(action, "mail/p", Mode.AUDIT, None))
+    loss.record_decision(Decision(Action.REFUSE, "mail/q", Mode.REQUIRE, (530, "x")))
+    effects = effects_from_reports([loss.snapshot()], ["mail/p", "mail/q"], NOW)
+    assert effects["mail/p"] == Effect(1, 10, 3, 0, 3, NOW)
+    assert effects["mail/q"] == Effect(1, 1, 1, 1, 0, NOW)

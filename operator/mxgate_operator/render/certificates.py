@@ -47,8 +47,16 @@ def secret_name(prefix: str, listener: str) -> str:
     return f"{prefix}-{listener}-tls"
 
 
-def plan_certificates(prefix: str, accepted: Sequence[PolicyInput]) -> tuple[CertificatePlan, ...]:
-    """Group accepted policies that ask for a certificate by listener (specs already agree)."""
+def plan_certificates(
+    prefix: str,
+    accepted: Sequence[PolicyInput],
+    secret_names: Mapping[str, str] | None = None,
+) -> tuple[CertificatePlan, ...]:
+    """Group accepted policies that ask for a certificate by listener (specs already agree).
+
+    ``secret_names`` overrides the Secret name per listener (the chart's gateway Secret).
+    """
+    overrides = secret_names or {}
     by_listener: dict[str, tuple[CertificateSpec, list[Owner]]] = {}
     for policy in accepted:
         spec = policy.parsed.spec
@@ -60,7 +68,7 @@ def plan_certificates(prefix: str, accepted: Sequence[PolicyInput]) -> tuple[Cer
         CertificatePlan(
             listener=listener,
             name=certificate_name(prefix, listener),
-            secret_name=secret_name(prefix, listener),
+            secret_name=overrides.get(listener) or secret_name(prefix, listener),
             spec=cert,
             owners=tuple(sorted(owners, key=lambda o: o.name)),
         )

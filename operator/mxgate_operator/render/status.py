@@ -183,18 +183,24 @@ def _int(value: object) -> int:
 
 
 def rule_counts(report: Mapping[str, Any], rule_id: str) -> tuple[int, int, int, int]:
-    """(matched, plaintext, refused, would_refuse) for one rule in one report; 0 if absent."""
-    rules = report.get("rules") or {}
-    entry: object = None
-    if isinstance(rules, Mapping):
-        entry = rules.get(rule_id)
-    elif isinstance(rules, list):
-        entry = next((r for r in rules if isinstance(r, Mapping) and r.get("id") == rule_id), None)
-    if not isinstance(entry, Mapping):
-        return (0, 0, 0, 0)
-    return (
-        _int(entry.get("matched", entry.get("messages"))),
-        _int(entry.get("plaintext")),
-        _int(entry.get("refused")),
-        _int(entry.get("would_refuse")),
-    )
+    """(matched, plaintext, refused, would_refuse) for one rule in one ``/report``; 0 if absent.
+
+    Reads ``since_start.rules``: rows ``{rule, mode, accept, refuse, would_refuse}``
+    (one per mode the rule had). "plaintext" is what the rule judged as lacking TLS:
+    refused plus would-refuse, so it is only counted for audit and require rules.
+    """
+    period = report.get("since_start")
+    rows = period.get("rules") if isinstance(period, Mapping) else None
+    matched = refused = would = 0
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, Mapping) or row.get("rule") != rule_id:
+            continue
+        accept, refuse, would_refuse = (
+            _int(row.get("accept")),
+            _int(row.get("refuse")),
+            _int(row.get("would_refuse")),
+        )
+        matched += accept + refuse + would_refuse
+        refused += refuse
+        would += would_refuse
+    return (matched, refused + would, refused, would)

@@ -1,0 +1,58 @@
+"""Process settings come from the chart's environment; kopf options pass through untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from mxgate_operator.app import kopf_args
+from mxgate_operator.settings import OperatorSettings
+
+
+def test_defaults_without_environment() -> None:
+    """With no environment the names are mxgate-policy / mxgate-<listener>-tls."""
+    s = OperatorSettings.from_env({})
+    assert s.configmap_name == "mxgate-policy"
+    assert s.secret_names() == {}
+    assert s.report_urls == ()
+    assert s.gateway_selector["app.kubernetes.io/component"] == "gateway"
+
+
+def test_chart_environment_is_honoured() -> None:
+    """The chart's variables set the ConfigMap, the gateway Secret, selector, port, interval."""
+    s = OperatorSettings.from_env(
+        {
+            "MXGATE_POLICY_CONFIGMAP": "mx-mxgate-policy",
+            "MXGATE_TLS_SECRET": "mx-mxgate-tls",
+            "MXGATE_GATEWAY_SELECTOR": "app.kubernetes.io/instance=mx, app=gw",
+            "MXGATE_GATEWAY_HTTP_PORT": "9025",
+            "MXGATE_REPORT_INTERVAL": "15",
+            "MXGATE_REPORT_URLS": "http://127.0.0.1:1/report,http://127.0.0.1:2/report",
+        }
+    )
+    assert s.configmap_name == "mx-mxgate-policy"
+    assert s.prefix == "mx-mxgate"
+    assert s.secret_names() == {"public-mx": "mx-mxgate-tls"}
+    assert dict(s.gateway_selector) == {"app.kubernetes.io/instance": "mx", "app": "gw"}
+    assert (s.gateway_port, s.report_interval) == (9025, 15.0)
+    assert len(s.report_urls) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["--standalone"], {}, ["run", "--standalone"]),
+        (
+            ["--standalone"],
+            {"MXGATE_NAMESPACE": "mail"},
+            ["run", "--standalone", "--namespace=mail"],
+        ),
+        (["-n", "x"], {"MXGATE_NAMESPACE": "mail"}, ["run", "-n", "x"]),
+        (["--namespace=x", "-v"], {"MXGATE_NAMESPACE": "mail"}, ["run", "--namespace=x", "-v"]),
+        (["-A"], {"MXGATE_NAMESPACE": "mail"}, ["run", "-A"]),
+    ],
+)
+def test_kopf_options_pass_through(
+    argv: list[str], env: dict[str, str], expected: list[str]
+) -> None:
+    """Our arguments reach `kopf run` unchanged; a namespace is added only when none is given."""
+    assert kopf_args(argv, env) == expected
