@@ -221,3 +221,26 @@ def test_render_table_shows_the_answer() -> None:
     assert re.search(r"\n  spam\.test +2 +exact\n", text)
     assert "(default)  audit" in text
     assert render_table(r.snapshot()) == render_table(r.snapshot())
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 3000), st.integers(1, 50))
+def test_report_memory_does_not_grow_with_senders(senders: int, capacity: int) -> None:
+    """However many distinct plaintext senders and networks, each sketch stays within its bound."""
+    clock = FakeClock()
+    r = LossReport(clock, top_capacity=capacity)
+    for i in range(senders):
+        r.record_message(
+            tls_version=None,
+            sender_domain=f"s{i}.test",
+            client_ip=f"10.{i // 256 % 256}.{i % 256}.1",
+            upstream_accepted=True,
+            recipients=1,
+        )
+        clock.now += 1
+    for tally in [r._total, *(t for _, t in r._minutes)]:
+        for sketch in (tally.senders, tally.networks):
+            assert len(sketch.top) <= capacity
+            assert sketch.distinct.footprint() <= max(128, 4096)
+    top = r.snapshot()["since_start"]["top_plaintext_sender_domains"]
+    assert len(top) <= min(10, capacity)
