@@ -7,59 +7,22 @@ Only the API server runs (no scheduler or kubelet): objects are stored, pods nev
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kubeplane.plugin import CommandFailed, Runner
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "helm" / "mxgate"
-REQUIRED = (
-    "--set",
-    "gateway.hostname=mx1.example.test",
-    "--set",
-    "gateway.domains={accepted.test}",
-    "--set",
-    "gateway.upstreams[0].address=127.0.0.1:10025",
-)
-
-
-@dataclass(frozen=True)
-class Release:
-    """A chart installed into its own namespace, and the objects helm says it created."""
-
-    name: str
-    namespace: str
-    objects: tuple[dict[str, object], ...]
-
-    @property
-    def fullname(self) -> str:
-        return f"{self.name}-mxgate"
-
-    def kinds(self) -> set[str]:
-        return {str(o["kind"]) for o in self.objects}
-
-
-def new_namespace(kubectl: Runner) -> str:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name)
-    return name
+from kubeplane.release import CHART, REQUIRED_VALUES, Release, install, new_namespace
 
 
 @pytest.fixture(scope="module")
 def release(kubectl: Runner, helm: Runner, cert_manager_crds: Path) -> Iterator[Release]:
     """The chart installed with only its required values (cert-manager CRDs present)."""
-    namespace = new_namespace(kubectl)
-    helm("install", "mx", str(CHART), "-n", namespace, *REQUIRED)
-    manifest = helm("get", "manifest", "mx", "-n", namespace).stdout
-    objects = tuple(d for d in yaml.safe_load_all(manifest) if d)
-    yield Release("mx", namespace, objects)
-    helm("uninstall", "mx", "-n", namespace, check=False)
+    installed = install(helm, kubectl)
+    yield installed
+    helm("uninstall", installed.name, "-n", installed.namespace, check=False)
 
 
 def test_install_stores_every_object_helm_rendered(release: Release, kubectl: Runner) -> None:
@@ -69,7 +32,7 @@ def test_install_stores_every_object_helm_rendered(release: Release, kubectl: Ru
         kubectl("get", "-n", release.namespace, "-f", "-", "-o", "json", stdin=manifest).stdout
     )
     stored = {(i["kind"], i["metadata"]["name"]) for i in got["items"]}
-    rendered = {(str(o["kind"]), str(o["metadata"]["name"])) for o in release.objects}  # type: ignore[index]
+    rendered = {(str(o["kind"]), str(o["metadata"]["name"])) for o in release.objects}
     assert stored == rendered
 
 
@@ -156,7 +119,7 @@ def test_rendered_manifests_pass_server_side_dry_run(
     """`helm template` output for each values case passes `kubectl apply --dry-run=server`."""
     namespace = new_namespace(kubectl)
     rendered = helm(
-        "template", "dry", str(CHART), "-n", namespace, *REQUIRED, *VALUE_MATRIX[case]
+        "template", "dry", str(CHART), "-n", namespace, *REQUIRED_VALUES, *VALUE_MATRIX[case]
     ).stdout
     assert rendered.count("\nkind: ") >= 5
     done = kubectl(

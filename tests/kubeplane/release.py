@@ -1,0 +1,87 @@
+"""Install helm/mxgate into a fresh namespace of the test control plane and read back what
+helm created, so tests take names, pod specs and env from the chart instead of repeating them.
+
+It must not patch the chart's output: what the tests run is what a cluster would run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeplane.plugin import Runner
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "mxgate"
+REQUIRED_VALUES = (
+    "--set",
+    "gateway.hostname=mx1.example.test",
+    "--set",
+    "gateway.domains={accepted.test}",
+    "--set",
+    "gateway.upstreams[0].address=127.0.0.1:10025",
+)
+
+
+def new_namespace(kubectl: Runner) -> str:
+    """Create a uniquely named namespace and return its name."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    return name
+
+
+@dataclass(frozen=True)
+class Release:
+    """A chart release in its own namespace, and the objects helm says it created."""
+
+    name: str
+    namespace: str
+    objects: tuple[dict[str, Any], ...]
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-mxgate"
+
+    def kinds(self) -> set[str]:
+        return {str(o["kind"]) for o in self.objects}
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return next(o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+    def deployment(self, component: str) -> dict[str, Any]:
+        return self.get("Deployment", f"{self.fullname}-{component}")
+
+    def container(self, component: str) -> dict[str, Any]:
+        """The (first) container of a component's Deployment pod template."""
+        containers: list[dict[str, Any]] = self.pod_spec(component)["containers"]
+        return containers[0]
+
+    def pod_spec(self, component: str) -> dict[str, Any]:
+        spec: dict[str, Any] = self.deployment(component)["spec"]["template"]["spec"]
+        return spec
+
+    def env(self, component: str) -> dict[str, str]:
+        """The container's env, with the downward-API namespace resolved as the kubelet would."""
+        out: dict[str, str] = {}
+        for var in self.container(component).get("env", []):
+            if "value" in var:
+                out[var["name"]] = str(var["value"])
+            elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == (
+                "metadata.namespace"
+            ):
+                out[var["name"]] = self.namespace
+        return out
+
+
+def install(helm: Runner, kubectl: Runner, values: Sequence[str] = (), name: str = "mx") -> Release:
+    """``helm install`` the chart with its required values plus ``values`` into a new namespace."""
+    namespace = new_namespace(kubectl)
+    helm("install", name, str(CHART), "-n", namespace, *REQUIRED_VALUES, *values)
+    manifest = helm("get", "manifest", name, "-n", namespace).stdout
+    objects = tuple(d for d in yaml.safe_load_all(manifest) if d)
+    return Release(name, namespace, objects)

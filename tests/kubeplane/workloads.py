@@ -1,0 +1,138 @@
+"""Run the chart's containers as local processes: the command, args and env the chart renders,
+from this repo's venv, with only what loopback forces changed (listen ports, file paths).
+
+Each process logs to a file, is polled until its health URL answers, and is stopped by PID.
+It must not decide what a test expects; it only runs and reports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from kubeplane.controlplane import free_port
+from kubeplane.release import Release
+
+VENV_BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+class WorkloadError(AssertionError):
+    """A workload exited or never became healthy; the message carries its log tail."""
+
+
+@dataclass
+class Workload:
+    """One local process started from a chart container spec."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log_path: Path
+    health_url: str
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self, timeout: float = 45.0) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("MXGATE_", "KUBE"))}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                env={**base, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.log_path.parent,
+            )
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise WorkloadError(f"{self.name} exited:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.URLError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise WorkloadError(
+            f"{self.name} not healthy at {self.health_url} ({last}):\n{self.log_tail()}"
+        )
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after 15 s; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+
+def venv_command(command: Sequence[str]) -> list[str]:
+    """The chart's entry point (``mxgate``, ``mxgate-operator``) resolved in this venv."""
+    head = VENV_BIN / command[0]
+    if not head.exists():
+        raise WorkloadError(f"entry point {command[0]} not installed in {VENV_BIN}")
+    return [str(head), *command[1:]]
+
+
+def replace_flag(args: Sequence[str], flag: str, value: str) -> list[str]:
+    """Replace ``--flag=...`` (or append it) in an argument list."""
+    out = [a for a in args if not a.startswith(f"{flag}=")]
+    return [*out, f"{flag}={value}"]
+
+
+def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``check`` until it returns a non-None value (convergence, not performance)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.3)
+
+
+def operator_workload(
+    release: Release, kubeconfig: Path, workdir: Path, extra_env: Mapping[str, str] = {}
+) -> Workload:
+    """The chart's operator container as a local process authenticating with ``kubeconfig``.
+
+    Only the liveness address moves to a free loopback port; env and args are the chart's.
+    """
+    container = release.container("operator")
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    args = replace_flag(container.get("args", []), "--liveness", liveness)
+    env = {**release.env("operator"), "KUBECONFIG": str(kubeconfig), **extra_env}
+    return Workload(
+        name="operator",
+        argv=[*venv_command(container["command"]), *args],
+        env=env,
+        log_path=workdir / "operator.log",
+        health_url=liveness,
+    )
