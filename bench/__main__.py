@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.profile import summarize
 from bench.report import skipped_lines, table, verdict_table, verdicts
 from bench.runner import Result, run_one
 from bench.targets import TARGETS
@@ -31,6 +32,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", default="direct,mxgate,haraka", help="comma-separated")
     p.add_argument("--workloads", default="", help="comma-separated ids (default: all)")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="output directory")
+    p.add_argument("--profile", action="store_true", help="py-spy the mxgate target per run")
     p.add_argument("--budget", type=float, default=540.0, help="stop starting runs after N s")
     return p.parse_args(argv)
 
@@ -67,7 +69,11 @@ async def run_all(args: argparse.Namespace) -> list[Result]:
             if why:
                 results.append(Result(t, w.id, skipped=why))
                 continue
-            r = await run_one(t, w, workdir)
+            r = await run_one(t, w, workdir, profile=args.profile)
+            stacks = workdir / f"{w.id}-{t}" / "profile.txt"
+            if args.profile and stacks.exists():
+                summary = args.out / f"profile-{w.id}-{t}.md"
+                summary.write_text(f"# py-spy: {w.id} on {t}\n\n{summarize(stacks.read_text())}")
             results.append(r)
             rate = f"{r.msgs_per_s:,.0f} msgs/s" if r.msgs_per_s else ""
             cpu = f"{r.cpu_ms_per_msg:.2f} ms CPU/msg" if r.cpu_ms_per_msg else ""

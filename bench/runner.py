@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import profile as profiling
 from bench.certs import make_cert
 from bench.loadgen import Load, LoadResult, ReplyError, hold_idle, percentile, run_load
 from bench.procs import Usage, quiesce
@@ -98,7 +99,7 @@ async def _drive(w: Workload, t: Running, acc: _Acc) -> None:
         acc.rss.append(Usage.of(t.pid).rss_kib)
 
 
-async def run_one(target: str, w: Workload, workdir: Path) -> Result:
+async def run_one(target: str, w: Workload, workdir: Path, profile: bool = False) -> Result:
     """Run workload ``w`` on a freshly started ``target``; never raises for target failures."""
     wd = workdir / f"{w.id}-{target}"
     cert = make_cert(workdir, w.cert)
@@ -109,18 +110,21 @@ async def run_one(target: str, w: Workload, workdir: Path) -> Result:
         except (OSError, RuntimeError) as exc:
             return Result(target, w.id, errors=(f"start failed: {exc}"[:400],))
         try:
-            return await _measure(w, running, sink)
+            return await _measure(w, running, sink, wd if profile else None)
         finally:
             await running.stop()
     finally:
         await sink.stop()
 
 
-async def _measure(w: Workload, t: Running, sink: Sink) -> Result:
+async def _measure(w: Workload, t: Running, sink: Sink, profile_dir: Path | None) -> Result:
     warm = await run_load(t.host, t.port, Load(messages=5, sessions=1), 30)
     if warm.failed:
         return Result(t.name, w.id, errors=tuple(f"warm-up: {e}" for e in warm.errors))
     await quiesce(t.pid)  # start-up work (imports, JIT, key loading) is not the workload's
+    spy = None
+    if profile_dir is not None and t.name == "mxgate":
+        spy = await profiling.start(t.pid, profile_dir / "profile.txt")
     base = sink.count()
     before, client0, t0 = Usage.of(t.pid), os.times(), time.perf_counter()
     acc = _Acc()
@@ -133,6 +137,8 @@ async def _measure(w: Workload, t: Running, sink: Sink) -> Result:
         after = Usage.of(t.pid)
     seconds = time.perf_counter() - t0
     client1 = os.times()
+    if spy is not None:
+        await profiling.stop(spy)
     received = await sink.settled_count(base + acc.ok) - base
     lat = acc.latencies
     return Result(
