@@ -144,3 +144,46 @@ def test_dry_run_refuses_a_broken_manifest(kubectl: Runner, release: Release) ->
         kubectl(
             "apply", "--dry-run=server", "-n", release.namespace, "-f", "-", stdin=json.dumps(bad)
         )
+
+
+EXAMPLES = CHART.parents[1] / "examples"
+GOOD = sorted(EXAMPLES.glob("tlspolicy-*.yaml"))
+BAD = sorted(EXAMPLES.glob("invalid-tlspolicy-*.yaml"))
+
+
+def expected_refusal(path: Path) -> str:
+    """The message an invalid example names in its ``# expect:`` comment."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# expect:"):
+            return line.removeprefix("# expect:").strip()
+    raise AssertionError(f"{path.name} has no '# expect:' comment")
+
+
+def test_examples_exist_both_good_and_bad() -> None:
+    """There are example TLSPolicies to accept and invalid ones to refuse (no empty tables)."""
+    assert GOOD
+    assert BAD
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
+def test_example_policy_is_accepted(path: Path, kubectl: Runner, release: Release) -> None:
+    """Each example TLSPolicy is stored by the server; require on public-mx only draws a warning."""
+    done = kubectl("apply", "-n", release.namespace, "-f", str(path))
+    assert "created" in done.stdout or "configured" in done.stdout
+    spec = yaml.safe_load(path.read_text())["spec"]
+    require_on_mx = (
+        spec.get("mode") == "require" and spec.get("listener", "public-mx") == "public-mx"
+    )
+    assert ("RFC 3207" in done.stderr) == require_on_mx
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
+def test_invalid_example_is_refused_with_its_message(
+    path: Path, kubectl: Runner, release: Release
+) -> None:
+    """Each invalid example is refused by the API server with the message its comment names."""
+    done = kubectl(
+        "apply", "--dry-run=server", "-n", release.namespace, "-f", str(path), check=False
+    )
+    assert done.returncode != 0
+    assert expected_refusal(path) in done.stderr
