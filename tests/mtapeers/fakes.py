@@ -1,0 +1,65 @@
+"""Scripted misbehaving upstreams (fakes): they stall or drop on cue.
+
+Postfix cannot be told to hang after the final dot or cut the line mid-DATA,
+so these tiny raw-socket servers do exactly that and record what they got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FakeUpstream:
+    """A fake SMTP upstream. ``mode``: ``stall_data`` (never answers the dot),
+    ``drop_data`` (closes mid-DATA), ``stall_greeting`` (never says 220)."""
+
+    mode: str
+    received: list[bytes] = field(default_factory=list)
+    port: int = 0
+    _server: asyncio.Server | None = None
+    _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for w in self._writers:
+            w.close()
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if self.mode == "stall_greeting":
+            await reader.read()
+            return
+        writer.write(b"220 fake.test ESMTP fake\r\n")
+        data = bytearray()
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                data += line
+                if self.mode == "drop_data" and len(data) > 100:
+                    self.received.append(bytes(data))
+                    writer.transport.abort()
+                    return
+                if line == b".\r\n":
+                    self.received.append(bytes(data))
+                    await asyncio.sleep(3600)  # stall_data: never answer the dot
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-fake.test\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                in_data = True
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()

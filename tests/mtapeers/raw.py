@@ -1,0 +1,83 @@
+"""A raw SMTP client for edge-rule tests: send exact bytes, read whole replies.
+
+Deliberately not a mail library: tests need to send what a library would refuse
+to send (bare LF, NUL, pipelined junk) and see every reply line as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def enhanced(self) -> str:
+        return self.lines[-1][4:].split(" ", 1)[0]
+
+
+class RawClient:
+    """One connection; ``send`` writes bytes, ``reply`` reads one (multi-line) reply."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, host: str = "127.0.0.1") -> RawClient:
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def reply(self, timeout: float = 10.0) -> Reply:
+        lines: list[str] = []
+        while True:
+            raw = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not raw:
+                raise ConnectionError(f"closed after {lines!r}")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return Reply(int(line[:3]), tuple(lines))
+
+    async def cmd(self, line: str | bytes, timeout: float = 10.0) -> Reply:
+        data = line if isinstance(line, bytes) else line.encode()
+        await self.send(data + b"\r\n")
+        return await self.reply(timeout)
+
+    async def greet(self, helo: str = "client.test") -> Reply:
+        banner = await self.reply()
+        assert banner.code == 220, banner
+        return await self.cmd(f"EHLO {helo}")
+
+    async def starttls(self, ctx: ssl.SSLContext | None = None) -> None:
+        ready = await self.cmd("STARTTLS")
+        assert ready.code == 220, ready
+        if ctx is None:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        await self.writer.start_tls(ctx)
+
+    async def closed(self, timeout: float = 10.0) -> bool:
+        """True once the server has closed the connection (EOF)."""
+        data = await asyncio.wait_for(self.reader.read(), timeout)
+        return data == b"" or self.reader.at_eof()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await self.writer.wait_closed()
