@@ -1,0 +1,214 @@
+"""The Dockerfile's recipe, exercised without a Docker engine: its builder stage's COPY set and
+RUN step are replayed in a temporary directory (paths moved under it), giving a fresh venv
+from the built wheel; both entry points answer --help and the gateway, started on the config
+the chart renders, reports ready and exits cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class BuilderStage:
+    """The builder stage of the Dockerfile: what it copies and the shell it runs."""
+
+    copies: tuple[str, ...]
+    run: str
+    workdir: str
+
+
+def parse_builder_stage(text: str) -> BuilderStage:
+    """Read COPY sources, WORKDIR and the RUN commands of the first stage."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    stage = joined.split("\nFROM ", 2)[1]
+    copies = []
+    runs = []
+    workdir = "/"
+    for line in stage.splitlines()[1:]:
+        word, _, rest = line.strip().partition(" ")
+        if word == "COPY" and "--from" not in rest:
+            copies.extend(shlex.split(rest)[:-1])
+        elif word == "RUN":
+            runs.append(rest)
+        elif word == "WORKDIR":
+            workdir = rest.strip()
+    return BuilderStage(tuple(copies), " && ".join(runs), workdir)
+
+
+def test_parse_builder_stage_reads_the_recipe() -> None:
+    """The parser finds the wheel build, the venv install and the copied sources."""
+    stage = parse_builder_stage((REPO / "Dockerfile").read_text(encoding="utf-8"))
+    assert {"pyproject.toml", "README.md", "gateway/", "operator/"} <= set(stage.copies)
+    assert "pip wheel" in stage.run
+    assert "/opt/mxgate/bin/pip install" in stage.run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Replay the builder stage: copy its sources, run its RUN line with paths under tmp."""
+    root = tmp_path_factory.mktemp("image")
+    stage = parse_builder_stage((REPO / "Dockerfile").read_text(encoding="utf-8"))
+    context = root / stage.workdir.lstrip("/")
+    context.mkdir(parents=True)
+    for src in stage.copies:
+        source = REPO / src
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+            shutil.copytree(source, context / src, ignore=ignore)
+        else:
+            shutil.copy2(source, context / src)
+    shim = root / "shim"
+    shim.mkdir()
+    # The base image's `python` is a plain interpreter: use the one this venv was made from.
+    (shim / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
+    run = stage.run.replace("/opt/mxgate", f"{root}/opt/mxgate").replace("/dist", f"{root}/dist")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    # Unlike the image build, keep pip's cache: the test runs on every `make test`.
+    env |= {"PATH": f"{shim}:/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", run],
+        cwd=context,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"builder RUN failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
+    )
+    venv = root / "opt" / "mxgate"
+    assert not (venv / "bin" / "pytest").exists(), "test extras leaked into the image venv"
+    return venv
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "expect"), [("mxgate", "gateway"), ("mxgate-operator", "")])
+def test_entry_points_answer_help(image_venv: Path, script: str, expect: str) -> None:
+    """Both console scripts of the image start and print their usage."""
+    done = subprocess.run(
+        [str(image_venv / "bin" / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage" in done.stdout.lower()
+    assert expect in done.stdout
+
+
+@pytest.mark.slow
+def test_gateway_from_the_image_venv_serves_the_charts_config(
+    image_venv: Path, render, tmp_path: Path
+) -> None:
+    """On the chart's rendered config (ports moved to free loopback ones) /readyz says 200."""
+    config = render().gateway_config()
+    smtp, http = _free_port(), _free_port()
+    config["listen"]["smtp"] = f"127.0.0.1:{smtp}"
+    config["listen"]["http"] = f"127.0.0.1:{http}"
+    ca = trustme.CA()
+    cert = ca.issue_cert(config["hostname"])
+    cert.private_key_pem.write_to_path(tmp_path / "tls.key")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "tls.crt")
+    config["tls"]["cert"] = str(tmp_path / "tls.crt")
+    config["tls"]["key"] = str(tmp_path / "tls.key")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (tmp_path / "policy.json").write_text('{"version": 1, "rules": []}', encoding="utf-8")
+    argv = [
+        str(image_venv / "bin" / "mxgate"),
+        "gateway",
+        "--config",
+        str(tmp_path / "config.yaml"),
+    ]
+    argv += ["--policy", str(tmp_path / "policy.json")]
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        status = _wait_ready(f"http://127.0.0.1:{http}/readyz", proc, deadline=30)
+        assert status == 200
+        with socket.create_connection(("127.0.0.1", smtp), timeout=5) as s:
+            assert s.recv(512).startswith(b"220 " + config["hostname"].encode())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=config["limits"]["drain_timeout"] + 10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], deadline: float) -> int:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"gateway exited {proc.returncode}:\n{out[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return int(resp.status)
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"{url} not ready within {deadline} s")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (gateway): a missing --policy file or TLS pair exits 1 at start; the chart"
+    " mounts both optional, so pods crash-loop until the operator and cert-manager write them."
+    " Needed: missing policy file = empty PolicyDocument (watched), TLS missing = not ready.",
+)
+def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anything(
+    image_venv: Path, render, tmp_path: Path
+) -> None:
+    """With the optional mounts still empty (no policy.json, no tls.crt) the pod must start:
+    live, not ready until TLS material exists, rather than crash-looping."""
+    config = render().gateway_config()
+    http = _free_port()
+    config["listen"]["smtp"] = f"127.0.0.1:{_free_port()}"
+    config["listen"]["http"] = f"127.0.0.1:{http}"
+    config["tls"]["cert"] = str(tmp_path / "tls" / "tls.crt")
+    config["tls"]["key"] = str(tmp_path / "tls" / "tls.key")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    argv = [
+        str(image_venv / "bin" / "mxgate"),
+        "gateway",
+        "--config",
+        str(tmp_path / "config.yaml"),
+    ]
+    argv += ["--policy", str(tmp_path / "policy" / "policy.json")]
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{http}/livez", proc, deadline=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=40)
