@@ -22,6 +22,9 @@ from mxgate_gateway.http.app import HTTPServer, ReportSnapshot, build_app
 from mxgate_gateway.http.health import Health
 from mxgate_gateway.logs import get_logger
 from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_gateway.mtasts.http import add_routes as add_mtasts_routes
+from mxgate_gateway.mtasts.http import with_tlsrpt
+from mxgate_gateway.mtasts.metrics import TLSRPTRecorder
 from mxgate_gateway.smtp.handler import EdgeHandler, ReportSink
 from mxgate_gateway.smtp.listener import SMTPListener
 from mxgate_gateway.tls.contexts import server_context
@@ -46,7 +49,8 @@ class Gateway:
         self.health = Health()
         self.report = report
         self.handler = EdgeHandler(self.metrics, report)
-        self.report_snapshot = report_snapshot
+        self.tlsrpt = TLSRPTRecorder(self.metrics.registry)  # MTA-STS / TLS-RPT (issue 8)
+        self.report_snapshot = with_tlsrpt(report_snapshot, self.tlsrpt)
         self.tls_context: ssl.SSLContext | None = None
         self.background: list[Background] = []
         self._stack = AsyncExitStack()
@@ -76,6 +80,7 @@ class Gateway:
             self.health.set("tls", True, f"loaded {cfg.tls.cert}")
         try:
             app = build_app(self.health, self.metrics, self.report_snapshot)
+            add_mtasts_routes(app, lambda: self.store.current.mta_sts, self.tlsrpt)
             self.http = await self._stack.enter_async_context(HTTPServer(cfg.listen.http, app))
             self.smtp = await self._stack.enter_async_context(
                 SMTPListener(cfg.listen.smtp, self.store, self.handler, lambda: self.tls_context)

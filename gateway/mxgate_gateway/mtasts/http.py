@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiohttp import hdrs, web
@@ -21,7 +22,15 @@ from mxgate_gateway.mtasts.policy import POLICY_PATH, render_policy
 from mxgate_gateway.mtasts.summary import organization_key
 from mxgate_gateway.mtasts.tlsrpt import ErrorKind, Report, ReportError, parse_report
 
-__all__ = ["GZIP", "JSON", "TLSRPT_PATH", "MTASTSSource", "add_routes", "policy_for_host"]
+__all__ = [
+    "GZIP",
+    "JSON",
+    "TLSRPT_PATH",
+    "MTASTSSource",
+    "add_routes",
+    "policy_for_host",
+    "with_tlsrpt",
+]
 
 TLSRPT_PATH = "/tlsrpt"
 GZIP = "application/tlsrpt+gzip"
@@ -134,3 +143,17 @@ def _error(status: int, error: str, message: str, field: str | None = None) -> w
     if field is not None:
         body["field"] = field[:200]
     return web.json_response(body, status=status)
+
+
+def with_tlsrpt(
+    snapshot: Callable[[], dict[str, Any]] | None, recorder: TLSRPTRecorder
+) -> Callable[[], dict[str, Any]] | None:
+    """Wrap a ``/report`` snapshot so its body also carries the ``tlsrpt`` section."""
+    if snapshot is None:
+        return None
+    inner = snapshot
+
+    def report() -> dict[str, Any]:
+        return {**inner(), "tlsrpt": recorder.summary.as_dict()}
+
+    return report

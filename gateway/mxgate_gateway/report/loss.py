@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
+from mxgate_gateway.mtasts.render import merge_sections as merge_tlsrpt
 from mxgate_gateway.policy.decisions import Decision
 from mxgate_gateway.policy.facts import normalize_domain, tls_label
 from mxgate_gateway.report.tally import ReportFormatError, Tally
@@ -155,10 +156,17 @@ def merge(snapshots: Iterable[Mapping[str, Any]], *, top_shown: int = TOP_SHOWN)
         raise ReportFormatError(
             f"reports have different window lengths: {sorted(map(str, windows))}"
         )
-    return {
+    out: dict[str, Any] = {
         "format": FORMAT,
         "gateways": gateways,
         "window_minutes": windows.pop(),
         "since_start": total.to_json(top_shown),
         "window": window.to_json(top_shown),
     }
+    try:  # TLS-RPT results (issue 8) ride along under their own key
+        tlsrpt = merge_tlsrpt(snap.get("tlsrpt") for snap in items)
+    except ValueError as exc:
+        raise ReportFormatError(str(exc)) from None
+    if tlsrpt is not None:
+        out["tlsrpt"] = tlsrpt
+    return out

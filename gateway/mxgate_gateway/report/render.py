@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mxgate_gateway.mtasts.render import render_lines as tlsrpt_lines
+
 _TLS_NAMES = {"none": "plaintext"}
 
 
@@ -118,4 +120,6 @@ def render_table(snapshot: Mapping[str, Any]) -> str:
         "",
         *_top("client network", total["top_plaintext_client_networks"]),
     ]
+    if "tlsrpt" in snapshot:
+        lines += ["", *tlsrpt_lines(snapshot["tlsrpt"])]
     return "\n".join(lines) + "\n"
