@@ -1,0 +1,84 @@
+"""No loss when the upstream misbehaves mid-transaction (scripted fake upstreams).
+
+Postfix cannot be told to hang after the final dot or to cut the line mid-DATA,
+so ``FakeUpstream`` does exactly that. It never answers 250 to any DATA, so a
+client that was told 250 here would prove mail loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import gateway_config
+
+from mtapeers.fakes import FakeUpstream
+from mtapeers.raw import RawClient
+from mxgate_gateway.app import Gateway
+
+BODY = b"Subject: no-loss\r\n\r\n" + b"line of text that makes the body long enough\r\n" * 10
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeUpstream]:
+    upstream = FakeUpstream(mode="")
+    yield upstream
+    await upstream.stop()
+
+
+async def relay_through(
+    mode: str, fake: FakeUpstream, tls_files: dict[str, Path]
+) -> tuple[list[int], int | None]:
+    fake.mode = mode
+    await fake.start()
+    upstream = {
+        "address": f"127.0.0.1:{fake.port}",
+        "timeout": 1,
+        "connect_timeout": 1,
+        "tls": "none",
+    }
+    async with Gateway(gateway_config(fake.port, tls_files, upstreams=[upstream])) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        rcpt = (await client.cmd("RCPT TO:<alice@accepted.test>")).code
+        final = None
+        if rcpt == 250:
+            assert (await client.cmd("DATA")).code == 354
+            reply = await client.cmd(BODY + b".")
+            final = reply.code
+            assert reply.enhanced.startswith("4.")
+        await client.close()
+    return [rcpt], final
+
+
+async def test_upstream_stalling_after_the_dot_gives_451(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """The upstream got the whole message but never answered: the client gets 4xx, not 250."""
+    rcpts, final = await relay_through("stall_data", fake, tls_files)
+    assert rcpts == [250]
+    assert final == 451
+    assert fake.received
+    assert fake.received[0].endswith(b".\r\n")  # it really saw the final dot
+
+
+async def test_upstream_dropping_mid_data_gives_451(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """The upstream cut the connection inside DATA: the client gets 4xx, not 250."""
+    rcpts, final = await relay_through("drop_data", fake, tls_files)
+    assert rcpts == [250]
+    assert final == 451
+    assert fake.received
+    assert not fake.received[0].endswith(b".\r\n")  # dropped before the end
+
+
+async def test_upstream_that_never_greets_gives_451_at_rcpt(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """A silent upstream is bounded by connect_timeout: RCPT gets 451 4.4.1."""
+    rcpts, final = await relay_through("stall_greeting", fake, tls_files)
+    assert rcpts == [451]
+    assert final is None
