@@ -1,16 +1,19 @@
 """kopf handlers: every TLSPolicy or Certificate change triggers a namespace reconcile.
 
 The only module that speaks kopf: it wires triggers (create/update/delete/resume,
-Certificate events, the report timer) to ``Reconciler`` and translates KubeError
+Certificate events, the report loop) to ``Reconciler`` and translates KubeError
 into kopf's TemporaryError. It must not render, decide or call the API itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import kopf
+import structlog
 
 from mxgate_operator.errors import KubeError
 from mxgate_operator.kube import Kube
@@ -22,6 +25,7 @@ from mxgate_operator.settings import OperatorSettings
 POLICY = ("mxgate.io", "v1alpha1", "tlspolicies")
 CERTIFICATE = ("cert-manager.io", "v1", "certificates")
 RETRY_DELAY = 5.0
+log = structlog.get_logger("mxgate_operator.handlers")
 
 
 def configure(kopf_settings: kopf.OperatorSettings) -> None:
@@ -45,6 +49,22 @@ async def _run(memo: Any, namespace: str | None, *, read_reports: bool = False) 
         raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
 
 
+async def observe(memo: Any) -> None:
+    """Every report interval, reconcile each namespace that has policies, reading /report.
+
+    One operator-level loop rather than a kopf timer: kopf timers put a finalizer on
+    every TLSPolicy, which would block deleting policies while the operator is down.
+    """
+    reconciler: Reconciler = memo.reconciler
+    while True:
+        await asyncio.sleep(reconciler.settings.report_interval)
+        for namespace in sorted(memo.namespaces):
+            try:
+                await reconciler.reconcile(namespace, read_reports=True)
+            except KubeError as exc:
+                log.warning("report_reconcile_failed", namespace=namespace, error=str(exc))
+
+
 def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
     """Register every handler into ``registry`` (the default one for the CLI)."""
 
@@ -59,9 +79,16 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
 
         memo.kube = kube
         memo.reconciler = Reconciler(kube, operator_settings, reports)
+        memo.namespaces = set()
+        memo.observer = asyncio.create_task(observe(memo), name="mxgate-report-observer")
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        observer: asyncio.Task[None] | None = getattr(memo, "observer", None)
+        if observer is not None:
+            observer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await observer
         kube: Kube | None = getattr(memo, "kube", None)
         if kube is not None:
             await kube.__aexit__(None, None, None)
@@ -70,21 +97,13 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
     @kopf.on.create(*POLICY, registry=registry)
     @kopf.on.update(*POLICY, registry=registry)
     async def policy_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+        if namespace:
+            memo.namespaces.add(namespace)
         await _run(memo, namespace)
 
     @kopf.on.delete(*POLICY, registry=registry, optional=True)
     async def policy_deleted(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
         await _run(memo, namespace)
-
-    @kopf.timer(
-        *POLICY,
-        registry=registry,
-        interval=operator_settings.report_interval,
-        initial_delay=min(operator_settings.report_interval, 10.0),
-    )
-    async def observe(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-        if namespace and memo.reconciler.reports_due(namespace):
-            await _run(memo, namespace, read_reports=True)
 
     @kopf.on.event(*CERTIFICATE, registry=registry, labels=dict(MANAGED_BY))
     async def certificate_changed(

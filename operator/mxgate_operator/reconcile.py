@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -98,20 +97,12 @@ class Reconciler:
         settings: OperatorSettings,
         reports: ReportSource,
         clock: Callable[[], str] = utcnow,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.reports = reports
         self.clock = clock
-        self.monotonic = monotonic
         self._locks: dict[str, asyncio.Lock] = {}
-        self._last_report: dict[str, float] = {}
-
-    def reports_due(self, namespace: str) -> bool:
-        """True when the gateways' reports were not read within the last interval."""
-        last = self._last_report.get(namespace)
-        return last is None or self.monotonic() - last >= self.settings.report_interval * 0.9
 
     async def reconcile(self, namespace: str, *, read_reports: bool = False) -> Outcome:
         async with self._locks.setdefault(namespace, asyncio.Lock()):
@@ -146,7 +137,6 @@ class Reconciler:
         effects: dict[str, Effect] | None = None
         if read_reports:
             reports = await self.reports(namespace)
-            self._last_report[namespace] = self.monotonic()
             ids = [p.rule_id for p in inputs]
             effects = effects_from_reports(reports.documents, ids, self.clock(), reports.message)
 

@@ -1,0 +1,362 @@
+"""The operator against a real kube-apiserver: examples in, ConfigMap, Certificates, status out.
+
+`mxgate-operator` runs as a real subprocess (the console script, kopf --standalone) with
+the admin kubeconfig; cert-manager's real CRDs are installed (no cert-manager controller
+runs, so the test writes a Certificate's status the way cert-manager would). Gateway
+reports come from FakeGatewayReports: the gateway's real LossReport served over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_crd_kube import install_crd, remove_crd
+
+from kubeplane.plugin import Runner
+from mxgate_gateway.config.loader import load_policy_document
+from mxgate_gateway.config.model import Mode
+from mxgate_gateway.policy.decisions import Action, Decision
+from mxgate_gateway.report.loss import LossReport
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+OPERATOR = Path(sys.executable).parent / "mxgate-operator"
+
+
+class FakeGatewayReports:
+    """A fake gateway HTTP endpoint: serves a real ``LossReport.snapshot()`` at /report."""
+
+    def __init__(self) -> None:
+        self.loss = LossReport(clock=lambda: 0.0)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(outer.loss.snapshot()).encode()
+                self.send_response(200 if self.path == "/report" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/report"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Deployed:
+    namespace: str
+    kubectl: Runner
+    reports: FakeGatewayReports
+    log: Path
+
+    def get(self, *args: str) -> Any:
+        return self.kubectl.json("get", "-n", self.namespace, *args)
+
+    def policy(self, name: str) -> dict[str, Any]:
+        return self.get("tlspolicy", name)  # type: ignore[no-any-return]
+
+    def conditions(self, name: str) -> dict[str, dict[str, Any]]:
+        status = self.policy(name).get("status") or {}
+        return {c["type"]: c for c in status.get("conditions") or []}
+
+    def wait(self, what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
+        """Poll until ``check()`` holds; fail with the operator's log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.3)
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"timed out waiting for {what}\n--- operator log ---\n{tail}")
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        items = self.get("events", f"--field-selector=involvedObject.name={name}")["items"]
+        return [(e["type"], e["reason"]) for e in items]
+
+
+def reconciled(d: Deployed, name: str) -> bool:
+    body = d.policy(name)
+    status = body.get("status") or {}
+    return bool(status.get("observedGeneration") == body["metadata"]["generation"])
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    kubectl: Runner,
+    kubeconfig: Path,
+    cert_manager_crds: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployed]:
+    """CRDs installed, the good examples applied, the operator running for this namespace."""
+    created = install_crd(kubectl)
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", namespace)
+    reports = FakeGatewayReports()
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "MXGATE_KUBECONFIG": str(kubeconfig),
+        "MXGATE_REPORT_URLS": reports.url,
+        "MXGATE_REPORT_INTERVAL": "2",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(OPERATOR), "--standalone", f"--namespace={namespace}", "--verbose"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    d = Deployed(namespace, kubectl, reports, log)
+    try:
+        for path in sorted(EXAMPLES.glob("tlspolicy-*.yaml")):
+            kubectl("apply", "-n", namespace, "-f", str(path))
+        for name in ("audit-inbound", "require-partners", "internal-require"):
+            d.wait(f"{name} reconciled", lambda n=name: reconciled(d, n))
+        yield d
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reports.close()
+        if created:
+            remove_crd(kubectl)
+
+
+def configmap(d: Deployed) -> dict[str, Any]:
+    return d.get("configmap", "mxgate-policy")  # type: ignore[no-any-return]
+
+
+def test_examples_render_a_configmap_the_gateway_loads(deployed: Deployed, tmp_path: Path) -> None:
+    """The ConfigMap holds one rule per example, owned by the policies, and loads in the gateway."""
+    cm = configmap(deployed)
+    path = tmp_path / "policy.json"
+    path.write_text(cm["data"]["policy.json"])
+    doc = load_policy_document(path)
+    ns = deployed.namespace
+    assert sorted(r.id for r in doc.rules) == [
+        f"{ns}/audit-inbound",
+        f"{ns}/internal-require",
+        f"{ns}/require-partners",
+    ]
+    uids = {
+        deployed.policy(n)["metadata"]["uid"]
+        for n in ("audit-inbound", "require-partners", "internal-require")
+    }
+    assert {o["uid"] for o in cm["metadata"]["ownerReferences"]} == uids
+    fields = deployed.kubectl.json(
+        "get", "configmap", "mxgate-policy", "-n", deployed.namespace, "--show-managed-fields"
+    )["metadata"]["managedFields"]
+    managers = {(m["manager"], m["operation"]) for m in fields}
+    assert ("mxgate-operator", "Apply") in managers
+    status = deployed.policy("audit-inbound")["status"]
+    assert status["configHash"] == cm["metadata"]["annotations"]["mxgate.io/config-hash"]
+    assert status["ruleId"] == f"{ns}/audit-inbound"
+
+
+def test_policies_carry_no_finalizer_and_no_kopf_state_in_status(deployed: Deployed) -> None:
+    """Deleting a policy never waits for the operator; status holds only our schema's fields."""
+    body = deployed.policy("require-partners")
+    assert not body["metadata"].get("finalizers")
+    assert set(body["status"]) <= {
+        "observedGeneration",
+        "ruleId",
+        "configHash",
+        "conditions",
+        "certificate",
+        "observed",
+    }
+    assert {"observedGeneration", "ruleId", "configHash", "conditions", "certificate"} <= set(
+        body["status"]
+    )
+
+
+def test_one_certificate_per_listener_owned_by_its_policy(deployed: Deployed) -> None:
+    """Each listener with a certificate gets one Certificate, deterministic Secret, owner set."""
+    certs = {c["metadata"]["name"]: c for c in deployed.get("certificates")["items"]}
+    assert set(certs) == {"mxgate-public-mx", "mxgate-internal"}
+    public = certs["mxgate-public-mx"]
+    assert public["spec"]["secretName"] == "mxgate-public-mx-tls"
+    assert public["spec"]["dnsNames"] == ["mx1.example.com", "mx2.example.com"]
+    owner = public["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owner] == [("TLSPolicy", "require-partners")]
+    status = deployed.policy("require-partners")["status"]
+    assert status["certificate"]["secretName"] == "mxgate-public-mx-tls"
+
+
+def test_require_on_public_mx_is_marked_not_standards_compliant(deployed: Deployed) -> None:
+    """require on public-mx: StandardsCompliant=False (RFC 3207 §4) and a Warning event."""
+    conds = deployed.conditions("require-partners")
+    assert conds["StandardsCompliant"]["status"] == "False"
+    assert "RFC 3207" in conds["StandardsCompliant"]["message"]
+    assert conds["Accepted"]["status"] == "True"
+    assert deployed.conditions("internal-require")["StandardsCompliant"]["status"] == "True"
+    deployed.wait(
+        "the RFC 3207 warning event",
+        lambda: ("Warning", "RequireOnPublicMX") in deployed.events("require-partners"),
+    )
+
+
+def test_certificate_ready_mirrors_cert_manager(deployed: Deployed) -> None:
+    """When cert-manager marks the Certificate Ready, CertificateReady and Ready follow."""
+    assert deployed.conditions("internal-require")["CertificateReady"]["status"] == "Unknown"
+    status = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Ready",
+                    "message": "Certificate is up to date and has not expired",
+                    "lastTransitionTime": "2026-11-28T12:00:00Z",
+                }
+            ],
+            "notAfter": "2027-02-26T12:00:00Z",
+        }
+    }
+    deployed.kubectl(
+        "patch",
+        "certificate",
+        "mxgate-internal",
+        "-n",
+        deployed.namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    deployed.wait(
+        "CertificateReady=True",
+        lambda: deployed.conditions("internal-require")["CertificateReady"]["status"] == "True",
+    )
+    body = deployed.policy("internal-require")["status"]
+    assert body["certificate"]["notAfter"] == "2027-02-26T12:00:00Z"
+    assert deployed.conditions("internal-require")["Ready"]["status"] == "True"
+
+
+def test_configmap_is_applied_once_per_hash(deployed: Deployed) -> None:
+    """A change that renders the same policy leaves the ConfigMap alone; a real change applies."""
+    before = configmap(deployed)["metadata"]
+    deployed.kubectl(
+        "patch",
+        "tlspolicy",
+        "require-partners",
+        "-n",
+        deployed.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"certificate": {"renewBefore": "300h"}}}),
+    )
+    deployed.wait(
+        "the Certificate to follow the new renewBefore",
+        lambda: (
+            deployed.get("certificate", "mxgate-public-mx")["spec"].get("renewBefore") == "300h"
+            and reconciled(deployed, "require-partners")
+        ),
+    )
+    assert configmap(deployed)["metadata"]["resourceVersion"] == before["resourceVersion"]
+    deployed.kubectl(
+        "patch",
+        "tlspolicy",
+        "audit-inbound",
+        "-n",
+        deployed.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"priority": 7}}),
+    )
+    deployed.wait(
+        "a new ConfigMap hash",
+        lambda: (
+            configmap(deployed)["metadata"]["annotations"]["mxgate.io/config-hash"]
+            != before["annotations"]["mxgate.io/config-hash"]
+        ),
+    )
+    rules = json.loads(configmap(deployed)["data"]["policy.json"])["rules"]
+    assert {r["id"].split("/")[1]: r["priority"] for r in rules}["audit-inbound"] == 7
+
+
+def test_conflicting_policy_is_skipped_and_the_rest_still_apply(deployed: Deployed) -> None:
+    """A newer policy contradicting an older one gets Accepted=False/Conflict and a Warning."""
+    twin = {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "TLSPolicy",
+        "metadata": {"name": "audit-inbound-twin"},
+        "spec": {
+            "mode": "opportunistic",
+            "priority": 7,
+            "scope": {"recipientDomains": ["*.example.com", "example.com"]},
+        },
+    }
+    deployed.kubectl("apply", "-n", deployed.namespace, "-f", "-", stdin=json.dumps(twin))
+    deployed.wait("the twin's status", lambda: reconciled(deployed, "audit-inbound-twin"))
+    accepted = deployed.conditions("audit-inbound-twin")["Accepted"]
+    assert (accepted["status"], accepted["reason"]) == ("False", "Conflict")
+    assert "audit-inbound" in accepted["message"]
+    rules = json.loads(configmap(deployed)["data"]["policy.json"])["rules"]
+    assert len(rules) == 3
+    deployed.wait(
+        "the Conflict event",
+        lambda: ("Warning", "Conflict") in deployed.events("audit-inbound-twin"),
+    )
+
+
+def test_status_shows_the_observed_effect_from_gateway_reports(deployed: Deployed) -> None:
+    """After the report timer, status and `kubectl get tlsp` show the policy's Would-Refuse %."""
+    rule = f"{deployed.namespace}/audit-inbound"
+    for action, n in ((Action.ACCEPT, 3), (Action.WOULD_REFUSE, 1)):
+        for _ in range(n):
+            deployed.reports.loss.record_decision(Decision(action, rule, Mode.AUDIT, None))
+
+    def observed() -> dict[str, Any]:
+        return (deployed.policy("audit-inbound").get("status") or {}).get("observed") or {}
+
+    deployed.wait("the observed effect", lambda: observed().get("matched") == 4)
+    got = observed()
+    assert (got["wouldRefuse"], got["wouldRefusePercent"], got["gateways"]) == (1, 25.0, 1)
+    table = deployed.kubectl("get", "tlsp", "-n", deployed.namespace).stdout
+    header, *rows = table.splitlines()
+    assert "WOULD-REFUSE %" in header
+    assert any(r.startswith("audit-inbound ") and " 25 " in f"{r} " for r in rows), table
+
+
+def test_deleting_a_policy_removes_its_rule_and_certificate(deployed: Deployed) -> None:
+    """Deleting a policy drops its rule from the ConfigMap and its now-unowned Certificate."""
+    deployed.kubectl("delete", "tlspolicy", "internal-require", "-n", deployed.namespace)
+    deployed.wait(
+        "the rule to leave the ConfigMap",
+        lambda: "internal-require" not in configmap(deployed)["data"]["policy.json"],
+    )
+    deployed.wait(
+        "the Certificate to go",
+        lambda: (
+            "mxgate-internal"
+            not in {c["metadata"]["name"] for c in deployed.get("certificates")["items"]}
+        ),
+    )
