@@ -78,6 +78,7 @@ async def run_gateway(settings: GatewaySettings) -> int:
     """Load the config, configure logs, and serve until a signal."""
     from mxgate_gateway.app import Gateway, run  # noqa: PLC0415 - keep check-config light
     from mxgate_gateway.logs import configure_logging  # noqa: PLC0415
+    from mxgate_gateway.reloading import watch_files  # noqa: PLC0415
 
     try:
         config = load_config(settings.config_path, settings.policy_path)
@@ -85,7 +86,9 @@ async def run_gateway(settings: GatewaySettings) -> int:
         return check_config_error(exc)
     configure_logging(settings.log_format or config.log.format, config.log.level)
     try:
-        return await run(Gateway(config))
+        gateway = Gateway(config)
+        watch_files(gateway, settings.config_path, settings.policy_path)  # hot reload
+        return await run(gateway)
     except MxgateError as exc:
         print(f"mxgate: {exc}", file=sys.stderr)
         return 1

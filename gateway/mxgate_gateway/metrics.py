@@ -92,11 +92,35 @@ class GatewayMetrics:
         self.config_generation = Gauge(
             "mxgate_config_generation", "Config snapshots installed so far.", registry=r
         )
+        self.config_reloads = Counter(
+            "mxgate_config_reload_total",
+            "Reloads of the watched config/policy files (and TLS pair) by result.",
+            ["result"],
+            registry=r,
+        )
+        self.tls_not_after = Gauge(
+            "mxgate_tls_certificate_not_after_seconds",
+            "Expiry (unix time) of the certificate served for STARTTLS.",
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "mxgate_connections_refused_total",
+            "Connections closed before the greeting (limits, PROXY header problems).",
+            ["reason"],
+            registry=r,
+        )
+        self.breaker_opened = Counter(
+            "mxgate_upstream_breaker_open_total",
+            "Times an upstream's circuit breaker opened (which one: see the log).",
+            registry=r,
+        )
         self.unhandled_errors = Counter(
             "mxgate_unhandled_errors_total",
             "Exceptions caught by the catch-all (answered 451 4.3.0).",
             registry=r,
         )
+        for result in ("success", "failure"):
+            self.config_reloads.labels(result)
         for label in TLS_LABELS:
             self.sessions.labels(label)
         for outcome in ("relayed", "rejected", "tempfailed"):

@@ -92,9 +92,11 @@ def test_a_vanished_probe_does_not_wedge_the_breaker() -> None:
 
 def test_failover_skips_open_breakers_and_keeps_configured_order() -> None:
     """Upstreams are tried in order; one with an open breaker is skipped, not retried."""
-    bank = BreakerBank(Clock(), SETTINGS)
-    for _ in range(3):
+    opened: list[str] = []
+    bank = BreakerBank(Clock(), SETTINGS, on_open=opened.append)
+    for _ in range(5):
         bank["a:25"].record_failure()
+    assert opened == ["a:25"]  # announced once, not per failure
     assert list(failover_order(["a:25", "b:25", "c:25"], str, bank)) == ["b:25", "c:25"]
     assert bank.states() == {
         "a:25": BreakerState.OPEN,

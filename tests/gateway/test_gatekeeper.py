@@ -45,7 +45,7 @@ V1 = b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 25\r\n"
 
 async def test_trusted_balancer_names_the_real_client() -> None:
     """From a trusted peer the header is read and the client is the address it names."""
-    keeper = Gatekeeper(config())
+    keeper = Gatekeeper(config().limits)
     r = reader(V1 + b"EHLO x\r\n")
     gate = await keeper.admit(config(), LB, r)
     assert gate.admitted
@@ -56,7 +56,7 @@ async def test_trusted_balancer_names_the_real_client() -> None:
 
 async def test_untrusted_peer_is_not_read_and_keeps_its_own_address() -> None:
     """An untrusted peer's bytes are left alone: it is greeted as itself."""
-    keeper = Gatekeeper(config())
+    keeper = Gatekeeper(config().limits)
     r = reader(V1)
     gate = await keeper.admit(config(), CLIENT, r)
     assert gate.client_ip == CLIENT
@@ -76,7 +76,7 @@ async def test_bad_or_missing_header_from_balancer_closes_without_reply(
 ) -> None:
     """Malformed, cut-short or absent headers close the connection and free its slot."""
     refused: list[str] = []
-    keeper = Gatekeeper(config(), on_refused=refused.append)
+    keeper = Gatekeeper(config().limits, on_refused=refused.append)
     gate = await keeper.admit(config(), LB, reader(data, eof))
     assert not gate.admitted
     assert gate.reply is None
@@ -87,7 +87,7 @@ async def test_bad_or_missing_header_from_balancer_closes_without_reply(
 
 async def test_per_client_limit_counts_the_real_client_behind_the_balancer() -> None:
     """Many connections from the balancer pass; the third from one real client gets 421."""
-    keeper = Gatekeeper(config(per_ip=2))
+    keeper = Gatekeeper(config(per_ip=2).limits)
     gates = [await keeper.admit(config(per_ip=2), LB, reader(V1)) for _ in range(3)]
     assert [g.admitted for g in gates] == [True, True, False]
     assert gates[2].reply is not None
@@ -99,7 +99,7 @@ async def test_per_client_limit_counts_the_real_client_behind_the_balancer() -> 
 async def test_total_limit_and_release() -> None:
     """At the total limit everyone gets 421 4.7.0; releasing a gate makes room."""
     cfg = config(enabled=False, total=1)
-    keeper = Gatekeeper(cfg)
+    keeper = Gatekeeper(cfg.limits)
     first = await keeper.admit(cfg, CLIENT, reader())
     second = await keeper.admit(cfg, ipaddress.ip_address("198.51.100.1"), reader())
     assert second.refused == "total_limit"
@@ -110,5 +110,5 @@ async def test_total_limit_and_release() -> None:
 async def test_proxy_disabled_trusts_nobody() -> None:
     """With proxy_protocol off even a 'trusted' network is just a client."""
     cfg = config(enabled=False)
-    gate = await Gatekeeper(cfg).admit(cfg, LB, reader(V1))
+    gate = await Gatekeeper(cfg.limits).admit(cfg, LB, reader(V1))
     assert gate.client_ip == LB

@@ -37,9 +37,15 @@ class CircuitBreaker:
     timeout, dropped mid-session, TLS failure) should be recorded as failures; an
     upstream that answers 4xx/5xx is alive."""
 
-    def __init__(self, clock: Callable[[], float], settings: BreakerSettings | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        settings: BreakerSettings | None = None,
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._settings = settings or BreakerSettings()
+        self._on_open = on_open
         self._failures = 0
         self._opened_at: float | None = None
         self._cooldown = self._settings.cooldown
@@ -81,25 +87,45 @@ class CircuitBreaker:
                 self._probing = False
                 self._cooldown = min(self._cooldown * 2, self._settings.max_cooldown)
                 self._opened_at = now
+                self._opened()
             return
         self._failures += 1
         if self._failures >= self._settings.threshold:
             self._opened_at = now
+            self._opened()
+
+    def _opened(self) -> None:
+        if self._on_open is not None:
+            self._on_open()
 
 
 class BreakerBank:
-    """One breaker per upstream key (e.g. ``host:port``), created on first use."""
+    """One breaker per upstream key (e.g. ``host:port``), created on first use.
 
-    def __init__(self, clock: Callable[[], float], settings: BreakerSettings | None = None) -> None:
+    ``on_open(key)`` hears every (re)opening, e.g. to log it and count a metric.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        settings: BreakerSettings | None = None,
+        on_open: Callable[[str], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._settings = settings
+        self._on_open = on_open
         self._breakers: dict[str, CircuitBreaker] = {}
 
     def __getitem__(self, key: str) -> CircuitBreaker:
         breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = self._breakers[key] = CircuitBreaker(self._clock, self._settings)
+            hook = None if self._on_open is None else (lambda: self._notify(key))
+            breaker = self._breakers[key] = CircuitBreaker(self._clock, self._settings, hook)
         return breaker
+
+    def _notify(self, key: str) -> None:
+        if self._on_open is not None:
+            self._on_open(key)
 
     def states(self) -> dict[str, BreakerState]:
         return {key: b.state for key, b in sorted(self._breakers.items())}

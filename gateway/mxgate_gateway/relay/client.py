@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import aiosmtplib
 
 from mxgate_gateway.config.model import Upstream, UpstreamTLS, split_hostport
+from mxgate_gateway.relay.breaker import BreakerBank, failover_order
 from mxgate_gateway.relay.outcome import Failure, RelayOutcome, failed, from_reply
 from mxgate_gateway.tls.contexts import upstream_context
 
@@ -52,16 +53,24 @@ class UpstreamTransaction:
         sender: str,
         mail_params: Sequence[str],
         observe: Observe,
+        breakers: BreakerBank | None = None,
     ) -> tuple[UpstreamTransaction | None, RelayOutcome]:
-        """Connect to the first reachable upstream and send MAIL FROM."""
+        """Connect to the first reachable upstream and send MAIL FROM.
+
+        With ``breakers``, upstreams whose breaker is open are skipped (none left:
+        4xx at once) and each connection attempt is recorded.
+        """
         last = failed(Failure.CONNECT)
-        for upstream in upstreams:
+        bank = breakers if breakers is not None else BreakerBank(time.monotonic)
+        for upstream in failover_order(upstreams, _key, bank):
             started = time.monotonic()
             smtp, outcome = await _connect(upstream, helo)
             observe("connect", time.monotonic() - started)
             if smtp is None:
+                bank[_key(upstream)].record_failure()
                 last = outcome
                 continue
+            bank[_key(upstream)].record_success()
             txn = cls(smtp, upstream, observe)
             params = [p for p in mail_params if _supported(smtp, p)]
             outcome = await txn._command(f"MAIL FROM:<{sender}>", params)
@@ -117,6 +126,10 @@ class UpstreamTransaction:
         self.broken = failed(_classify(exc), self.upstream.address)
         self._smtp.close()
         return self.broken
+
+
+def _key(upstream: Upstream) -> str:
+    return upstream.address
 
 
 def _supported(smtp: aiosmtplib.SMTP, param: str) -> bool:

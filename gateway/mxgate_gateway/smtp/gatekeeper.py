@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from mxgate_gateway.config.model import Config
+from mxgate_gateway.config.model import Config, Limits
 from mxgate_gateway.smtp.limits import Admission, ConnectionLimiter, Lease
 from mxgate_gateway.smtp.proxy_protocol import (
     IPAddress,
@@ -44,23 +44,26 @@ class Gate:
 class Gatekeeper:
     """Shared by all sessions of one gateway; limits follow the current config."""
 
-    def __init__(self, config: Config, on_refused: Callable[[str], None] | None = None) -> None:
-        limits = config.limits
+    def __init__(self, limits: Limits, on_refused: Callable[[str], None] | None = None) -> None:
         self.limiter = ConnectionLimiter(limits.max_connections, limits.max_connections_per_ip)
-        self._on_refused = on_refused
+        self.on_refused = on_refused
 
-    def configure(self, config: Config) -> None:
+    def configure(self, limits: Limits) -> None:
         """Apply a reloaded config's limits (proxy settings come with each admit)."""
-        limits = config.limits
         self.limiter.set_limits(limits.max_connections, limits.max_connections_per_ip)
 
     async def admit(self, config: Config, peer: IPAddress, reader: asyncio.StreamReader) -> Gate:
-        """Count the connection; from a trusted peer read the PROXY header first."""
+        """Count the connection; from a trusted peer read the PROXY header first.
+
+        Limits and proxy settings come from ``config``, the snapshot the session
+        started with, so a reload applies to the next connection.
+        """
+        self.configure(config.limits)
         proxy = config.listen.proxy_protocol
         trusted = proxy.enabled and is_trusted(str(peer), proxy.trusted_networks)
         verdict, lease = self.limiter.admit(str(peer), per_ip=not trusted)
         if lease is None:
-            return self._refuse(verdict.value, verdict.reply)
+            return self.refuse(verdict.value, verdict.reply)
         if not trusted:
             return Gate(peer, lease)
         try:
@@ -68,24 +71,28 @@ class Gatekeeper:
                 header = await read_proxy_header(reader)
         except TimeoutError:
             header = Malformed(Reason.TIMEOUT)
+        except BaseException:  # cancelled (connection lost): give the slot back
+            self.limiter.release(lease)
+            raise
         if isinstance(header, Malformed):
             self.limiter.release(lease)
-            return self._refuse(REFUSED_PROXY + header.reason.value, None)
+            return self.refuse(REFUSED_PROXY + header.reason.value, None)
         if header.source is None:  # LOCAL / UNKNOWN: the balancer itself is the client
             return Gate(peer, lease)
         client = _unmap(header.source[0])
         verdict, lease = self.limiter.rekey(lease, str(client))
         if lease is None:
-            return self._refuse(verdict.value, verdict.reply)
+            return self.refuse(verdict.value, verdict.reply)
         return Gate(client, lease)
 
     def release(self, gate: Gate) -> None:
         if gate.lease is not None:
             self.limiter.release(gate.lease)
 
-    def _refuse(self, label: str, reply: str | None) -> Gate:
-        if self._on_refused is not None:
-            self._on_refused(label)
+    def refuse(self, label: str, reply: str | None = None) -> Gate:
+        """Count a refusal (bounded ``label``) and return the refusing Gate."""
+        if self.on_refused is not None:
+            self.on_refused(label)
         return Gate(reply=reply, refused=label)
 
 
@@ -98,4 +105,4 @@ def _unmap(addr: IPAddress) -> IPAddress:
 def refusal_labels() -> tuple[str, ...]:
     """Every label ``on_refused`` can get, for pre-creating metric series."""
     limits = tuple(a.value for a in Admission if a is not Admission.ADMITTED)
-    return limits + tuple(REFUSED_PROXY + r.value for r in Reason)
+    return (*limits, *(REFUSED_PROXY + r.value for r in Reason), REFUSED_PROXY + "untrusted")

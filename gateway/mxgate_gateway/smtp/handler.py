@@ -13,8 +13,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING, Protocol
 
+from mxgate_gateway.config.model import Limits
 from mxgate_gateway.logs import get_logger
 from mxgate_gateway.metrics import GatewayMetrics, tls_label
 from mxgate_gateway.policy import (
@@ -25,11 +27,14 @@ from mxgate_gateway.policy import (
     decide_rcpt,
     trace_header_value,
 )
+from mxgate_gateway.relay.breaker import BreakerBank
 from mxgate_gateway.relay.client import UpstreamTransaction
 from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
 from mxgate_gateway.smtp import replies
 from mxgate_gateway.smtp.addresses import Path, relay_refusal, sender_domain
 from mxgate_gateway.smtp.data import DataStatus
+from mxgate_gateway.smtp.drain import SessionTracker
+from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
 from mxgate_gateway.smtp.state import Connection, Transaction
 
@@ -44,7 +49,15 @@ class ReportSink(Protocol):
 
     def record_session(self, tls_version: str | None) -> None: ...
     def record_decision(self, decision: Decision) -> None: ...
-    def record_message(self, **facts: Any) -> None: ...
+    def record_message(
+        self,
+        *,
+        tls_version: str | None,
+        sender_domain: str | None,
+        client_ip: IPv4Address | IPv6Address | str,
+        upstream_accepted: bool | None,
+        recipients: int,
+    ) -> None: ...
 
 
 class EdgeHandler:
@@ -61,11 +74,16 @@ class EdgeHandler:
         self.clock = clock
         self.sessions: set[EdgeSMTP] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        # Live operations: drain, admission (limits, PROXY), upstream breakers.
+        self.tracker = SessionTracker()
+        self.gatekeeper = Gatekeeper(Limits(), self._connection_refused)
+        self.breakers = BreakerBank(time.monotonic, on_open=self._breaker_opened)
 
     # --- session events ----------------------------------------------------------
 
     def on_connect(self, server: EdgeSMTP) -> None:
         self.sessions.add(server)
+        self.tracker.add(server)
         self.metrics.connections.inc()
 
     def on_tls(self, server: EdgeSMTP) -> None:
@@ -75,6 +93,7 @@ class EdgeHandler:
     def on_session_end(self, server: EdgeSMTP) -> None:
         conn = _conn(server)
         self.sessions.discard(server)
+        self.tracker.discard(server)
         self.metrics.connections.dec()
         self.metrics.sessions.labels(tls_label(conn.tls_version)).inc()
         if self.report is not None:
@@ -98,11 +117,29 @@ class EdgeHandler:
             task = asyncio.get_running_loop().create_task(upstream.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
+        self.tracker.transaction_ended(server)
+
+    async def close_upstreams(self) -> None:
+        """Wait for released upstream connections to say QUIT (each bounded by its
+        quit timeout): the last step of a drain."""
+        if self._closing:
+            await asyncio.wait(tuple(self._closing))
+
+    def _connection_refused(self, reason: str) -> None:
+        self.metrics.connections_refused.labels(reason).inc()
+        log.info("connection_refused", reason=reason)
+
+    def _breaker_opened(self, upstream: str) -> None:
+        self.metrics.breaker_opened.inc()
+        log.warning("upstream_breaker_opened", upstream=upstream)
 
     # --- MAIL --------------------------------------------------------------------
 
     async def on_mail(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
         conn = _conn(server)
+        if self.tracker.draining:
+            server.close_with(replies.SHUTTING_DOWN)
+            return replies.SHUTTING_DOWN
         decision = decide_mail(conn.config.policy, _facts(conn), sender_domain(path))
         self._count_decision(decision)
         if decision.action is Action.REFUSE and decision.reply is not None:
@@ -147,6 +184,7 @@ class EdgeHandler:
                 sender=txn.sender.address,
                 mail_params=[_param(k, v) for k, v in txn.params.items()],
                 observe=self.metrics.observe_upstream,
+                breakers=self.breakers,
             )
             if upstream is None:
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()

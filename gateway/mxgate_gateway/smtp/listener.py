@@ -15,9 +15,11 @@ from types import TracebackType
 
 from mxgate_gateway.config.model import split_hostport
 from mxgate_gateway.config.store import ConfigStore
-from mxgate_gateway.smtp import replies
+from mxgate_gateway.logs import get_logger
 from mxgate_gateway.smtp.handler import EdgeHandler
 from mxgate_gateway.smtp.server import EdgeSMTP
+
+log = get_logger("mxgate.smtp")
 
 TLSProvider = Callable[[], ssl.SSLContext | None]
 
@@ -72,27 +74,23 @@ class SMTPListener:
         if self._server is not None:
             self._server.close()
 
-    def close_idle(self) -> int:
-        """Send 421 to sessions not inside a transaction and close them; return how many."""
-        closed = 0
-        for session in list(self.handler.sessions):
-            envelope = session.envelope
-            if not getattr(envelope, "active", False):
-                session.close_with(replies.SHUTTING_DOWN)
-                closed += 1
-        return closed
-
     async def close(self, drain_timeout: float = 0.0) -> None:
-        """Stop accepting, let transactions finish up to ``drain_timeout``, close the rest."""
+        """Stop accepting, drain sessions (smtp/drain.py) up to ``drain_timeout``, then
+        wait for released upstream connections to close: the shutdown order."""
+        if self._server is None:
+            return  # already closed (shutdown, then the exit stack)
         self.stop_accepting()
-        self.close_idle()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + drain_timeout
-        while self.handler.sessions and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            self.close_idle()
-        for session in list(self.handler.sessions):
-            session.close_with(replies.SHUTTING_DOWN)
+        report = await self.handler.tracker.drain(drain_timeout)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await self.handler.close_upstreams()
+        log.info(
+            "drain_finished",
+            closed_idle=report.closed_idle,
+            finished=report.finished,
+            aborted=report.aborted,
+            seconds=round(report.seconds, 3),
+        )
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)

@@ -21,6 +21,7 @@ from mxgate_gateway.logs import get_logger
 from mxgate_gateway.smtp import replies
 from mxgate_gateway.smtp.addresses import Path, parse_path
 from mxgate_gateway.smtp.data import DataStatus, read_data
+from mxgate_gateway.smtp.gatekeeper import Gate
 from mxgate_gateway.smtp.state import Connection, Transaction, parse_peer
 from mxgate_gateway.tls.contexts import facts_of
 
@@ -60,6 +61,7 @@ class EdgeSMTP(SMTP):
         self.handler = handler
         self.config = config
         self.conn: Connection | None = None
+        self.gate: Gate | None = None  # connection slot and real client (gatekeeper)
 
     # --- connection lifecycle ------------------------------------------------
 
@@ -88,6 +90,9 @@ class EdgeSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
+        if self.gate is not None:
+            self.handler.gatekeeper.release(self.gate)
+            self.gate = None
         if self.conn is not None and not self.conn.closed:
             self.conn.closed = True
             self._set_post_data_state()
@@ -99,11 +104,25 @@ class EdgeSMTP(SMTP):
                 self._writer.write(f"{replies.TIMEOUT}\r\n".encode())
             self.transport.close()
 
-    def close_with(self, reply: replies.Reply) -> None:
-        """Send a final reply (e.g. 421 on shutdown) and close the connection."""
-        if self.transport is not None:
+    def close_with(self, reply: replies.Reply | str) -> None:
+        """Send a final reply (e.g. 421 on shutdown) and close the connection, once."""
+        if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
                 self._writer.write(f"{reply}\r\n".encode())
+            self.transport.close()
+
+    # --- drain (smtp/drain.py's DrainableSession) -------------------------------------
+
+    def in_transaction(self) -> bool:
+        return bool(getattr(self.envelope, "active", False))
+
+    def close_idle(self, reply: str) -> None:
+        self.close_with(reply)
+
+    def abort(self) -> None:
+        if isinstance(self.transport, asyncio.Transport):
+            self.transport.abort()
+        elif self.transport is not None:
             self.transport.close()
 
     # --- output ----------------------------------------------------------------
@@ -118,6 +137,8 @@ class EdgeSMTP(SMTP):
         await self._write(replies.with_enhanced(str(status)))
 
     async def _write(self, line: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # a final reply (421) was already sent; nothing may follow it
         self._writer.write(line.encode("utf-8") + b"\r\n")
         await self._writer.drain()
 
@@ -133,6 +154,8 @@ class EdgeSMTP(SMTP):
     # --- the command loop ---------------------------------------------------------
 
     async def _handle_client(self) -> None:
+        if not await self._admit():
+            return
         await self._write(f"220 {self.hostname} {self.__ident__}")
         self._reset_timeout(self.config.limits.greeting_timeout)
         bogus = 0
@@ -265,6 +288,33 @@ class EdgeSMTP(SMTP):
 
     async def smtp_HELP(self, arg: str | None) -> None:  # noqa: N802
         await self.say(replies.reply(214, "See RFC 5321", "2.0.0"))
+
+    async def smtp_PROXY(self, arg: str | None) -> None:  # noqa: N802
+        """A PROXY header after the greeting: with the feature on, only a trusted
+        balancer may send one (before it), so close; with it off, an unknown command."""
+        if self.config.listen.proxy_protocol.enabled:
+            self.handler.gatekeeper.refuse("proxy_untrusted")
+            self.close_with(replies.reply(421, "PROXY header not accepted here", "4.7.0"))
+            return
+        await self.say(replies.reply(500, "Command not recognized", "5.5.1"))
+
+    async def _admit(self) -> bool:
+        """Connection limits and, from a trusted balancer, the PROXY header (gatekeeper)."""
+        assert self.conn is not None
+        gate = await self.handler.gatekeeper.admit(self.config, self.conn.client_ip, self._reader)
+        if not gate.admitted:
+            if gate.reply is not None:
+                self.close_with(gate.reply)
+            elif self.transport is not None:
+                self.transport.close()
+            return False
+        if self.transport is None:  # lost while reading the header
+            self.handler.gatekeeper.release(gate)
+            return False
+        self.gate = gate
+        if gate.client_ip is not None:
+            self.conn.client_ip = gate.client_ip
+        return True
 
     async def smtp_RSET(self, arg: str | None) -> None:  # noqa: N802
         if arg:

@@ -1,0 +1,102 @@
+"""Wires file watching into a running gateway: config/policy → ConfigStore, cert → TLS.
+
+``watch_files`` adds background loops to a ``Gateway``: a changed, valid config is
+swapped in for new sessions; a TLS pair change gives new sessions a new context. Each
+result lands in ``mxgate_config_reload_total``, the log and ``/readyz`` detail; a
+refused file never makes the pod unready. It must not parse, validate or serve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mxgate_gateway.config.loader import load_config
+from mxgate_gateway.config.model import Config
+from mxgate_gateway.config.watcher import FileWatcher, ReloadResult, restart_required
+from mxgate_gateway.logs import get_logger
+from mxgate_gateway.tls.reloader import TLSMaterial, TLSReloader
+
+if TYPE_CHECKING:
+    from mxgate_gateway.app import Background, Gateway
+
+log = get_logger("mxgate.reload")
+
+DEFAULT_INTERVAL = 1.0
+
+
+def watch_files(
+    gateway: Gateway,
+    config_path: Path,
+    policy_path: Path | None = None,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+) -> None:
+    """Reload ``config_path`` (+ ``policy_path``) and the configured TLS pair on change."""
+    paths = (config_path,) if policy_path is None else (config_path, policy_path)
+    started_with = gateway.config
+
+    def apply(new: Config) -> None:
+        for field in restart_required(started_with, new):
+            log.warning("config_restart_required", field=field)
+        old = gateway.store.swap(new)
+        gateway.metrics.config_generation.set(gateway.store.generation)
+        log.info(
+            "config_reloaded",
+            generation=gateway.store.generation,
+            rules=len(new.policy.rules),
+            domains=len(new.domains),
+            mode_changed=old.policy.mode != new.policy.mode,
+        )
+
+    def config_result(result: ReloadResult, error: str | None) -> None:
+        _count(gateway, "config", result, error)
+        detail = f"generation {gateway.store.generation}"
+        if error is not None:
+            detail += f"; last reload refused, still serving the last good config: {error}"
+        gateway.health.set("config", True, detail)
+
+    watcher: FileWatcher[Config] = FileWatcher(
+        paths=paths,
+        load=lambda: load_config(config_path, policy_path),
+        apply=apply,
+        interval=interval,
+        on_result=config_result,
+    )
+
+    async def run_config(_: Gateway) -> None:
+        await watcher.run()
+
+    gateway.background.append(run_config)
+    if started_with.tls is not None:
+        gateway.background.append(_tls_loop(started_with, interval))
+
+
+def _tls_loop(config: Config, interval: float) -> Background:
+    tls = config.tls
+    assert tls is not None
+
+    async def run_tls(gateway: Gateway) -> None:
+        def material(m: TLSMaterial) -> None:
+            gateway.tls_context = m.context  # new sessions take it; running ones keep theirs
+            gateway.metrics.tls_not_after.set(m.not_after)
+
+        def result(r: ReloadResult, error: str | None) -> None:
+            _count(gateway, "tls", r, error)
+            detail = f"serving {reloader.material.subject}"
+            if error is not None:
+                detail += f"; last reload refused, still serving the last good pair: {error}"
+            gateway.health.set("tls", True, detail)
+
+        reloader = TLSReloader(tls, interval=interval, on_result=result, on_material=material)
+        await reloader.run()
+
+    return run_tls
+
+
+def _count(gateway: Gateway, what: str, result: ReloadResult, error: str | None) -> None:
+    gateway.metrics.config_reloads.labels(result.value).inc()
+    if error is None:
+        log.info("reload_succeeded", what=what)
+    else:
+        log.warning("config_reload_failed", what=what, error=error)
