@@ -47,8 +47,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -x -q
 
+## Benchmark direct / mxgate / Haraka in one run (bench/README.md); py-spy profiles the gateway.
 bench: system-deps $(STAMP)
-	$(PY) -m bench
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench --profile
 
 clean:
 	rm -rf $(VENV) .mxgate-dev .pytest_cache .mypy_cache .ruff_cache

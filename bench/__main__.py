@@ -85,7 +85,9 @@ async def run_all(args: argparse.Namespace) -> list[Result]:
 def render(results: list[Result], quick: bool, seconds: float) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     mode = "--quick" if quick else "full"
-    out = f"Run {when} ({mode}, {seconds:.0f} s) on {machine()}\n\n{table(results)}\n"
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    out = f"Run {when} ({mode}, {seconds:.0f} s) on {machine()}; load average at the end {load}\n"
+    out += f"\n{table(results)}\n"
     out += verdict_table(verdicts(results))
     skipped = skipped_lines(results)
     return out + (f"\nNot measured:\n{skipped}" if skipped else "")
