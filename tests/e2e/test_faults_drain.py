@@ -1,0 +1,81 @@
+"""SIGTERM under load: every 250 is at the upstream exactly once, the rest got 4xx or a drop.
+
+Real processes: the ``mxgate gateway`` CLI, a recording upstream MTA, 20 concurrent
+SMTP clients sending 500 messages (bounded count and deadline). Runtime ~10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from faultkit.load import Load, check
+from faultkit.scenario import scenario
+
+pytestmark = [pytest.mark.slow]
+
+
+async def wait_for(predicate: object, within: float) -> None:
+    loop = asyncio.get_running_loop()
+    stop_at = loop.time() + within
+    while not predicate():  # type: ignore[operator]
+        if loop.time() > stop_at:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def test_sigterm_during_load_loses_and_invents_nothing(tmp_path: Path) -> None:
+    """Mid-load SIGTERM: readiness drops, idle sessions get 421 4.3.2, busy ones finish, exit 0."""
+    async with scenario(tmp_path, delay=0.05) as sc:
+        load = Load("127.0.0.1", sc.smtp_port, total=500, concurrency=20, pause=0.01, deadline=90)
+        task = asyncio.create_task(load.run())
+        await wait_for(lambda: load.progress["2xx"] >= 150, 60)
+        sc.gateway.signal(signal.SIGTERM)
+        try:
+            status, detail = await sc.gateway.readyz()
+        except (aiohttp.ClientError, OSError):
+            status, detail = 0, {}  # HTTP already gone also means not ready
+        assert status != 200, detail
+        exit_code = await sc.gateway.wait(within=30)
+        sent = await task
+        ledger = check(sent, sc.upstream.message_ids())
+    assert exit_code == 0, sc.gateway.tail()
+    assert ledger.problems == (), ledger
+    assert len(sent) == 500
+    assert ledger.accepted >= 150
+    assert ledger.tempfailed + ledger.dropped > 0, "the drain was never exercised"
+    drained = drain_report(sc.gateway.tail(400))
+    assert drained["finished"] >= 1, drained  # transactions in flight at SIGTERM completed
+    assert drained["aborted"] == 0, drained  # well within limits.drain_timeout
+
+
+def drain_report(log: str) -> dict[str, Any]:
+    """The gateway's ``drain_finished`` log event (JSON lines)."""
+    for line in log.splitlines():
+        if '"drain_finished"' in line:
+            event: dict[str, Any] = json.loads(line)
+            return event
+    raise AssertionError("no drain_finished event in the gateway log")
+
+
+async def test_sigterm_while_idle_exits_promptly_and_cleanly(tmp_path: Path) -> None:
+    """With connected idle clients only, SIGTERM sends them 421 4.3.2 and exits 0 at once."""
+    async with scenario(tmp_path) as sc:
+        streams = [await asyncio.open_connection("127.0.0.1", sc.smtp_port) for _ in range(3)]
+        for reader, writer in streams:
+            assert (await reader.readline()).startswith(b"220 ")
+            writer.write(b"EHLO idle.test\r\n")
+            while not (await reader.readline()).startswith(b"250 "):
+                pass
+        sc.gateway.signal(signal.SIGTERM)
+        for reader, writer in streams:
+            assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"421 4.3.2 ")
+            assert await reader.read() == b""
+            writer.close()
+        assert await sc.gateway.wait(within=10) == 0

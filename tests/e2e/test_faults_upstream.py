@@ -1,0 +1,57 @@
+"""Upstream faults under load: killed and restarted, or slower than its timeout.
+
+Every 250 a client got must be at the upstream exactly once; every other message got
+a 4xx (never a 5xx, never a silent loss). Real gateway process, recording upstream
+SIGKILLed like a crashed pod. Runtime ~15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from faultkit.load import Load, check
+from faultkit.scenario import scenario
+
+pytestmark = [pytest.mark.slow]
+
+
+async def wait_for(predicate: object, within: float) -> None:
+    loop = asyncio.get_running_loop()
+    stop_at = loop.time() + within
+    while not predicate():  # type: ignore[operator]
+        if loop.time() > stop_at:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def test_upstream_killed_and_restarted_during_load(tmp_path: Path) -> None:
+    """While the upstream is dead clients get 4xx; after it returns, mail flows again."""
+    async with scenario(tmp_path) as sc:
+        load = Load("127.0.0.1", sc.smtp_port, total=400, concurrency=20, pause=0.4, deadline=90)
+        task = asyncio.create_task(load.run())
+        await wait_for(lambda: load.progress["2xx"] >= 80, 60)
+        await sc.upstream.kill()
+        await wait_for(lambda: load.progress["4xx"] >= 20, 30)
+        accepted_while_dead = load.progress["2xx"]
+        await sc.upstream.start()  # same port
+        sent = await task
+        ledger = check(sent, sc.upstream.message_ids())
+        metrics = await sc.gateway.metrics()
+    assert ledger.problems == (), ledger
+    assert ledger.tempfailed >= 20
+    assert ledger.accepted > accepted_while_dead, "mail did not flow after the restart"
+    assert "mxgate_upstream_breaker_open_total" in metrics
+
+
+async def test_upstream_slower_than_its_timeout_tempfails(tmp_path: Path) -> None:
+    """An upstream that answers the final dot after our timeout yields 4xx, never 250."""
+    async with scenario(tmp_path, delay=2.5, upstream_options={"timeout": 1}) as sc:
+        sent = await Load("127.0.0.1", sc.smtp_port, total=20, concurrency=10).run()
+        await asyncio.sleep(3)  # let the slow upstream finish storing what it got
+        ledger = check(sent, sc.upstream.message_ids())
+    assert ledger.problems == (), ledger
+    assert ledger.accepted == 0
+    assert ledger.tempfailed >= 10
