@@ -1,0 +1,344 @@
+"""End to end: TLSPolicies applied with kubectl → operator (ServiceAccount token) → policy
+ConfigMap → kubelet-style mount → a local `mxgate gateway` that mail then obeys → /report →
+each policy's status.observed.
+
+The gateway runs the chart's own command, args and config ConfigMap; loopback forces only
+the listen ports and the TLS file paths (set through gateway.extraConfig) and the report
+port the operator dials. No cert-manager controller runs: the test issues the Certificate's
+Secret itself (a throwaway CA), as cert-manager would, and the kubelet part mounts it.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+
+from kubeplane.controlplane import free_port
+from kubeplane.kubelet import LocalKubelet
+from kubeplane.plugin import Runner, TokenMinter
+from kubeplane.release import Release, install
+from kubeplane.workloads import Workload, eventually, operator_workload, venv_command
+
+CONVERGE_S = 30.0
+# Integration gaps found by these tests, open while the gateway's CLI is being wired up:
+NO_REPORT = pytest.mark.xfail(reason="`mxgate gateway` answers /report with 501 (not wired)")
+NO_RELOAD = pytest.mark.xfail(reason="`mxgate gateway` does not reload --policy on change yet")
+HOST = "mx1.example.test"
+POLICIES = """
+apiVersion: mxgate.io/v1alpha1
+kind: TLSPolicy
+metadata: {name: partners}
+spec:
+  mode: require
+  listener: public-mx
+  priority: 100
+  scope: {senderDomains: [bank.example]}
+  certificate:
+    issuerRef: {name: ca, kind: Issuer}
+    dnsNames: [mx1.example.test]
+---
+apiVersion: mxgate.io/v1alpha1
+kind: TLSPolicy
+metadata: {name: measure}
+spec:
+  mode: audit
+  listener: public-mx
+  priority: 10
+  scope: {recipientDomains: [accepted.test]}
+"""
+
+
+@dataclass
+class Sink:
+    """A real SMTP server (aiosmtpd) standing in for the internal MTA; records envelopes."""
+
+    received: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 2.0.0 stored"
+
+    def senders(self) -> list[str]:
+        return [mail_from for mail_from, _ in self.received]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What an SMTP client saw: accepted or the refusal code, and the served certificate."""
+
+    accepted: bool
+    code: int
+    peer_names: tuple[str, ...] = ()
+
+
+@dataclass
+class MailStack:
+    release: Release
+    kubectl: Runner
+    kubelet: LocalKubelet
+    gateway: Workload
+    operator: Workload
+    sink: Sink
+    ca: trustme.CA
+    smtp_port: int
+    http_port: int
+
+    @property
+    def ns(self) -> str:
+        return self.release.namespace
+
+    def send(self, sender: str, rcpt: str, *, starttls: bool) -> Sent:
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=15) as client:
+            client.ehlo("client.example")
+            names: tuple[str, ...] = ()
+            if starttls:
+                ctx = ssl.create_default_context()
+                self.ca.configure_trust(ctx)
+                ctx.check_hostname = False  # we dial 127.0.0.1; the SAN is checked below
+                client.starttls(context=ctx)
+                client.ehlo("client.example")
+                peer = client.sock.getpeercert()  # type: ignore[union-attr]
+                names = tuple(v for k, v in peer.get("subjectAltName", ()) if k == "DNS")
+            body = f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: e2e\r\n\r\nhello\r\n"
+            try:
+                client.sendmail(sender, [rcpt], body)
+            except smtplib.SMTPSenderRefused as exc:
+                return Sent(False, exc.smtp_code, names)
+            except smtplib.SMTPRecipientsRefused as exc:
+                return Sent(False, next(iter(exc.recipients.values()))[0], names)
+            return Sent(True, 250, names)
+
+    def observed(self, name: str) -> dict[str, Any]:
+        pol = self.kubectl.json("get", "tlspolicy", name, "-n", self.ns)
+        return dict((pol.get("status") or {}).get("observed") or {})
+
+    def report(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.http_port}/report"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+        return data
+
+
+def issue_tls_secret(kubectl: Runner, ns: str, name: str, ca: trustme.CA, workdir: Path) -> None:
+    """Write the Secret cert-manager would write for the Certificate (kubernetes.io/tls)."""
+    leaf = ca.issue_cert(HOST)
+    crt, key = workdir / "tls.crt", workdir / "tls.key"
+    crt.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    kubectl("create", "secret", "tls", name, "-n", ns, f"--cert={crt}", f"--key={key}")
+
+
+def register_gateway_pod(kubectl: Runner, release: Release) -> None:
+    """Store a Pod made from the gateway Deployment's template, Running at 127.0.0.1.
+
+    No scheduler or kubelet runs, so the test records what they would: the pod and its IP.
+    """
+    template = release.deployment("gateway")["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{release.fullname}-gateway-local",
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": template["spec"],
+    }
+    kubectl("create", "-n", release.namespace, "-f", "-", stdin=json.dumps(pod))
+    status = {"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}
+    kubectl(
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "-n",
+        release.namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+
+
+@pytest.fixture(scope="module")
+def mail(
+    helm: Runner,
+    kubectl: Runner,
+    kube_token: TokenMinter,
+    cert_manager_crds: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[MailStack]:
+    """Chart + operator (SA token) + policies + kubelet-mounted local gateway + upstream sink."""
+    root = tmp_path_factory.mktemp("pod")
+    sink = Sink()
+    sink_port, smtp_port, http_port = free_port(), free_port(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink_port)
+    controller.start()
+    tls_dir = root / "etc/mxgate/tls"
+    release = install(helm, kubectl, [
+        "--set", "operator.reportInterval=2",
+        "--set", f"gateway.upstreams[0].address=127.0.0.1:{sink_port}",
+        "--set", "gateway.upstreams[0].tls=none",
+        "--set", f"gateway.extraConfig.listen.smtp=127.0.0.1:{smtp_port}",
+        "--set", f"gateway.extraConfig.listen.http=127.0.0.1:{http_port}",
+        "--set", f"gateway.extraConfig.tls.cert={tls_dir}/tls.crt",
+        "--set", f"gateway.extraConfig.tls.key={tls_dir}/tls.key",
+        "--set", "gateway.log.format=console",
+    ])  # fmt: skip
+    sa = kube_token.kubeconfig(release.namespace, f"{release.fullname}-operator")
+    operator = operator_workload(
+        release, sa, tmp_path_factory.mktemp("operator"),
+        {"MXGATE_GATEWAY_HTTP_PORT": str(http_port)},  # one IP for every pod on loopback
+    )  # fmt: skip
+    gateway: Workload | None = None
+    try:
+        operator.start()
+        kubectl("apply", "-n", release.namespace, "-f", "-", stdin=POLICIES)
+        cert = eventually(
+            lambda: (kubectl.json("get", "certificates", "-n", release.namespace)["items"]
+                     or [None])[0],
+            CONVERGE_S, "the operator's Certificate",
+        )  # fmt: skip
+        ca = trustme.CA()
+        issue_tls_secret(kubectl, release.namespace, cert["spec"]["secretName"], ca, root)
+        kubelet = LocalKubelet(
+            kubectl, release.namespace, release.pod_spec("gateway"), "gateway", root
+        )
+        eventually(
+            lambda: True if "policy" in kubelet.sync() or _has(kubelet, "policy") else None,
+            CONVERGE_S,
+            "the policy ConfigMap to be mountable",
+        )
+        container = release.container("gateway")
+        argv = [
+            *venv_command(container["command"]),
+            *(kubelet.local_path(a) for a in container.get("args", [])),
+        ]
+        gateway = Workload(
+            "gateway",
+            argv,
+            release.env("gateway"),
+            root / "gateway.log",
+            f"http://127.0.0.1:{http_port}/readyz",
+        )
+        gateway.start()
+        register_gateway_pod(kubectl, release)
+        yield MailStack(
+            release, kubectl, kubelet, gateway, operator, sink, ca, smtp_port, http_port
+        )
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        operator.stop()
+        controller.stop()
+
+
+def _has(kubelet: LocalKubelet, volume: str) -> bool:
+    return (kubelet.volume(volume).local / "..data").is_symlink()
+
+
+@dataclass(frozen=True)
+class Traffic:
+    plain_partner: Sent
+    tls_partner: Sent
+    plain_other: Sent
+
+
+@pytest.fixture(scope="module")
+def traffic(mail: MailStack) -> Traffic:
+    """Three messages: partner without TLS, partner with STARTTLS, someone else without TLS."""
+    return Traffic(
+        plain_partner=mail.send("ceo@bank.example", "ops@accepted.test", starttls=False),
+        tls_partner=mail.send("cfo@bank.example", "ops@accepted.test", starttls=True),
+        plain_other=mail.send("news@other.example", "ops@accepted.test", starttls=False),
+    )
+
+
+def test_gateway_reads_the_policy_through_a_kubelet_style_mount(mail: MailStack) -> None:
+    """The gateway's policy file is the operator's ConfigMap, behind an atomic ``..data`` link."""
+    vol = mail.kubelet.volume("policy")
+    cm = mail.kubectl.json("get", "configmap", vol.source, "-n", mail.ns)
+    data_link = vol.local / "..data"
+    assert data_link.is_symlink()
+    assert data_link.readlink().name.startswith("..")
+    assert (vol.local / "policy.json").read_text() == cm["data"]["policy.json"]
+    assert str(vol.local / "policy.json") in mail.gateway.argv
+
+
+def test_plaintext_mail_from_the_partner_is_refused(mail: MailStack, traffic: Traffic) -> None:
+    """require for bank.example: without STARTTLS the sender gets 530 and nothing is relayed."""
+    assert traffic.plain_partner == Sent(False, 530)
+    assert "ceo@bank.example" not in mail.sink.senders()
+
+
+def test_starttls_mail_from_the_partner_is_relayed_with_the_issued_certificate(
+    mail: MailStack, traffic: Traffic
+) -> None:
+    """With STARTTLS the gateway serves the Certificate's Secret and relays the message."""
+    assert traffic.tls_partner == Sent(True, 250, (HOST,))
+    assert "cfo@bank.example" in mail.sink.senders()
+
+
+@NO_REPORT
+def test_plaintext_mail_from_others_is_relayed_and_counted_by_the_audit(
+    mail: MailStack, traffic: Traffic
+) -> None:
+    """audit refuses nothing: other plaintext mail is relayed and counted as would-refuse."""
+    assert traffic.plain_other == Sent(True, 250)
+    assert "news@other.example" in mail.sink.senders()
+    rows = {r["rule"]: r for r in mail.report()["since_start"]["rules"]}
+    assert rows[f"{mail.ns}/measure"]["would_refuse"] == 1
+    assert rows[f"{mail.ns}/partners"]["refuse"] == 1
+
+
+@NO_REPORT
+def test_policy_status_shows_the_observed_effect(mail: MailStack, traffic: Traffic) -> None:
+    """After the operator's report timer, each policy's status says what it refused or would."""
+
+    def observed() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        partners, measure = mail.observed("partners"), mail.observed("measure")
+        fresh = partners.get("refused", 0) >= 1 and measure.get("wouldRefuse", 0) >= 1
+        return (partners, measure) if fresh else None
+
+    partners, measure = eventually(observed, CONVERGE_S, "observed effect in both statuses")
+    assert (partners["gateways"], partners["refused"], partners["wouldRefuse"]) == (1, 1, 0)
+    assert (measure["gateways"], measure["refused"], measure["wouldRefuse"]) == (1, 0, 1)
+    assert "message" not in partners  # every gateway report was read
+
+
+@NO_RELOAD
+def test_policy_change_reaches_mail_through_configmap_and_mount(
+    mail: MailStack, traffic: Traffic
+) -> None:
+    """Widening a policy re-renders the ConfigMap; after the kubelet's swap, mail obeys it."""
+    mail.kubectl(
+        "patch",
+        "tlspolicy",
+        "partners",
+        "-n",
+        mail.ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"scope": {"senderDomains": ["bank.example", "trust.example"]}}}),
+    )
+    before = mail.send("it@trust.example", "ops@accepted.test", starttls=False)
+    assert before.accepted  # still the old policy: the mount has not been updated yet
+    eventually(
+        lambda: True if "policy" in mail.kubelet.sync() else None,
+        CONVERGE_S,
+        "the re-rendered ConfigMap to reach the mount",
+    )
+
+    def refused() -> Sent | None:
+        sent = mail.send("it@trust.example", "ops@accepted.test", starttls=False)
+        return None if sent.accepted else sent
+
+    assert eventually(refused, CONVERGE_S, "the gateway to reload the policy") == Sent(False, 530)
