@@ -95,6 +95,8 @@ class EdgeHandler:
         self.sessions.discard(server)
         self.tracker.discard(server)
         self.metrics.connections.dec()
+        if server.gate is None:  # refused before the greeting (limits, PROXY): no session
+            return
         self.metrics.sessions.labels(tls_label(conn.tls_version)).inc()
         if self.report is not None:
             self.report.record_session(conn.tls_version)

@@ -90,13 +90,13 @@ class EdgeSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
-        if self.gate is not None:
-            self.handler.gatekeeper.release(self.gate)
-            self.gate = None
         if self.conn is not None and not self.conn.closed:
             self.conn.closed = True
             self._set_post_data_state()
             self.handler.on_session_end(self)
+        if self.gate is not None:  # after on_session_end: it tells admitted from refused
+            self.handler.gatekeeper.release(self.gate)
+            self.gate = None
 
     def _timeout_cb(self) -> None:
         if self.transport is not None:

@@ -16,13 +16,9 @@ from pathlib import Path
 
 from cryptography import x509
 
-from mxgate_gateway.config.model import TLS, TLSVersion
+from mxgate_gateway.config.model import TLS
 from mxgate_gateway.config.watcher import FileWatcher, ReloadResult, WatchStatus
-
-_MIN_VERSION = {
-    TLSVersion.TLS1_2: ssl.TLSVersion.TLSv1_2,
-    TLSVersion.TLS1_3: ssl.TLSVersion.TLSv1_3,
-}
+from mxgate_gateway.tls.contexts import server_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +36,10 @@ def certificate_not_after(cert_pem: bytes) -> tuple[float, str]:
     return cert.not_valid_after_utc.timestamp(), cert.subject.rfc4514_string()
 
 
-def build_server_context(cert: Path, key: Path, min_version: TLSVersion) -> ssl.SSLContext:
-    """A server-side context for STARTTLS: no client certificates, ``min_version`` floor."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = _MIN_VERSION[min_version]
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.load_cert_chain(certfile=str(cert), keyfile=str(key))  # mismatch → SSLError
-    return context
-
-
 def load_material(tls: TLS) -> TLSMaterial:
-    """Read and check the pair; raise (ssl.SSLError, OSError, ValueError) if unusable."""
+    """Read and check the pair; raise (TLSMaterialError, OSError, ValueError) if unusable."""
     not_after, subject = certificate_not_after(Path(tls.cert).read_bytes())
-    context = build_server_context(tls.cert, tls.key, tls.min_version)
-    return TLSMaterial(context, not_after, subject)
+    return TLSMaterial(server_context(tls), not_after, subject)
 
 
 class TLSReloader:
