@@ -25,7 +25,8 @@ from mxgate_gateway.metrics import GatewayMetrics
 from mxgate_gateway.mtasts.http import add_routes as add_mtasts_routes
 from mxgate_gateway.mtasts.http import with_tlsrpt
 from mxgate_gateway.mtasts.metrics import TLSRPTRecorder
-from mxgate_gateway.smtp.handler import EdgeHandler, ReportSink
+from mxgate_gateway.report import LossReport
+from mxgate_gateway.smtp.handler import EdgeHandler
 from mxgate_gateway.smtp.listener import SMTPListener
 from mxgate_gateway.tls.contexts import server_context
 
@@ -41,16 +42,16 @@ class Gateway:
         self,
         config: Config | ConfigStore,
         *,
-        report: ReportSink | None = None,
+        report: LossReport | None = None,
         report_snapshot: ReportSnapshot | None = None,
     ) -> None:
         self.store = config if isinstance(config, ConfigStore) else ConfigStore(config)
         self.metrics = GatewayMetrics()
         self.health = Health()
-        self.report = report
-        self.handler = EdgeHandler(self.metrics, report)
+        self.report = report if report is not None else LossReport()
+        self.handler = EdgeHandler(self.metrics, self.report)
         self.tlsrpt = TLSRPTRecorder(self.metrics.registry)  # MTA-STS / TLS-RPT (issue 8)
-        self.report_snapshot = with_tlsrpt(report_snapshot, self.tlsrpt)
+        self.report_snapshot = with_tlsrpt(report_snapshot or self.report.snapshot, self.tlsrpt)
         self.tls_context: ssl.SSLContext | None = None
         self.background: list[Background] = []
         self._stack = AsyncExitStack()

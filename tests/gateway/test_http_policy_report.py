@@ -1,0 +1,118 @@
+"""HTTP endpoints and the policy/report wiring, seen from a real SMTP session."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.conftest import gateway_config
+
+from mtapeers.postfix import Postfix
+from mtapeers.raw import RawClient
+from mxgate_gateway.app import Gateway
+
+pytestmark = pytest.mark.postfix
+
+
+async def get(gw: Gateway, path: str) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{gw.http_port}{path}") as resp,
+    ):
+        body = await (resp.json() if resp.content_type == "application/json" else resp.text())
+        return resp.status, body
+
+
+async def send_plaintext(gw: Gateway, sender: str, rcpt: str = "alice@accepted.test") -> list[int]:
+    client = await RawClient.connect(gw.smtp_port)
+    await client.greet()
+    codes = [(await client.cmd(f"MAIL FROM:<{sender}>")).code]
+    if codes[0] == 250:
+        codes.append((await client.cmd(f"RCPT TO:<{rcpt}>")).code)
+        if codes[-1] == 250:
+            await client.cmd("DATA")
+            codes.append((await client.cmd(f"Subject: {uuid.uuid4().hex}\r\n\r\nx\r\n.")).code)
+    await client.cmd("QUIT")
+    await client.close()
+    return codes
+
+
+async def test_health_endpoints_report_readiness_with_detail(gateway: Gateway) -> None:
+    """/livez is 200; /readyz is 200 with per-check JSON detail once the listener is bound."""
+    assert (await get(gateway, "/livez"))[0] == 200
+    status, body = await get(gateway, "/readyz")
+    assert status == 200
+    assert body["ready"] is True
+    assert set(body["checks"]) >= {"config", "smtp_listener", "tls"}
+    gateway.health.draining = True
+    status, body = await get(gateway, "/readyz")
+    assert (status, body["ready"], body["draining"]) == (503, False, True)
+
+
+async def test_metrics_and_report_count_a_plaintext_message(gateway: Gateway) -> None:
+    """One plaintext message shows in /metrics (bounded labels) and /report (JSON)."""
+    assert await send_plaintext(gateway, "someone@plain.example") == [250, 250, 250]
+    for _ in range(50):  # the session ends asynchronously after QUIT
+        status, text = await get(gateway, "/metrics")
+        if 'mxgate_sessions_total{tls="none"} 1.0' in text:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 200
+    assert 'mxgate_messages_total{outcome="relayed",tls="none"} 1.0' in text
+    assert (
+        'mxgate_policy_decisions_total{action="accept",mode="opportunistic",rule="(default)"}'
+        in text
+    )
+    assert 'mxgate_upstream_latency_seconds_count{phase="data"} 1.0' in text
+    assert "plain.example" not in text  # no raw domains in metric labels
+    assert "127.0.0.1" not in text  # nor IPs
+    status, report = await get(gateway, "/report")
+    assert status == 200
+    since = report["since_start"]
+    assert since["messages"]["none"] == 1
+    assert since["upstream"]["none"]["accepted"] == 1
+    assert since["top_plaintext_sender_domains"][0]["name"] == "plain.example"
+
+
+@pytest.mark.parametrize(
+    ("mode", "codes", "action"),
+    [("require", [530], "refuse"), ("audit", [250, 250, 250], "would_refuse")],
+)
+async def test_policy_rule_refuses_or_would_refuse_plaintext(
+    postfix_upstream: Postfix, tls_files: dict[str, Path], mode: str, codes: list[int], action: str
+) -> None:
+    """A sender-scoped rule: require → 530 5.7.0 at MAIL; audit → delivered but counted."""
+    policy = {
+        "rules": [{"id": "bank", "mode": mode, "scope": {"sender_domains": ["bank.example"]}}]
+    }
+    async with Gateway(gateway_config(postfix_upstream.port, tls_files, policy=policy)) as gw:
+        assert await send_plaintext(gw, "alerts@bank.example") == codes
+        _, text = await get(gw, "/metrics")
+        assert (
+            f'mxgate_policy_decisions_total{{action="{action}",mode="{mode}",rule="bank"}}' in text
+        )
+        _, report = await get(gw, "/report")
+        (bank,) = [r for r in report["since_start"]["rules"] if r["rule"] == "bank"]
+        assert bank[action] == 1
+
+
+async def test_trace_header_names_the_tls_state(
+    postfix_upstream: Postfix, tls_files: dict[str, Path]
+) -> None:
+    """policy.trace_header adds one header with the session's TLS version (or none)."""
+    policy = {"trace_header": "X-Mxgate-TLS"}
+    mark = uuid.uuid4().hex
+    async with Gateway(gateway_config(postfix_upstream.port, tls_files, policy=policy)) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        await client.cmd("RCPT TO:<bob@accepted.test>")
+        await client.cmd("DATA")
+        assert (await client.cmd(f"Subject: {mark}\r\n\r\nx\r\n.")).code == 250
+        await client.close()
+    message = postfix_upstream.wait_for(mark.encode(), "bob")
+    assert b"\nX-Mxgate-TLS: none\n" in message
