@@ -122,3 +122,34 @@ async def test_silent_client_is_cut_after_the_greeting_timeout(tmp_path: Path) -
         rest = await asyncio.wait_for(reader.read(), 10)
         writer.close()
     assert rest == b"" or rest.startswith(b"421 ")
+
+
+async def test_slow_drip_data_is_cut_at_the_data_timeout(tmp_path: Path) -> None:
+    """A client dripping one DATA line per 0.3 s cannot hold its slot past data_timeout."""
+    async with scenario(tmp_path, limits={"data_timeout": 1.5}) as sc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sc.smtp_port)
+        await reader.readline()
+        writer.write(b"EHLO drip.test\r\nMAIL FROM:<a@sender.test>\r\n")
+        writer.write(b"RCPT TO:<b@accepted.test>\r\n")
+        await writer.drain()
+        while not (await reader.readline()).startswith(b"250 2.1.5"):
+            pass
+        writer.write(b"DATA\r\n")
+        assert (await reader.readline()).startswith(b"354 ")
+        closed = False
+        for n in range(30):  # would take 9 s; the timeout must end it after ~1.5 s
+            try:
+                writer.write(f"line {n}\r\n".encode())
+                await writer.drain()
+                line = await asyncio.wait_for(reader.readline(), 0.3)
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                line = b""
+            assert not line.startswith(b"250"), line
+            closed = True
+            break
+        writer.close()
+        ids = sc.upstream.message_ids()
+    assert closed, "the dripping client was never cut off"
+    assert ids == []

@@ -55,3 +55,15 @@ async def test_upstream_slower_than_its_timeout_tempfails(tmp_path: Path) -> Non
     assert ledger.problems == (), ledger
     assert ledger.accepted == 0
     assert ledger.tempfailed >= 10
+
+
+async def test_dead_first_upstream_fails_over_and_its_breaker_opens(tmp_path: Path) -> None:
+    """With the first upstream dead every message still gets 250 via the second, and
+    after a few failures the dead one is skipped instead of retried per message."""
+    async with scenario(tmp_path, dead_upstreams_first=1) as sc:
+        sent = await Load("127.0.0.1", sc.smtp_port, total=40, concurrency=4).run()
+        ledger = check(sent, sc.upstream.message_ids())
+        metrics = await sc.gateway.metrics()
+    assert ledger.problems == (), ledger
+    assert ledger.accepted == 40
+    assert "mxgate_upstream_breaker_open_total 1.0" in metrics

@@ -65,6 +65,7 @@ async def scenario(
     delay: float = 0.0,
     place: Callable[[dict[str, Any]], Path] | None = None,
     policy_path: Path | None = None,
+    dead_upstreams_first: int = 0,
     **overrides: Any,
 ) -> AsyncIterator[Scenario]:
     """Upstream + gateway on loopback. ``place`` writes the config dict somewhere
@@ -72,7 +73,8 @@ async def scenario(
     upstream = RecordingUpstream(tmp / "upstream", delay=delay)
     await upstream.start()
     smtp_port, http_port = free_port(), free_port()
-    cfg = gateway_config(smtp_port, http_port, [upstream.address], **overrides)
+    dead = [f"127.0.0.1:{free_port()}" for _ in range(dead_upstreams_first)]  # nobody listens
+    cfg = gateway_config(smtp_port, http_port, [*dead, upstream.address], **overrides)
     if place is None:
         config_path = tmp / "gateway.yaml"
         config_path.write_text(yaml.safe_dump(cfg))
