@@ -218,3 +218,24 @@ def test_network_policies_open_smtp_and_close_the_rest(render) -> None:
     op = rendered.get("NetworkPolicy", "-operator")["spec"]
     assert op["ingress"] == []
     assert op["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_mta_sts_ingress_exposes_only_the_policy_path_per_domain(render) -> None:
+    """mta-sts.<domain> hosts route exactly /.well-known/mta-sts.txt (and /tlsrpt if asked)."""
+    ingress = {"enabled": True, "clusterIssuer": "letsencrypt", "tlsRpt": True}
+    rendered = render(
+        {"gateway": {"domains": ["example.com", "example.org"]}, "mtaSts": {"ingress": ingress}}
+    )
+    ing = rendered.get("Ingress", "-mta-sts")
+    assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    hosts = ["mta-sts.example.com", "mta-sts.example.org"]
+    assert ing["spec"]["tls"][0]["hosts"] == hosts
+    assert [r["host"] for r in ing["spec"]["rules"]] == hosts
+    for rule in ing["spec"]["rules"]:
+        paths = rule["http"]["paths"]
+        assert [(p["path"], p["pathType"]) for p in paths] == [
+            ("/.well-known/mta-sts.txt", "Exact"),
+            ("/tlsrpt", "Exact"),
+        ]
+        assert {p["backend"]["service"]["name"] for p in paths} == {"mx-mxgate-gateway-http"}
+    assert render().all("Ingress") == []

@@ -31,6 +31,10 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
     ),
     "hpa-on": ({"gateway": {"autoscaling": {"enabled": True}}}, []),
     "servicemonitor-api-present": ({}, [SERVICE_MONITOR_API]),
+    "mta-sts-ingress": (
+        {"mtaSts": {"ingress": {"enabled": True, "clusterIssuer": "letsencrypt", "tlsRpt": True}}},
+        [],
+    ),
     "crds-disabled": ({"crds": {"enabled": False}}, []),
     "everything-optional-off": (
         {

@@ -37,6 +37,7 @@ DEFAULTS_ALSO_ACCEPT = {
 PRODUCTION = {
     "image": {"repository": "registry.example/mxgate", "digest": "sha256:" + "0f" * 32},
     "gateway": {"proxyProtocol": {"enabled": True, "trustedNetworks": ["10.0.0.0/8"]}},
+    "mtaSts": {"ingress": {"enabled": True, "clusterIssuer": "letsencrypt"}},
 }
 
 
