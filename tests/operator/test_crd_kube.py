@@ -12,32 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kube_helpers import install_crd, remove_crd
 from validation_table import BAD, GOOD, Case
 
 from kubeplane.plugin import Runner
 
-CRD = Path(__file__).resolve().parents[2] / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def install_crd(kubectl: Runner) -> bool:
-    """Apply the canonical CRD server-side and wait until Established; True if we created it."""
-    existed = kubectl("get", "crd", "tlspolicies.mxgate.io", check=False).returncode == 0
-    kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=mxgate-tests",
-        "-f",
-        str(CRD),
-    )
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/tlspolicies.mxgate.io")
-    return not existed
-
-
-def remove_crd(kubectl: Runner) -> None:
-    """Delete the CRD again so a later `helm install` in this session can own it."""
-    kubectl("delete", "crd", "tlspolicies.mxgate.io", "--wait=true", "--timeout=60s", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_crd_kube import install_crd, remove_crd
+from kube_helpers import install_crd, remove_crd
 
 from kubeplane.plugin import Runner
 from mxgate_gateway.config.loader import load_policy_document
