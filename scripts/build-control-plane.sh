@@ -24,16 +24,19 @@ CACHE=${MXGATE_CACHE:-$HOME/.cache/mxgate}
 BIN=$CACHE/bin
 mkdir -p "$BIN"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "build-control-plane: no Go toolchain on PATH; cannot build helm/kube-apiserver" >&2
-  exit 3
-fi
-
-# Go >= 1.27 turns on encoding/json/v2, which breaks the apiserver's OpenAPI endpoints.
-go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
-if [[ $go_minor =~ ^[0-9]+$ ]] && ((go_minor >= 27)); then
-  export GOEXPERIMENT=${GOEXPERIMENT:+$GOEXPERIMENT,}nojsonv2
-fi
+# Go is needed only to build or fetch what the cache lacks.
+need_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "build-control-plane: no Go toolchain on PATH to build $1" >&2
+    exit 3
+  fi
+  # Go >= 1.27 turns on encoding/json/v2, which breaks the apiserver's OpenAPI endpoints.
+  local go_minor
+  go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+  if [[ $go_minor =~ ^[0-9]+$ ]] && ((go_minor >= 27)) && [[ ${GOEXPERIMENT:-} != *nojsonv2* ]]; then
+    export GOEXPERIMENT=${GOEXPERIMENT:+$GOEXPERIMENT,}nojsonv2
+  fi
+}
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # Two shared cores: keep parallel compiles modest unless the caller says otherwise.
 GO_P=${MXGATE_GO_P:-2}
@@ -47,6 +50,7 @@ locked_build() { # tool version builder-fn
     echo "$tool $version cached $out"
   else
     local tmp
+    need_go "$tool"
     tmp=$(mktemp -d "$BIN/.build-$tool.XXXXXX")
     "$fn" "$tmp/$tool"
     mv "$tmp/$tool" "$out"
@@ -87,6 +91,7 @@ cert_manager_crds() {
     echo "cert-manager-crds $CERT_MANAGER_VERSION cached $out"
     return
   fi
+  need_go cert-manager-crds
   dir=$(cd "$ROOT/tools/k8s/kube-apiserver" &&
     go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" |
     sed -nE 's/^\t"Dir": "(.*)",$/\1/p')

@@ -7,6 +7,7 @@ it must not start servers. A missing Go toolchain or unreachable module proxy is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -73,8 +74,11 @@ def _proxy_reachable() -> str | None:
     )
     if probe.returncode == 0:
         return None
-    lines = (probe.stderr or probe.stdout).strip().splitlines()
-    return lines[-1] if lines else f"exit {probe.returncode}"
+    try:
+        return str(json.loads(probe.stdout)["Error"]).splitlines()[0]
+    except (ValueError, KeyError, IndexError):
+        lines = probe.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit {probe.returncode}"
 
 
 def ensure_tools(report: list[str]) -> Tools | Unavailable:
@@ -91,8 +95,6 @@ def ensure_tools(report: list[str]) -> Tools | Unavailable:
         return Unavailable("no kubectl binary on PATH")
     if os.environ.get("MXGATE_KUBE_SKIP"):
         return Unavailable(f"MXGATE_KUBE_SKIP={os.environ['MXGATE_KUBE_SKIP']} set by the caller")
-    if _which("go") is None:
-        return Unavailable("no Go toolchain on PATH to build kube-apiserver and helm")
     run = subprocess.run(
         ["bash", str(BUILD_SCRIPT), "all"],
         capture_output=True,
@@ -102,7 +104,7 @@ def ensure_tools(report: list[str]) -> Tools | Unavailable:
     if run.returncode == NO_GO_EXIT:
         return Unavailable(run.stderr.strip() or "no Go toolchain")
     if run.returncode != 0:
-        proxy_error = _proxy_reachable()
+        proxy_error = _proxy_reachable() if _which("go") else "no Go toolchain"
         if proxy_error is not None:
             return Unavailable(f"Go module proxy unreachable: {proxy_error}")
         tail = "\n".join(run.stderr.strip().splitlines()[-20:])
