@@ -13,6 +13,14 @@ from dataclasses import dataclass
 
 from mxgate_gateway.config.model import Listener, Mode, Refusal, TLSVersion
 from mxgate_operator.checks import Checker, Issue
+from mxgate_operator.spec_mtasts import (
+    MSG_MTASTS_DOMAINS,
+    MSG_MTASTS_MX,
+    MTASTSSpec,
+    check_published_domains,
+    parse_mtasts,
+    parse_tlsrpt,
+)
 
 DOMAIN_PATTERN = (
     r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -41,6 +49,8 @@ MSG_RSA = "RSA key size must be 2048, 3072 or 4096"
 MSG_ECDSA = "ECDSA key size must be 256, 384 or 521"
 MSG_ED25519 = "Ed25519 keys have no size"
 DEFAULT_DURATION = "2160h"
+# The spec.mtaSts / spec.tlsRpt CEL messages live in spec_mtasts; listed with the rest here.
+_MTASTS_MESSAGES = (MSG_MTASTS_MX, MSG_MTASTS_DOMAINS)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class TLSPolicySpec:
     priority: int = 0
     refusal: Refusal = Refusal.PERMANENT
     certificate: CertificateSpec | None = None
+    mta_sts: MTASTSSpec | None = None  # spec.mtaSts (RFC 8461), see spec_mtasts
+    tlsrpt_rua: tuple[str, ...] = ()  # spec.tlsRpt.rua (RFC 8460)
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,8 @@ def parse_policy(name: str, spec: object) -> Parsed:
     certificate = _certificate(c, s.get("certificate")) if "certificate" in s else None
     if mode == Mode.REQUIRE and "certificate" not in s:
         c.add("spec", MSG_REQUIRE_CERT)
+    mta_sts, rua = parse_mtasts(c, s), parse_tlsrpt(c, s)
+    check_published_domains(c, s)
     if c.issues or mode is None or listener is None or tls is None or refusal is None:
         return Parsed(None, tuple(c.issues))
     return Parsed(
@@ -137,6 +151,8 @@ def parse_policy(name: str, spec: object) -> Parsed:
             priority=priority,
             refusal=Refusal(refusal),
             certificate=certificate,
+            mta_sts=mta_sts,
+            tlsrpt_rua=rua,
         )
     )
 

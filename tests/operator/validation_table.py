@@ -15,6 +15,8 @@ CERT = {
     "dnsNames": ["mx1.example.com"],
 }
 BASE: dict[str, Any] = {"mode": "audit", "scope": {"senderDomains": ["bank.example"]}}
+MTA_SCOPE = {"recipientDomains": ["example.com"]}
+MTA = {"mode": "enforce", "mx": ["mx1.example.com"]}
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,16 @@ GOOD = [
     Case("ed25519", spec(certificate={**CERT, "privateKey": {"algorithm": "Ed25519"}})),
     Case("priority-bounds", spec(priority=-1000000, minTLSVersion="1.3", refusal="temporary")),
     Case(
-        "mta-sts-room", spec(mtaSts={"mode": "testing"}, tlsRpt={"rua": ["mailto:x@example.com"]})
+        "mta-sts-testing",
+        spec(
+            scope={"recipientDomains": ["example.com", "*.example.com"]},
+            mtaSts={"mode": "testing", "mx": ["mx1.example.com", "*.mx.example.com"]},
+            tlsRpt={"rua": ["mailto:x@example.com", "https://tlsrpt.example.com/tlsrpt"]},
+        ),
     ),
+    Case("mta-sts-none", spec(scope=MTA_SCOPE, mtaSts={"mode": "none"})),
+    Case("mta-sts-max-age", spec(scope=MTA_SCOPE, mtaSts={**MTA, "maxAge": 31557600})),
+    Case("tls-rpt-alone", spec(scope=MTA_SCOPE, tlsRpt={"rua": ["mailto:x@example.com"]})),
     Case("name-63", spec(), name="a" * 63),
 ]
 
@@ -214,4 +224,72 @@ BAD = [
         "Ed25519 keys have no size",
     ),
     Case("name-64", spec(), "(root)", "metadata.name must be at most 63 characters", name="a" * 64),
+    # spec.mtaSts / spec.tlsRpt (issue 8)
+    Case(
+        "mta-sts-no-mx",
+        spec(scope=MTA_SCOPE, mtaSts={"mode": "enforce"}),
+        "spec.mtaSts",
+        "mtaSts.mx needs at least one pattern",
+    ),
+    Case(
+        "mta-sts-mode",
+        spec(scope=MTA_SCOPE, mtaSts={**MTA, "mode": "report"}),
+        "spec.mtaSts.mode",
+        "Unsupported value",
+    ),
+    Case(
+        "mta-sts-no-mode",
+        spec(scope=MTA_SCOPE, mtaSts={"mx": ["mx1.example.com"]}),
+        "spec.mtaSts.mode",
+        "Required value",
+    ),
+    Case(
+        "mta-sts-max-age-low",
+        spec(scope=MTA_SCOPE, mtaSts={**MTA, "maxAge": 3600}),
+        "spec.mtaSts.maxAge",
+        "greater than or equal to 86400",
+    ),
+    Case(
+        "mta-sts-max-age-high",
+        spec(scope=MTA_SCOPE, mtaSts={**MTA, "maxAge": 31557601}),
+        "spec.mtaSts.maxAge",
+        "less than or equal to 31557600",
+    ),
+    Case(
+        "mta-sts-mx-pattern",
+        spec(scope=MTA_SCOPE, mtaSts={**MTA, "mx": ["mx1.*.example.com"]}),
+        "spec.mtaSts.mx[0]",
+        "should match",
+    ),
+    Case(
+        "mta-sts-no-recipient-domain",
+        spec(mtaSts=MTA),
+        "spec",
+        "need a scope.recipientDomains entry without '*.'",
+    ),
+    Case(
+        "mta-sts-only-wildcard-domain",
+        spec(scope={"recipientDomains": ["*.example.com"]}, mtaSts=MTA),
+        "spec",
+        "need a scope.recipientDomains entry without '*.'",
+    ),
+    Case(
+        "tls-rpt-http",
+        spec(scope=MTA_SCOPE, tlsRpt={"rua": ["http://tlsrpt.example.com/"]}),
+        "spec.tlsRpt.rua[0]",
+        "should match",
+    ),
+    Case(
+        "tls-rpt-comma",
+        spec(scope=MTA_SCOPE, tlsRpt={"rua": ["mailto:a,b@example.com"]}),
+        "spec.tlsRpt.rua[0]",
+        "should match",
+    ),
+    Case(
+        "tls-rpt-empty",
+        spec(scope=MTA_SCOPE, tlsRpt={"rua": []}),
+        "spec.tlsRpt.rua",
+        "should have at least 1 items",
+    ),
+    Case("tls-rpt-no-rua", spec(scope=MTA_SCOPE, tlsRpt={}), "spec.tlsRpt.rua", "Required value"),
 ]
