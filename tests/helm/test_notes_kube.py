@@ -1,0 +1,55 @@
+"""NOTES.txt, as `helm install` prints it against a real kube-apiserver (dry run): it names
+this release's Service, TLS Secret and HTTP Service and tells how to see the loss report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
+REQUIRED = (
+    "--set", "gateway.hostname=mx1.example.com",
+    "--set", "gateway.domains={example.com}",
+    "--set", "gateway.upstreams[0].address=postfix.mail.svc:25",
+    # The CRD is cluster-wide and may belong to another test's release: leave it out.
+    "--set", "crds.enabled=false",
+)  # fmt: skip
+
+
+def _notes(helm, namespace: str, *values: str) -> str:
+    done = helm(
+        "install", "edge", str(CHART), "-n", namespace, "--dry-run=server", *REQUIRED, *values
+    )
+    assert "NOTES:" in done.stdout
+    return done.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_tell_how_to_reach_the_mx_and_see_the_loss_report(helm, kube_namespace) -> None:
+    """The notes name the release's SMTP Service, TLS Secret, and the report commands."""
+    notes = _notes(helm, kube_namespace)
+    assert f"kubectl -n {kube_namespace} get service edge-mxgate-gateway" in notes
+    assert "secret/edge-mxgate-tls" in notes
+    assert "port-forward service/edge-mxgate-gateway-http 8025:8025" in notes
+    assert "mxgate report --url http://127.0.0.1:8025" in notes
+    assert "get tlspolicies" in notes
+    assert "accepted with a warning" in notes
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("--set", "admissionPolicy.action=Deny"), "is refused"),
+        (("--set", "gateway.tls.enabled=false"), "STARTTLS is NOT offered"),
+        (
+            ("--set", "gateway.proxyProtocol.enabled=true",
+             "--set", "gateway.proxyProtocol.trustedNetworks={10.0.0.0/8}"),
+            "PROXY protocol is ON: only 10.0.0.0/8",
+        ),
+    ],
+    ids=["deny", "no-tls", "proxy"],
+)  # fmt: skip
+def test_notes_follow_the_values(helm, kube_namespace, values, expected) -> None:
+    """Deny, TLS off and PROXY protocol each change what the notes say."""
+    assert expected in _notes(helm, kube_namespace, *values)
