@@ -6,10 +6,13 @@ them by PID. It must not bind beyond loopback, touch ~/.kube, or leave processes
 
 from __future__ import annotations
 
+import ctypes
 import secrets
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubeplane.tools import Tools
 
 READY_TIMEOUT_S = 60.0
+PR_SET_PDEATHSIG = 1
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -35,6 +39,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child is SIGKILLed if pytest dies (even SIGKILLed), never orphaned."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -95,7 +106,13 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+        )
         log.close()
         self._procs.append(proc)
         return proc

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from kubeplane.controlplane import free_port
+from kubeplane.controlplane import die_with_parent, free_port
 from kubeplane.release import Release
 
 VENV_BIN = Path(sys.executable).parent
@@ -49,6 +49,7 @@ class Workload:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.log_path.parent,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         self.wait_healthy(timeout)
 
