@@ -8,12 +8,18 @@ refused file never makes the pod unready. It must not parse, validate or serve.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.config.model import Config
-from mxgate_gateway.config.watcher import FileWatcher, ReloadResult, restart_required
+from mxgate_gateway.config.watcher import (
+    FileWatcher,
+    ReloadResult,
+    describe_error,
+    restart_required,
+)
 from mxgate_gateway.logs import get_logger
 from mxgate_gateway.tls.reloader import TLSMaterial, TLSReloader
 
@@ -88,7 +94,15 @@ def _tls_loop(config: Config, interval: float) -> Background:
                 detail += f"; last reload refused, still serving the last good pair: {error}"
             gateway.health.set("tls", True, detail)
 
-        reloader = TLSReloader(tls, interval=interval, on_result=result, on_material=material)
+        while True:  # start-up loaded this pair moments ago; if it broke since, retry
+            try:
+                reloader = TLSReloader(
+                    tls, interval=interval, on_result=result, on_material=material
+                )
+                break
+            except Exception as exc:  # noqa: BLE001 - keep serving the start-up context
+                _count(gateway, "tls", ReloadResult.FAILURE, describe_error(exc))
+                await asyncio.sleep(interval)
         await reloader.run()
 
     return run_tls

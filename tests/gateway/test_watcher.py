@@ -168,6 +168,7 @@ def test_stamp_reuses_digest_when_stat_is_unchanged(tmp_path: Path) -> None:
         ("listen: {smtp: '127.0.0.1:2600'}", ("listen",)),
         ("log: {format: console}", ("log",)),
         ("tls: {cert: /a.crt, key: /a.key}", ("tls",)),
+        ("limits: {max_connections: 5}", ()),
     ],
 )
 def test_process_settings_changes_are_named_for_restart(

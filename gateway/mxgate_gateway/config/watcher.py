@@ -88,7 +88,8 @@ def restart_required(old: Config, new: Config) -> tuple[str, ...]:
     if (old.tls is None) != (new.tls is None) or (
         old.tls is not None
         and new.tls is not None
-        and (old.tls.cert, old.tls.key) != (new.tls.cert, new.tls.key)
+        and (old.tls.cert, old.tls.key, old.tls.min_version)
+        != (new.tls.cert, new.tls.key, new.tls.min_version)
     ):
         fields.append("tls")
     if old.log != new.log:
