@@ -186,3 +186,20 @@ def refused(helm_cli: Helm, tmp_path: Path) -> Callable[[Mapping[str, Any]], str
         return done.stderr
 
     return _refused
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """Compare text with tests/helm/golden/<name>; rewrite it under --update-golden."""
+    update = bool(request.config.getoption("--update-golden", default=False))
+
+    def _check(name: str, text: str) -> None:
+        path = Path(__file__).parent / "golden" / name
+        if update:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        assert path.exists(), f"missing golden file {path}; run pytest --update-golden"
+        assert text == path.read_text(encoding="utf-8"), f"{name} differs (pytest --update-golden)"
+
+    return _check
