@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Session, TLSSetupException
 
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.logs import get_logger
-from mxgate_gateway.smtp import replies
+from mxgate_gateway.smtp import commands, replies
 from mxgate_gateway.smtp.addresses import Path, parse_path
 from mxgate_gateway.smtp.data import DataStatus, read_data
 from mxgate_gateway.smtp.gatekeeper import Gate
@@ -29,18 +29,6 @@ if TYPE_CHECKING:
     from mxgate_gateway.smtp.handler import EdgeHandler
 
 log = get_logger("mxgate.smtp")
-
-COMMAND_LIMIT = 512  # octets including CRLF (RFC 5321 §4.5.3.1.4)
-# RFC 1870/6152/6531 each let MAIL grow by the length of their parameter.
-EXTRA_LIMIT = {"MAIL": 26 + 14 + 9, "RCPT": 0}
-BOGUS_LIMIT = 10
-_DATA_ERRORS = {
-    DataStatus.LINE_TOO_LONG: replies.reply(500, "Line too long (RFC 5321 4.5.3.1.6)", "5.6.0"),
-    DataStatus.TOO_BIG: replies.reply(552, "Message size exceeds fixed maximum", "5.3.4"),
-    DataStatus.BARE_LINE_ENDING: replies.reply(
-        550, "Bare CR or LF not allowed in message (RFC 5321 2.3.8)", "5.6.0"
-    ),
-}
 
 
 class EdgeSMTP(SMTP):
@@ -169,7 +157,7 @@ class EdgeSMTP(SMTP):
                 if method is None:
                     bogus += 1
                     self._protocol_error("unknown_command")
-                    if bogus >= BOGUS_LIMIT:
+                    if bogus >= commands.BOGUS_LIMIT:
                         too_many = replies.reply(421, "Too many unrecognized commands", "4.7.0")
                         self.close_with(too_many)
                         return
@@ -198,28 +186,17 @@ class EdgeSMTP(SMTP):
                     break
                 except asyncio.LimitOverrunError as more:
                     await self._reader.readexactly(more.consumed)
-            await self._refuse_line("command_too_long", "Line too long")
+            await self._refuse_line(commands.TOO_LONG)
             return None
-        line = raw.rstrip(b"\r\n")
-        verb = line.split(b" ", 1)[0].upper().decode("ascii", "replace")
-        if len(raw) > COMMAND_LIMIT + EXTRA_LIMIT.get(verb, 0):
-            await self._refuse_line("command_too_long", "Line too long")
+        checked = commands.check_command(raw)
+        if isinstance(checked, commands.BadLine):
+            await self._refuse_line(checked)
             return None
-        if b"\x00" in line or b"\r" in line:
-            await self._refuse_line("bad_command_bytes", "NUL or bare CR in command")
-            return None
-        if not line:
-            await self._refuse_line("empty_command", "Empty command")
-            return None
-        try:
-            return line.decode("utf-8")
-        except UnicodeDecodeError:
-            await self._refuse_line("invalid_utf8", "Invalid UTF-8 in command")
-            return None
+        return checked
 
-    async def _refuse_line(self, kind: str, text: str) -> None:
-        self._protocol_error(kind)
-        await self.say(replies.reply(500, text, "5.5.2"))
+    async def _refuse_line(self, bad: commands.BadLine) -> None:
+        self._protocol_error(bad.kind)
+        await self.say(bad.reply)
 
     def _protocol_error(self, kind: str) -> None:
         self.handler.metrics.protocol_errors.labels(kind).inc()
@@ -227,13 +204,6 @@ class EdgeSMTP(SMTP):
             self.conn.protocol_errors += 1
 
     # --- verbs ---------------------------------------------------------------------
-
-    def _extensions(self) -> list[str]:
-        ext = ["PIPELINING", f"SIZE {self.config.limits.max_message_size}", "8BITMIME"]
-        ext += ["SMTPUTF8", "ENHANCEDSTATUSCODES"]
-        if self.tls_context is not None and self._tls_protocol is None:
-            ext.append("STARTTLS")
-        return ext
 
     async def smtp_EHLO(self, arg: str | None) -> None:  # noqa: N802
         await self._greet(arg, esmtp=True)
@@ -253,7 +223,11 @@ class EdgeSMTP(SMTP):
         if not esmtp:
             await self._write(f"250 {self.hostname}")
             return
-        lines = [self.hostname, *self._extensions()]
+        starttls = self.tls_context is not None and self._tls_protocol is None
+        lines = [
+            self.hostname,
+            *commands.ehlo_keywords(self.config.limits.max_message_size, starttls),
+        ]
         for i, text in enumerate(lines):
             await self._write(f"250{'-' if i < len(lines) - 1 else ' '}{text}")
 
@@ -333,32 +307,13 @@ class EdgeSMTP(SMTP):
             return
         path = parse_path(arg or "", "FROM:")
         if isinstance(path, Path):
-            refusal = self._check_mail_params(path)
+            esmtp, limit = self._sess().extended_smtp, self.config.limits.max_message_size
+            refusal = commands.mail_refusal(path, esmtp, limit)
             if refusal is None:
                 await self.say(await self.handler.on_mail(self, txn, path))
                 return
             path = refusal
         await self.say(path)
-
-    def _check_mail_params(self, path: Path) -> replies.Reply | None:
-        params = path.params
-        if params and not self._sess().extended_smtp:
-            return replies.reply(501, "Parameters need EHLO", "5.5.4")
-        unknown = set(params) - {"SIZE", "BODY", "SMTPUTF8"}
-        if unknown:
-            return replies.reply(555, "MAIL parameters not recognized", "5.5.4")
-        size = params.get("SIZE")
-        if "SIZE" in params and (size is None or not size.isdigit()):
-            return replies.reply(501, "Syntax: SIZE=<digits>", "5.5.4")
-        if size is not None and int(size) > self.config.limits.max_message_size:
-            return replies.reply(552, "Message size exceeds fixed maximum", "5.3.4")
-        if "BODY" in params and (params["BODY"] or "").upper() not in ("7BIT", "8BITMIME"):
-            return replies.reply(501, "BODY must be 7BIT or 8BITMIME", "5.5.4")
-        if "SMTPUTF8" in params and params["SMTPUTF8"] is not None:
-            return replies.reply(501, "SMTPUTF8 takes no value", "5.5.4")
-        if not path.address.isascii() and "SMTPUTF8" not in params:
-            return replies.reply(553, "Non-ASCII address needs SMTPUTF8", "5.6.7")
-        return None
 
     async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
         txn = self._txn()
@@ -368,14 +323,10 @@ class EdgeSMTP(SMTP):
         path = parse_path(arg or "", "TO:")
         if not isinstance(path, Path):
             await self.say(path)
-        elif path.params:
-            await self.say(replies.reply(555, "RCPT parameters not recognized", "5.5.4"))
-        elif not path.address.isascii() and "SMTPUTF8" not in txn.params:
-            await self.say(replies.reply(553, "Non-ASCII address needs SMTPUTF8", "5.6.7"))
-        elif len(txn.recipients) >= self.config.limits.max_recipients:
-            await self.say(replies.reply(452, "Too many recipients", "4.5.3"))
-        else:
-            await self.say(await self.handler.on_rcpt(self, txn, path))
+            return
+        limit, smtputf8 = self.config.limits.max_recipients, "SMTPUTF8" in txn.params
+        refusal = commands.rcpt_refusal(path, smtputf8, len(txn.recipients), limit)
+        await self.say(refusal or await self.handler.on_rcpt(self, txn, path))
 
     async def smtp_DATA(self, arg: str | None) -> None:  # noqa: N802
         txn = self._txn()
@@ -400,7 +351,7 @@ class EdgeSMTP(SMTP):
             self._protocol_error(result.status.value)
             self.handler.on_data_refused(self, txn, result.status)
             self._set_post_data_state()
-            await self.say(_DATA_ERRORS[result.status])
+            await self.say(commands.DATA_ERRORS[result.status])
             return
         reply = await self.handler.on_data(self, txn, result.content)
         self._set_post_data_state()

@@ -1,0 +1,116 @@
+"""The ``mxgate`` command: check-config, and ``mxgate dev`` end to end with swaks."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from tests.gateway.test_relay_postfix import run
+
+from mtapeers.postfix import free_port
+from mxgate_gateway.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("gateway-*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_gateway_example_is_valid(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config accepts each examples/gateway-*.yaml with exit code 0."""
+    assert main(["check-config", str(example)]) == 0
+    assert ": ok (" in capsys.readouterr().out
+
+
+def test_check_config_lists_every_error_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 and one line per problem, each starting with the field path."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "hostname: mx.test\ndomains: [ok.test, 'no way']\nupstreams: [{address: nope}]\n"
+        "limits: {max_recipients: 5}\nsmtp: {bare_line_endings: allow}\n"
+    )
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    for path in (
+        "domains[1]",
+        "upstreams[0].address",
+        "limits.max_recipients",
+        "smtp.bare_line_endings",
+    ):
+        assert re.search(rf"^  {re.escape(path)}: ", err, re.MULTILINE), err
+    assert "Traceback" not in err
+
+
+def test_check_config_on_a_missing_file_is_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing file is reported as such with exit code 1."""
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float = 20) -> str:
+    seen = ""
+    async with asyncio.timeout(timeout):
+        while needle not in seen:
+            line = await stream.readline()
+            if not line:
+                raise AssertionError(f"mxgate dev exited early:\n{seen}")
+            seen += line.decode()
+    return seen
+
+
+@pytest.mark.slow
+async def test_mxgate_dev_relays_a_swaks_message_into_the_maildir(tmp_path: Path) -> None:
+    """The README's first command: the printed swaks line delivers over STARTTLS into
+    the Maildir, byte-identical apart from our Received header; Ctrl-C exits 0."""
+    state = tmp_path / "dev"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mxgate_gateway.cli",
+        "dev",
+        "--dir",
+        str(state),
+        "--smtp",
+        f"127.0.0.1:{free_port()}",
+        "--http",
+        f"127.0.0.1:{free_port()}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    try:
+        banner = await read_until(proc.stdout, "Press Ctrl-C to stop.")
+        swaks_line = next(
+            line.strip() for line in banner.splitlines() if line.strip().startswith("swaks ")
+        )
+        assert "--tls" in swaks_line
+        done = await run(*shlex.split(swaks_line))
+        assert done.returncode == 0, done.stdout
+        port = int(re.search(r"--server 127\.0\.0\.1:(\d+)", swaks_line).group(1))  # type: ignore[union-attr]
+        body = b"Subject: exact\r\n\r\n" + b"." + b"q" * 997 + b"\r\n" + b"tail\r\n"
+        async with aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=port, start_tls=True, validate_certs=False
+        ) as smtp:
+            await smtp.sendmail("you@example.org", ["someone@mxgate.test"], body)
+        new = state / "Maildir" / "new"
+        files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime)
+        assert len(files) == 2
+        stored = files[1].read_bytes()
+        assert stored.startswith(b"Received: from ")
+        assert b"with ESMTPS tls TLS_" in stored.split(b"\r\n\r\n", 1)[0]
+        assert stored.endswith(body)
+        header_end = len(stored) - len(body)
+        assert stored[:header_end].count(b"\r\n") == stored[:header_end].count(b"\r\n\t") + 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 20)
+    assert proc.returncode == 0
