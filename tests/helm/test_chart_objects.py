@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from mxgate_gateway.config.loader import validate
+from mxgate_gateway.config.model import Config
+from mxgate_gateway.config.watcher import restart_required
+
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 
 
@@ -239,3 +243,35 @@ def test_mta_sts_ingress_exposes_only_the_policy_path_per_domain(render) -> None
         ]
         assert {p["backend"]["service"]["name"] for p in paths} == {"mx-mxgate-gateway-http"}
     assert render().all("Ingress") == []
+
+
+@pytest.mark.parametrize(
+    "gateway_values",
+    [
+        {"proxyProtocol": {"enabled": True, "trustedNetworks": ["10.0.0.0/8"]}},
+        {"listenAddress": "::"},
+        {"log": {"level": "debug"}},
+        {"tls": {"minVersion": "1.3"}},
+        {"tls": {"enabled": False}},
+        {"tls": {"handshakeTimeout": 10}},
+        {"policy": {"mode": "audit"}},
+        {"limits": {"maxRecipients": 500}},
+        {"domains": ["example.com", "example.org"]},
+        {"smtp": {"banner": "ESMTP hi"}},
+    ],
+    ids=["proxy", "listen-address", "log", "tls-version", "tls-off", "tls-handshake",
+         "policy-mode", "limits", "domains", "banner"],
+)  # fmt: skip
+def test_pods_roll_exactly_when_the_gateway_cannot_reload_the_change(
+    render, gateway_values
+) -> None:
+    """The restart checksum changes iff the gateway's restart_required() names a changed field."""
+
+    def checksum_and_config(rendered):
+        pod = rendered.get("Deployment", "-gateway")["spec"]["template"]
+        config = validate(Config, rendered.gateway_config(), "chart")
+        return pod["metadata"]["annotations"]["checksum/restart-settings"], config
+
+    before, old = checksum_and_config(render())
+    after, new = checksum_and_config(render({"gateway": gateway_values}))
+    assert (before != after) == bool(restart_required(old, new))

@@ -150,3 +150,10 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy $g.extraConfig)) -}}
 {{- end -}}
+
+{{/* The parts of a rendered gateway config that only a restart applies (call with the dict). */}}
+{{- define "mxgate.gateway.restartSettings" -}}
+{{- $tls := dict -}}
+{{- with .tls }}{{ $tls = dict "cert" .cert "key" .key "min_version" .min_version }}{{ end -}}
+{{- toJson (dict "listen" .listen "tls" $tls "log" .log) -}}
+{{- end -}}
