@@ -128,8 +128,13 @@ async def run(gateway: Gateway) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        gateway.health.draining = True  # readiness goes false at once, before any await
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await gateway.serve(stop)
     except* _StopRequestedError:
