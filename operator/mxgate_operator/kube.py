@@ -90,12 +90,15 @@ class Kube:
                 return None
             raise _error(exc, f"get ConfigMap {name}") from exc
 
-    async def apply(self, manifest: Mapping[str, Any]) -> None:
-        """Server-side apply with our field manager (force: these objects are ours)."""
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager (force: these objects are ours).
+
+        Returns the object as stored (with its status, if it has one).
+        """
         meta = manifest["metadata"]
         kind = _KINDS[f"{manifest['apiVersion']}/{manifest['kind']}"]
         try:
-            await self._client.patch(
+            stored = await self._client.patch(
                 kind,
                 meta["name"],
                 dict(manifest),
@@ -106,6 +109,7 @@ class Kube:
             )
         except ApiError as exc:
             raise _error(exc, f"apply {manifest['kind']} {meta['name']}") from exc
+        return _as_dict(stored)
 
     async def delete_certificate(self, namespace: str, name: str) -> None:
         try:

@@ -44,7 +44,7 @@ class KubeAPI(Protocol):
         self, namespace: str, labels: Mapping[str, str]
     ) -> list[dict[str, Any]] | None: ...
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    async def apply(self, manifest: Mapping[str, Any]) -> None: ...
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
     async def delete_certificate(self, namespace: str, name: str) -> None: ...
     async def apply_policy_status(
         self, namespace: str, name: str, status: dict[str, Any]
@@ -103,9 +103,26 @@ class Reconciler:
         self.reports = reports
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, asyncio.Task[Outcome]] = {}
 
     async def reconcile(self, namespace: str, *, read_reports: bool = False) -> Outcome:
+        """Reconcile ``namespace``; callers that arrive while one is still queued share it.
+
+        A queued run has not read anything yet, so its result covers every change made
+        before it starts: N events at operator start cost about two reconciles, not N.
+        """
+        if read_reports:
+            return await self._locked(namespace, read_reports=True)
+        queued = self._queued.get(namespace)
+        if queued is None:
+            queued = asyncio.create_task(self._locked(namespace, read_reports=False))
+            self._queued[namespace] = queued
+        return await asyncio.shield(queued)
+
+    async def _locked(self, namespace: str, *, read_reports: bool) -> Outcome:
         async with self._locks.setdefault(namespace, asyncio.Lock()):
+            if not read_reports:
+                self._queued.pop(namespace, None)  # started: later callers queue anew
             return await self._reconcile(namespace, read_reports=read_reports)
 
     async def _reconcile(self, namespace: str, *, read_reports: bool) -> Outcome:
@@ -128,7 +145,7 @@ class Reconciler:
         if existing is not None:
             certs = {c["metadata"]["name"]: c for c in existing}
             for cert_plan in plans:
-                await kube.apply(certificate_manifest(cert_plan, namespace))
+                certs[cert_plan.name] = await kube.apply(certificate_manifest(cert_plan, namespace))
             for stale in set(certs) - {p.name for p in plans}:
                 await kube.delete_certificate(namespace, stale)
         elif plans:
