@@ -15,7 +15,8 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from mxgate_gateway.config.model import PolicyDocument, Rule
+from mxgate_gateway.config.model import MTASTSPolicy, PolicyDocument, Rule
+from mxgate_operator.render.mtasts import gateway_policies
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
 
@@ -26,6 +27,7 @@ class Reason(StrEnum):
     INVALID = "InvalidSpec"
     CONFLICT = "Conflict"
     CERTIFICATE_CONFLICT = "CertificateConflict"
+    MTASTS_CONFLICT = "MTASTSConflict"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
     accepted: list[PolicyInput] = []
     seen_scope: dict[tuple[object, ...], Rule] = {}
     listener_cert: dict[str, tuple[str, CertificateSpec]] = {}
+    mta_sts: dict[str, tuple[str, MTASTSPolicy]] = {}  # domain -> (owner rule id, policy)
     for policy in sorted(policies, key=lambda p: (p.created, p.rule_id)):
         rid = policy.rule_id
         spec = policy.parsed.spec
@@ -143,6 +146,20 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
                 )
             )
             continue
+        mine = gateway_policies(spec)
+        clash = next(
+            (mta_sts[m.domain] for m in mine if mta_sts.get(m.domain, (rid, m))[1] != m), None
+        )
+        if clash is not None:
+            admissions.append(
+                Admission(
+                    rid,
+                    Reason.MTASTS_CONFLICT,
+                    f"{clash[0]} already publishes a different MTA-STS policy for a domain"
+                    " in this policy's scope; one policy per domain",
+                )
+            )
+            continue
         if spec.certificate is not None:
             owner = listener_cert.get(spec.listener.value)
             if owner is not None and owner[1] != spec.certificate:
@@ -157,13 +174,17 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
                 continue
             listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
         seen_scope.setdefault(_conflict_key(rule), rule)
+        for m in mine:
+            mta_sts.setdefault(m.domain, (rid, m))
         rules.append(rule)
         accepted.append(policy)
         admissions.append(Admission(rid, Reason.ACCEPTED, "rendered into the gateway policy"))
     rules.sort(key=lambda r: r.id)
     admissions.sort(key=lambda a: a.rule_id)
     accepted.sort(key=lambda p: p.rule_id)
-    document = PolicyDocument(version=1, rules=tuple(rules))
+    served = tuple(m for _, (_, m) in sorted(mta_sts.items()))
+    document = PolicyDocument(version=1, rules=tuple(rules), mta_sts_policies=served)
     # Only what the operator renders: new optional sections of the model stay out of the bytes.
-    text = canonical_json(document.model_dump(mode="json", include={"version", "rules"}))
+    keys = {"version", "rules"} | ({"mta_sts_policies"} if served else set())
+    text = canonical_json(document.model_dump(mode="json", include=keys))
     return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))

@@ -14,6 +14,7 @@ from typing import Any
 from mxgate_gateway.config.model import Listener, Mode
 from mxgate_operator.render.certificates import CertificatePlan, CertificateState
 from mxgate_operator.render.gateway_config import Admission
+from mxgate_operator.render.mtasts import mtasts_view
 from mxgate_operator.spec import TLSPolicySpec
 
 RFC3207_MESSAGE = (
@@ -126,6 +127,9 @@ def policy_status(
         "StandardsCompliant": compliant,
         "Ready": ready,
     }
+    mta = mtasts_view(spec, plan, previous) if admission.accepted else None
+    if mta is not None:  # MTA-STS / TLS-RPT (issue 8): two more conditions, status.mtaSts
+        wanted.update(mta.conditions)
     old = {c.get("type"): c for c in previous.get("conditions") or []}
     conditions = []
     events: list[Event] = []
@@ -157,6 +161,12 @@ def policy_status(
         if cert_state is not None and cert_state.not_after:
             certificate["notAfter"] = cert_state.not_after
         status_out["certificate"] = certificate
+    if mta is not None:
+        status_out["mtaSts"] = mta.status
+        if mta.changed:
+            events.append(
+                Event("Normal", "MTASTSRecordsChanged", wanted["MTASTSRecordsRendered"][2][:1024])
+            )
     if effect is not None:
         status_out["observed"] = observed_status(effect)
     elif previous.get("observed"):
