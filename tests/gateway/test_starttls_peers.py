@@ -55,6 +55,8 @@ async def test_tls_1_1_is_refused_and_counted(gateway: Gateway) -> None:
         "-connect",
         f"127.0.0.1:{gateway.smtp_port}",
         "-tls1_1",
+        "-cipher",
+        "DEFAULT@SECLEVEL=0",
         "-quiet",
         stdin=b"QUIT\r\n",
     )
@@ -103,9 +105,8 @@ async def test_stalled_handshake_is_bounded_by_the_timeout(
     postfix_upstream: Postfix, tls_files: dict[str, Path]
 ) -> None:
     """A client that says STARTTLS and then nothing is cut off after handshake_timeout."""
-    cfg = gateway_config(postfix_upstream.port, tls_files)
-    cfg = cfg.model_copy(update={"tls": cfg.tls.model_copy(update={"handshake_timeout": 0.5})})  # type: ignore[union-attr]
-    async with Gateway(cfg) as gw:
+    tls = {"cert": str(tls_files["cert"]), "key": str(tls_files["key"]), "handshake_timeout": 0.5}
+    async with Gateway(gateway_config(postfix_upstream.port, tls_files, tls=tls)) as gw:
         client = await RawClient.connect(gw.smtp_port)
         await client.greet()
         assert (await client.cmd("STARTTLS")).code == 220
@@ -168,3 +169,28 @@ async def test_postfix_with_encrypt_delivers_through_the_gateway(
     assert b"from client.test ([127.0.0.1])" in message
     assert b"by mx.test (mxgate) with ESMTPS" in message
     assert "TLS connection established to 127.0.0.1" in postfix_client.log()
+
+
+async def test_min_version_1_3_refuses_a_tls_1_2_client(
+    postfix_upstream: Postfix, tls_files: dict[str, Path]
+) -> None:
+    """tls.min_version "1.3": openssl -tls1_2 fails the handshake, -tls1_3 succeeds."""
+    tls = {"cert": str(tls_files["cert"]), "key": str(tls_files["key"]), "min_version": "1.3"}
+    async with Gateway(gateway_config(postfix_upstream.port, tls_files, tls=tls)) as gw:
+        results = {}
+        for flag in ("-tls1_2", "-tls1_3"):
+            done = await run(
+                "openssl",
+                "s_client",
+                "-starttls",
+                "smtp",
+                "-connect",
+                f"127.0.0.1:{gw.smtp_port}",
+                flag,
+                "-crlf",
+                "-quiet",
+                stdin=b"QUIT\r\n",
+            )
+            results[flag] = done.returncode
+    assert results["-tls1_2"] != 0
+    assert results["-tls1_3"] == 0
