@@ -182,19 +182,28 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], deadline: float) -> int:
     strict=True,
     reason="known gap (gateway): a missing --policy file or TLS pair exits 1 at start; the chart"
     " mounts both optional, so pods crash-loop until the operator and cert-manager write them."
-    " Needed: missing policy file = empty PolicyDocument (watched), TLS missing = not ready.",
+    " Needed: missing policy file = empty PolicyDocument (watched); TLS missing = not ready.",
 )
+@pytest.mark.parametrize("missing", ["policy", "tls"])
 def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anything(
-    image_venv: Path, render, tmp_path: Path
+    image_venv: Path, render, tmp_path: Path, missing: str
 ) -> None:
-    """With the optional mounts still empty (no policy.json, no tls.crt) the pod must start:
-    live, not ready until TLS material exists, rather than crash-looping."""
+    """With an optional mount still empty (no policy.json, or no tls.crt) the pod must start:
+    live (and, without TLS material, not ready) rather than crash-looping."""
     config = render().gateway_config()
     http = _free_port()
     config["listen"]["smtp"] = f"127.0.0.1:{_free_port()}"
     config["listen"]["http"] = f"127.0.0.1:{http}"
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "policy").mkdir()
     config["tls"]["cert"] = str(tmp_path / "tls" / "tls.crt")
     config["tls"]["key"] = str(tmp_path / "tls" / "tls.key")
+    if missing != "tls":
+        cert = trustme.CA().issue_cert(config["hostname"])
+        cert.private_key_pem.write_to_path(tmp_path / "tls" / "tls.key")
+        cert.cert_chain_pems[0].write_to_path(tmp_path / "tls" / "tls.crt")
+    if missing != "policy":
+        (tmp_path / "policy" / "policy.json").write_text('{"version": 1}', encoding="utf-8")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     argv = [
         str(image_venv / "bin" / "mxgate"),
