@@ -20,7 +20,7 @@ from kubeplane.release import CHART, REQUIRED_VALUES, Release, install, new_name
 @pytest.fixture(scope="module")
 def release(kubectl: Runner, helm: Runner, cert_manager_crds: Path) -> Iterator[Release]:
     """The chart installed with only its required values (cert-manager CRDs present)."""
-    installed = install(helm, kubectl)
+    installed = install(helm, kubectl, own_crds=True)
     yield installed
     helm("uninstall", installed.name, "-n", installed.namespace, check=False)
 

@@ -18,6 +18,7 @@ from kubeplane.plugin import Runner
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "mxgate"
+CRD = "tlspolicies.mxgate.io"
 REQUIRED_VALUES = (
     "--set",
     "gateway.hostname=mx1.example.test",
@@ -78,10 +79,37 @@ class Release:
         return out
 
 
-def install(helm: Runner, kubectl: Runner, values: Sequence[str] = (), name: str = "mx") -> Release:
-    """``helm install`` the chart with its required values plus ``values`` into a new namespace."""
+def install(
+    helm: Runner,
+    kubectl: Runner,
+    values: Sequence[str] = (),
+    name: str = "mx",
+    *,
+    own_crds: bool = False,
+) -> Release:
+    """``helm install`` the chart with its required values plus ``values`` into a new namespace.
+
+    The CRD is cluster-scoped and one control plane serves the whole session, so only one
+    release can own it, as in a real cluster. When it already exists, the release either
+    leaves it alone (``crds.enabled=false``, what a second install in a cluster does) or, with
+    ``own_crds``, adopts it through helm's ownership annotations.
+    """
     namespace = new_namespace(kubectl)
-    helm("install", name, str(CHART), "-n", namespace, *REQUIRED_VALUES, *values)
+    exists = kubectl("get", "crd", CRD, check=False).returncode == 0
+    crd_values: tuple[str, ...] = ()
+    if exists and own_crds:
+        kubectl(
+            "annotate",
+            "crd",
+            CRD,
+            "--overwrite",
+            f"meta.helm.sh/release-name={name}",
+            f"meta.helm.sh/release-namespace={namespace}",
+        )
+        kubectl("label", "crd", CRD, "--overwrite", "app.kubernetes.io/managed-by=Helm")
+    elif exists:
+        crd_values = ("--set", "crds.enabled=false")
+    helm("install", name, str(CHART), "-n", namespace, *REQUIRED_VALUES, *crd_values, *values)
     manifest = helm("get", "manifest", name, "-n", namespace).stdout
     objects = tuple(d for d in yaml.safe_load_all(manifest) if d)
     return Release(name, namespace, objects)
