@@ -1,4 +1,4 @@
-"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``.
+"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``report``.
 
 Parses arguments into settings, loads config through the loader, and hands
 off to the composition root. It must not contain protocol logic; errors in
@@ -16,6 +16,8 @@ from pathlib import Path
 from mxgate_gateway import __version__
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.errors import ConfigError, MxgateError
+from mxgate_gateway.report.cli import add_arguments as add_report_arguments
+from mxgate_gateway.report.cli import run as run_report
 from mxgate_gateway.settings import DevSettings, GatewaySettings
 
 
@@ -37,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file; exit 0 valid, 1 invalid")
     check.add_argument("file", type=Path)
     check.add_argument("--policy", type=Path, help="also merge this policy file")
+
+    report = sub.add_parser("report", help="the loss report of one or more gateways, merged")
+    add_report_arguments(report)
     return parser
 
 
@@ -44,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file, args.policy)
+    if args.command == "report":
+        return run_report(args)
     if args.command == "gateway":
         settings = GatewaySettings(args.config, args.policy, args.log_format)
         return _run(run_gateway(settings))

@@ -1,10 +1,10 @@
 """End to end: the traffic generator's known mix through a real gateway to a real Postfix.
 
-The gateway (in this test's event loop, with a LossReport) relays to a private Postfix
+`mxgate gateway --config FILE` (a process) relays to a private Postfix
 that refuses messages carrying the generator's reject marker at end of DATA. The
 generator runs as its own process from 127.x.y.z addresses, and `mxgate report`
 fetches /report over HTTP; every number in the report must equal the generator's
-ledger. Runtime: about 10 s (Postfix start-up is most of it).
+ledger. Runtime: 7-25 s depending on machine load (three gateway starts, one Postfix).
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+import yaml
 
-from mxgate_gateway.app import Gateway
-from mxgate_gateway.config.model import Config
-from mxgate_gateway.report import LossReport
+from faultkit.procs import MXGATE, GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTER = Path("/usr/lib/postfix/sbin/master")
@@ -36,6 +34,7 @@ pytestmark = [
     pytest.mark.postfix,
     pytest.mark.skipif(not MASTER.exists(), reason="Postfix not installed (make test installs it)"),
 ]
+StartGateway = Callable[[dict[str, Any]], Awaitable[tuple[int, int]]]
 REJECT_LINE = "/^X-Mxgate-Traffic: reject/ REJECT 5.7.1 refused by the upstream (marker)\n"
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -109,26 +108,29 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d / "chain.pem", d / "key.pem"
 
 
-def config(upstream: int, tls: tuple[Path, Path], policy: dict[str, Any]) -> Config:
-    return Config.model_validate(
-        {
-            "hostname": "mx.gateway.test",
-            "listen": {"smtp": "127.0.0.1:0", "http": "127.0.0.1:0"},
-            "domains": ["accepted.test"],
-            "tls": {"cert": str(tls[0]), "key": str(tls[1])},
-            "upstreams": [{"address": f"127.0.0.1:{upstream}", "tls": "none"}],
-            "policy": policy,
-        }
-    )
+def write_config(
+    path: Path, upstream: int, tls: tuple[Path, Path], policy: dict[str, Any]
+) -> tuple[int, int]:
+    """A gateway config file on fresh loopback ports; returns (smtp, http) ports."""
+    smtp, http = free_port(), free_port()
+    cfg = {
+        "hostname": "mx.gateway.test",
+        "listen": {"smtp": f"127.0.0.1:{smtp}", "http": f"127.0.0.1:{http}"},
+        "domains": ["accepted.test"],
+        "tls": {"cert": str(tls[0]), "key": str(tls[1])},
+        "upstreams": [{"address": f"127.0.0.1:{upstream}", "tls": "none"}],
+        "policy": policy,
+        "log": {"format": "json", "level": "warning"},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return smtp, http
 
 
-async def python(*args: str) -> dict[str, Any]:
-    """Run a module of this repository as a process; parse its JSON stdout."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE
-    )
+async def run_json(*argv: str) -> dict[str, Any]:
+    """Run a command (from the repository root) as a process; parse its JSON stdout."""
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, args
+    assert proc.returncode == 0, argv
     result: dict[str, Any] = json.loads(out)
     return result
 
@@ -137,37 +139,47 @@ MIX = ["--tls13", "12", "--tls12", "8", "--plaintext", "10"]
 MIX += ["--sender-domains", "4", "--client-networks", "3", "--reject-every", "3"]
 
 
-async def run_mix(gw: Gateway, report: LossReport, sessions: int) -> tuple[dict[str, Any], Any]:
-    ledger = await python("bench.traffic", "--smtp", f"127.0.0.1:{gw.smtp_port}", *MIX, "--json")
+async def run_mix(smtp: int, http: int, sessions: int) -> tuple[dict[str, Any], Any]:
+    """Send the mix with bench.traffic, then read the report with `mxgate report --json`."""
+    ledger = await run_json(
+        sys.executable, "-m", "bench.traffic", "--smtp", f"127.0.0.1:{smtp}", *MIX, "--json"
+    )
+    url = f"http://127.0.0.1:{http}"
+    report = [str(MXGATE), "report", "--url", url, "--json"]
     # Sessions are counted when the server side closes, just after the client's QUIT.
     for _ in range(100):
-        if sum(report.snapshot()["since_start"]["sessions"].values()) >= sessions:
+        merged = await run_json(*report)
+        if sum(merged["since_start"]["sessions"].values()) >= sessions:
             break
-        await asyncio.sleep(0.05)
-    url = f"http://127.0.0.1:{gw.http_port}"
-    merged = await python("mxgate_gateway.report.cli", "--url", url, "--json")
+        await asyncio.sleep(0.1)
     return ledger, merged
 
 
 @pytest.fixture
-async def gateway_factory(
-    postfix_upstream: int, tls_files: tuple[Path, Path]
-) -> AsyncIterator[Any]:
-    async def start(policy: dict[str, Any]) -> tuple[Gateway, LossReport]:
-        report = LossReport()
-        gw = Gateway(config(postfix_upstream, tls_files, policy), report=report)
-        gw.report_snapshot = report.snapshot
-        await stack.enter_async_context(gw)
-        return gw, report
+async def gateway(
+    postfix_upstream: int, tls_files: tuple[Path, Path], tmp_path: Path
+) -> AsyncIterator[StartGateway]:
+    """Starts `mxgate gateway --config FILE` processes with a given policy; stops them by PID."""
+    procs: list[GatewayProcess] = []
 
-    async with AsyncExitStack() as stack:
+    async def start(policy: dict[str, Any]) -> tuple[int, int]:
+        path = tmp_path / f"gateway-{len(procs)}.yaml"
+        smtp, http = write_config(path, postfix_upstream, tls_files, policy)
+        proc = GatewayProcess(path, http_port=http)
+        procs.append(proc)
+        await proc.start()
+        return smtp, http
+
+    try:
         yield start
+    finally:
+        for proc in procs:
+            await proc.stop()
 
 
-async def test_audit_report_equals_what_was_sent(gateway_factory: Any) -> None:
+async def test_audit_report_equals_what_was_sent(gateway: StartGateway) -> None:
     """In audit mode all mail flows, and /report counts exactly what the generator sent."""
-    gw, report = await gateway_factory({"mode": "audit"})
-    ledger, merged = await run_mix(gw, report, 30)
+    ledger, merged = await run_mix(*await gateway({"mode": "audit"}), 30)
     out = ledger["outcomes"]
     assert ledger["sent"] == {"TLSv1.3": 12, "TLSv1.2": 8, "none": 10}
     # every third message of each class carries the reject marker
@@ -206,10 +218,9 @@ async def test_audit_report_equals_what_was_sent(gateway_factory: Any) -> None:
         assert sorted(e["name"] for e in nets) == ledger["plaintext_client_networks"]
 
 
-async def test_require_refuses_exactly_what_audit_predicted(gateway_factory: Any) -> None:
+async def test_require_refuses_exactly_what_audit_predicted(gateway: StartGateway) -> None:
     """Switching the default to require refuses the plaintext mail audit counted, nothing else."""
-    gw, report = await gateway_factory({"mode": "require"})
-    ledger, merged = await run_mix(gw, report, 30)
+    ledger, merged = await run_mix(*await gateway({"mode": "require"}), 30)
     assert ledger["outcomes"]["none"] == {"refused_mail": 10}
     assert ledger["refusal_replies"] == {"530 5.7.0": 10}
     assert sum(ledger["outcomes"]["TLSv1.3"].values()) == 12
@@ -223,7 +234,7 @@ async def test_require_refuses_exactly_what_audit_predicted(gateway_factory: Any
     assert s["if_starttls_required"]["refused_messages"] == 0
 
 
-async def test_a_tls13_rule_refuses_tls12_with_5_7_10(gateway_factory: Any) -> None:
+async def test_a_tls13_rule_refuses_tls12_with_5_7_10(gateway: StartGateway) -> None:
     """A sender-scoped rule with min TLS 1.3 refuses its TLS 1.2 senders at MAIL with 550 5.7.10."""
     rule = {
         "id": "tls13-only",
@@ -231,8 +242,7 @@ async def test_a_tls13_rule_refuses_tls12_with_5_7_10(gateway_factory: Any) -> N
         "min_tls_version": "1.3",
         "scope": {"sender_domains": ["*.traffic.test"]},
     }
-    gw, report = await gateway_factory({"mode": "opportunistic", "rules": [rule]})
-    ledger, merged = await run_mix(gw, report, 30)
+    ledger, merged = await run_mix(*await gateway({"mode": "opportunistic", "rules": [rule]}), 30)
     assert ledger["refusal_replies"] == {"530 5.7.0": 10, "550 5.7.10": 8}
     rows = merged["since_start"]["rules"]
     assert rows == [

@@ -12,13 +12,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mxgate_gateway.report.loss import merge
 from mxgate_gateway.report.render import render_table
 from mxgate_gateway.report.tally import ReportFormatError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 DEFAULT_URL = "http://127.0.0.1:8025"
 EXIT_OK, EXIT_FETCH, EXIT_FORMAT = 0, 1, 2
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _fetch_one(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    import aiohttp  # noqa: PLC0415 - imported only when fetching: `mxgate --help` stays light
+
     try:
         async with session.get(report_url(url)) as resp:
             if resp.status != 200:
@@ -63,6 +66,8 @@ async def _fetch_one(session: aiohttp.ClientSession, url: str) -> dict[str, Any]
 
 async def fetch_all(urls: Sequence[str], per_request_s: float) -> list[dict[str, Any]]:
     """GET every gateway's /report concurrently; raise FetchError naming each failure."""
+    import aiohttp  # noqa: PLC0415 - see _fetch_one
+
     client_timeout = aiohttp.ClientTimeout(total=per_request_s)
     async with aiohttp.ClientSession(timeout=client_timeout) as session:
         results = await asyncio.gather(
