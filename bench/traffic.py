@@ -41,8 +41,22 @@ class Mix:
     sender_domains: int = 5  # distinct sender domains per class
     client_networks: int = 3  # distinct client /24 networks per class
     reject_every: int = 4  # every n-th message of a class asks the upstream to refuse it; 0: none
+    skew: bool = False  # Zipf-like sender domains (domain k gets ~1/(k+1) of the mail), not uniform
     recipient: str = "user@accepted.test"
     concurrency: int = 4
+
+    def domain_index(self, i: int, count: int) -> int:
+        """Which sender domain message ``i`` of ``count`` uses: round robin, or Zipf-like."""
+        n = self.sender_domains
+        if not self.skew:
+            return i % n
+        weights = [1 / (k + 1) for k in range(n)]
+        x = (i + 0.5) / count * sum(weights)
+        for k, w in enumerate(weights):
+            x -= w
+            if x < 0:
+                return k
+        return n - 1
 
     def messages(self) -> list[Planned]:
         out: list[Planned] = []
@@ -53,7 +67,7 @@ class Mix:
                 out.append(
                     Planned(
                         tls=cls,
-                        sender=f"sender{i}@{label}-{i % self.sender_domains}.traffic.test",
+                        sender=f"sender{i}@{label}-{self.domain_index(i, count)}.traffic.test",
                         client_ip=f"127.{octet}.{i % self.client_networks}.{1 + i % 250}",
                         reject=bool(self.reject_every) and i % self.reject_every == 0,
                     )
@@ -187,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Mix()
     for name in asdict(defaults):
         value = getattr(defaults, name)
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        if isinstance(value, bool):
+            p.add_argument(f"--{name.replace('_', '-')}", action="store_true")
+        else:
+            p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     p.add_argument("--json", action="store_true", help="print the ledger as JSON")
     args = p.parse_args(argv)
     host, _, port = args.smtp.rpartition(":")
