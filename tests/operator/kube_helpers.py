@@ -1,10 +1,20 @@
-"""Helpers for the operator's `kube` tests: install and remove the canonical TLSPolicy CRD."""
+"""Helpers for the operator's `kube` tests: the CRD, a fake gateway report, polling status."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kubeplane.plugin import Runner
+from mxgate_gateway.report.loss import LossReport
 
 CRD = Path(__file__).resolve().parents[2] / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
 
@@ -27,3 +37,72 @@ def install_crd(kubectl: Runner) -> bool:
 def remove_crd(kubectl: Runner) -> None:
     """Delete the CRD again so a later `helm install` in this session can own it."""
     kubectl("delete", "crd", "tlspolicies.mxgate.io", "--wait=true", "--timeout=60s", check=False)
+
+
+class FakeGatewayReports:
+    """A fake gateway HTTP endpoint: serves a real ``LossReport.snapshot()`` at /report."""
+
+    def __init__(self) -> None:
+        self.loss = LossReport(clock=lambda: 0.0)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(outer.loss.snapshot()).encode()
+                self.send_response(200 if self.path == "/report" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/report"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Deployed:
+    namespace: str
+    kubectl: Runner
+    reports: FakeGatewayReports
+    log: Path
+
+    def get(self, *args: str) -> Any:
+        return self.kubectl.json("get", "-n", self.namespace, *args)
+
+    def policy(self, name: str) -> dict[str, Any]:
+        return self.get("tlspolicy", name)  # type: ignore[no-any-return]
+
+    def conditions(self, name: str) -> dict[str, dict[str, Any]]:
+        status = self.policy(name).get("status") or {}
+        return {c["type"]: c for c in status.get("conditions") or []}
+
+    def wait(self, what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
+        """Poll until ``check()`` holds; fail with the operator's log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.3)
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"timed out waiting for {what}\n--- operator log ---\n{tail}")
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        items = self.get("events", f"--field-selector=involvedObject.name={name}")["items"]
+        return [(e["type"], e["reason"]) for e in items]
+
+
+def reconciled(d: Deployed, name: str) -> bool:
+    body = d.policy(name)
+    status = body.get("status") or {}
+    return bool(status.get("observedGeneration") == body["metadata"]["generation"])

@@ -12,95 +12,23 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import install_crd, remove_crd
+import yaml
+from kube_helpers import Deployed, FakeGatewayReports, install_crd, reconciled, remove_crd
 
 from kubeplane.plugin import Runner
 from mxgate_gateway.config.loader import load_policy_document
 from mxgate_gateway.config.model import Mode
 from mxgate_gateway.policy.decisions import Action, Decision
-from mxgate_gateway.report.loss import LossReport
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 OPERATOR = Path(sys.executable).parent / "mxgate-operator"
-
-
-class FakeGatewayReports:
-    """A fake gateway HTTP endpoint: serves a real ``LossReport.snapshot()`` at /report."""
-
-    def __init__(self) -> None:
-        self.loss = LossReport(clock=lambda: 0.0)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps(outer.loss.snapshot()).encode()
-                self.send_response(200 if self.path == "/report" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/report"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@dataclass
-class Deployed:
-    namespace: str
-    kubectl: Runner
-    reports: FakeGatewayReports
-    log: Path
-
-    def get(self, *args: str) -> Any:
-        return self.kubectl.json("get", "-n", self.namespace, *args)
-
-    def policy(self, name: str) -> dict[str, Any]:
-        return self.get("tlspolicy", name)  # type: ignore[no-any-return]
-
-    def conditions(self, name: str) -> dict[str, dict[str, Any]]:
-        status = self.policy(name).get("status") or {}
-        return {c["type"]: c for c in status.get("conditions") or []}
-
-    def wait(self, what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
-        """Poll until ``check()`` holds; fail with the operator's log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.3)
-        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-        pytest.fail(f"timed out waiting for {what}\n--- operator log ---\n{tail}")
-
-    def events(self, name: str) -> list[tuple[str, str]]:
-        items = self.get("events", f"--field-selector=involvedObject.name={name}")["items"]
-        return [(e["type"], e["reason"]) for e in items]
-
-
-def reconciled(d: Deployed, name: str) -> bool:
-    body = d.policy(name)
-    status = body.get("status") or {}
-    return bool(status.get("observedGeneration") == body["metadata"]["generation"])
+EXAMPLES_GOOD = sorted(EXAMPLES.glob("tlspolicy-*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +60,9 @@ def deployed(
         )
     d = Deployed(namespace, kubectl, reports, log)
     try:
-        for path in sorted(EXAMPLES.glob("tlspolicy-*.yaml")):
+        for path in EXAMPLES_GOOD:
             kubectl("apply", "-n", namespace, "-f", str(path))
-        for name in ("audit-inbound", "require-partners", "internal-require"):
+        for name in example_names():
             d.wait(f"{name} reconciled", lambda n=name: reconciled(d, n))
         yield d
     finally:
@@ -149,6 +77,11 @@ def deployed(
             remove_crd(kubectl)
 
 
+def example_names() -> list[str]:
+    """metadata.name of every examples/tlspolicy-*.yaml (all are applied)."""
+    return [yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES_GOOD]
+
+
 def configmap(d: Deployed) -> dict[str, Any]:
     return d.get("configmap", "mxgate-policy")  # type: ignore[no-any-return]
 
@@ -160,15 +93,8 @@ def test_examples_render_a_configmap_the_gateway_loads(deployed: Deployed, tmp_p
     path.write_text(cm["data"]["policy.json"])
     doc = load_policy_document(path)
     ns = deployed.namespace
-    assert sorted(r.id for r in doc.rules) == [
-        f"{ns}/audit-inbound",
-        f"{ns}/internal-require",
-        f"{ns}/require-partners",
-    ]
-    uids = {
-        deployed.policy(n)["metadata"]["uid"]
-        for n in ("audit-inbound", "require-partners", "internal-require")
-    }
+    assert sorted(r.id for r in doc.rules) == sorted(f"{ns}/{n}" for n in example_names())
+    uids = {deployed.policy(n)["metadata"]["uid"] for n in example_names()}
     assert {o["uid"] for o in cm["metadata"]["ownerReferences"]} == uids
     fields = deployed.kubectl.json(
         "get", "configmap", "mxgate-policy", "-n", deployed.namespace, "--show-managed-fields"
@@ -205,7 +131,7 @@ def test_one_certificate_per_listener_owned_by_its_policy(deployed: Deployed) ->
     assert public["spec"]["secretName"] == "mxgate-public-mx-tls"
     assert public["spec"]["dnsNames"] == ["mx1.example.com", "mx2.example.com"]
     owner = public["metadata"]["ownerReferences"]
-    assert [(o["kind"], o["name"]) for o in owner] == [("TLSPolicy", "require-partners")]
+    assert ("TLSPolicy", "require-partners") in [(o["kind"], o["name"]) for o in owner]
     status = deployed.policy("require-partners")["status"]
     assert status["certificate"]["secretName"] == "mxgate-public-mx-tls"
 
@@ -266,7 +192,7 @@ def test_configmap_is_applied_once_per_hash(deployed: Deployed) -> None:
     deployed.kubectl(
         "patch",
         "tlspolicy",
-        "require-partners",
+        "internal-require",
         "-n",
         deployed.namespace,
         "--type=merge",
@@ -276,8 +202,8 @@ def test_configmap_is_applied_once_per_hash(deployed: Deployed) -> None:
     deployed.wait(
         "the Certificate to follow the new renewBefore",
         lambda: (
-            deployed.get("certificate", "mxgate-public-mx")["spec"].get("renewBefore") == "300h"
-            and reconciled(deployed, "require-partners")
+            deployed.get("certificate", "mxgate-internal")["spec"].get("renewBefore") == "300h"
+            and reconciled(deployed, "internal-require")
         ),
     )
     assert configmap(deployed)["metadata"]["resourceVersion"] == before["resourceVersion"]
@@ -320,7 +246,7 @@ def test_conflicting_policy_is_skipped_and_the_rest_still_apply(deployed: Deploy
     assert (accepted["status"], accepted["reason"]) == ("False", "Conflict")
     assert "audit-inbound" in accepted["message"]
     rules = json.loads(configmap(deployed)["data"]["policy.json"])["rules"]
-    assert len(rules) == 3
+    assert sorted(r["id"].split("/")[1] for r in rules) == sorted(example_names())
     deployed.wait(
         "the Conflict event",
         lambda: ("Warning", "Conflict") in deployed.events("audit-inbound-twin"),
