@@ -173,6 +173,15 @@ def test_observed_effect_percentages_and_keep_previous() -> None:
     assert kept["observed"] == status["observed"]
 
 
+def test_nothing_matched_shows_no_percentage() -> None:
+    """A policy that matched nothing shows no Would-Refuse %, not a misleading 0."""
+    effect = Effect(1, matched=0, plaintext=0, refused=0, would_refuse=0, updated_at=NOW)
+    status, _ = status_for(AUDIT, effect=effect)
+    assert status["observed"]["matched"] == 0
+    assert "wouldRefusePercent" not in status["observed"]
+    assert "plaintextPercent" not in status["observed"]
+
+
 def report(*rows: dict[str, Any]) -> dict[str, Any]:
     """A /report body shaped like mxgate_gateway.report's (only what the operator reads)."""
     return {"format": "mxgate-report/1", "since_start": {"rules": list(rows)}, "window": {}}

@@ -53,20 +53,22 @@ class StatusResult:
 
 
 def _percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 1) if whole else 0.0
+    return round(100.0 * part / whole, 1)
 
 
 def observed_status(effect: Effect) -> dict[str, Any]:
+    """Counts, plus percentages only when the policy matched something (0 of 0 is not 0 %)."""
     out: dict[str, Any] = {
         "gateways": effect.gateways,
         "matched": effect.matched,
         "plaintext": effect.plaintext,
         "refused": effect.refused,
         "wouldRefuse": effect.would_refuse,
-        "plaintextPercent": _percent(effect.plaintext, effect.matched),
-        "wouldRefusePercent": _percent(effect.refused + effect.would_refuse, effect.matched),
         "updatedAt": effect.updated_at,
     }
+    if effect.matched:
+        out["plaintextPercent"] = _percent(effect.plaintext, effect.matched)
+        out["wouldRefusePercent"] = _percent(effect.refused + effect.would_refuse, effect.matched)
     if effect.message:
         out["message"] = effect.message[:1024]
     return out
