@@ -37,11 +37,17 @@ async def test_sigterm_during_load_loses_and_invents_nothing(tmp_path: Path) -> 
         task = asyncio.create_task(load.run())
         await wait_for(lambda: load.progress["2xx"] >= 150, 60)
         sc.gateway.signal(signal.SIGTERM)
-        try:
-            status, detail = await sc.gateway.readyz()
-        except (aiohttp.ClientError, OSError):
-            status, detail = 0, {}  # HTTP already gone also means not ready
+        # The signal and our request race in the gateway's loop, so poll briefly.
+        for _ in range(50):
+            try:
+                status, detail = await sc.gateway.readyz()
+            except (aiohttp.ClientError, OSError):
+                status, detail = 0, {}  # HTTP already gone also means not ready
+            if status != 200:
+                break
+            await asyncio.sleep(0.02)
         assert status != 200, detail
+        assert status == 0 or detail["draining"] is True, detail
         exit_code = await sc.gateway.wait(within=30)
         sent = await task
         ledger = check(sent, sc.upstream.message_ids())
