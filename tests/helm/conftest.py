@@ -92,10 +92,14 @@ class Helm:
         return done
 
     def template_args(
-        self, values_file: Path, api_versions: Iterable[str] = (), chart: Path = CHART
+        self,
+        values_file: Path,
+        api_versions: Iterable[str] = (),
+        chart: Path = CHART,
+        kube: str | None = None,
     ) -> list[str]:
         args = ["template", RELEASE, str(chart), "--namespace", NAMESPACE]
-        args += ["--kube-version", kube_version(), "--values", str(values_file)]
+        args += ["--kube-version", kube or kube_version(), "--values", str(values_file)]
         for api in api_versions:
             args += ["--api-versions", api]
         return args
@@ -163,11 +167,12 @@ def render(helm_cli: Helm, tmp_path: Path) -> RenderFn:
         api_versions: Iterable[str] = (),
         *,
         required: bool = True,
+        kube: str | None = None,
     ) -> Rendered:
         values = merge(REQUIRED_VALUES if required else {}, overrides or {})
         values_file = tmp_path / f"values-{len(list(tmp_path.iterdir()))}.yaml"
         values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
-        done = helm_cli.run(*helm_cli.template_args(values_file, api_versions))
+        done = helm_cli.run(*helm_cli.template_args(values_file, api_versions, kube=kube))
         docs = tuple(d for d in yaml.safe_load_all(done.stdout) if d)
         return Rendered(docs, done.stdout)
 

@@ -15,6 +15,7 @@ import yaml
 from mxgate_gateway.config.loader import validate
 from mxgate_gateway.config.model import Config
 
+CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 NOT_BUILT_IN = {"ServiceMonitor"}
 
@@ -125,3 +126,30 @@ def test_every_object_is_namespaced_to_the_release_or_cluster_scoped(case) -> No
             assert ns is None, doc["metadata"]["name"]
         else:
             assert ns == "mail", f"{doc['kind']}/{doc['metadata']['name']}"
+
+
+def test_oldest_supported_kubernetes_accepts_every_object(
+    render, chart_tools, helm_cli, tmp_path: Path
+) -> None:
+    """At Chart.yaml's minimum (1.30) everything on still validates; 1.29 is refused by helm."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["kubeVersion"] == ">=1.30.0-0"
+    overrides, apis = MATRIX["production-like"]
+    on = {**overrides, "mtaSts": {"ingress": {"enabled": True}}}
+    on["gateway"] = {**on["gateway"], "autoscaling": {"enabled": True}}
+    rendered = render(on, apis, kube="1.30.0")
+    built_in = [d for d in rendered.docs if d["kind"] not in NOT_BUILT_IN]
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(built_in), encoding="utf-8")
+    done = subprocess.run(
+        [chart_tools["kubernetes-validate"], "--strict", "--quiet", "-k", "1.30.0", manifest],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({}), encoding="utf-8")
+    old = helm_cli.run(*helm_cli.template_args(values, kube="1.29.9"), check=False)
+    assert "incompatible with Kubernetes v1.29.9" in old.stderr
