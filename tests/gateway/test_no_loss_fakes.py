@@ -82,3 +82,38 @@ async def test_upstream_that_never_greets_gives_451_at_rcpt(
     rcpts, final = await relay_through("stall_greeting", fake, tls_files)
     assert rcpts == [451]
     assert final is None
+
+
+async def test_opportunistic_upstream_tls_falls_back_to_plaintext(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """tls: opportunistic and a broken STARTTLS upstream: retried once in plaintext, delivered."""
+    fake.mode = "broken_starttls"
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "timeout": 5, "tls": "opportunistic"}
+    async with Gateway(gateway_config(fake.port, tls_files, upstreams=[upstream])) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        assert (await client.cmd("RCPT TO:<alice@accepted.test>")).code == 250
+        assert (await client.cmd("DATA")).code == 354
+        assert (await client.cmd(BODY + b".")).code == 250
+        await client.close()
+    assert len(fake.received) == 1
+
+
+async def test_smtputf8_mail_to_an_upstream_without_smtputf8_is_refused(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """An upstream that does not offer SMTPUTF8 never gets a UTF-8 transaction: 550 5.6.7."""
+    fake.mode = "broken_starttls"
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "timeout": 5, "tls": "none"}
+    async with Gateway(gateway_config(fake.port, tls_files, upstreams=[upstream])) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<j\u00f6rg@example.org> SMTPUTF8".encode())
+        refused = await client.cmd("RCPT TO:<alice@accepted.test>")
+        assert (refused.code, refused.enhanced) == (550, "5.6.7")
+        await client.close()
+    assert fake.received == []

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 @dataclass
 class FakeUpstream:
     """A fake SMTP upstream. ``mode``: ``stall_data`` (never answers the dot),
-    ``drop_data`` (closes mid-DATA), ``stall_greeting`` (never says 220)."""
+    ``drop_data`` (closes mid-DATA), ``stall_greeting`` (never says 220),
+    ``broken_starttls`` (offers STARTTLS, then answers the handshake with garbage;
+    a plaintext session after that is accepted with 250 at the dot)."""
 
     mode: str
     received: list[bytes] = field(default_factory=list)
@@ -48,11 +50,21 @@ class FakeUpstream:
                     return
                 if line == b".\r\n":
                     self.received.append(bytes(data))
+                    if self.mode == "broken_starttls":
+                        writer.write(b"250 2.0.0 accepted\r\n")
+                        in_data, data = False, bytearray()
+                        continue
                     await asyncio.sleep(3600)  # stall_data: never answer the dot
                 continue
             verb = line[:4].upper()
             if verb == b"EHLO":
-                writer.write(b"250-fake.test\r\n250 8BITMIME\r\n")
+                starttls = b"250-STARTTLS\r\n" if self.mode == "broken_starttls" else b""
+                writer.write(b"250-fake.test\r\n" + starttls + b"250 8BITMIME\r\n")
+            elif verb == b"STAR":
+                writer.write(b"220 go ahead\r\nthis is not a TLS server hello\r\n")
+                await writer.drain()
+                writer.close()
+                return
             elif verb == b"DATA":
                 writer.write(b"354 go ahead\r\n")
                 in_data = True

@@ -16,11 +16,19 @@ import aiosmtplib
 
 from mxgate_gateway.config.model import Upstream, UpstreamTLS, split_hostport
 from mxgate_gateway.relay.breaker import BreakerBank, failover_order
-from mxgate_gateway.relay.outcome import Failure, RelayOutcome, failed, from_reply
+from mxgate_gateway.relay.outcome import (
+    Failure,
+    RelayOutcome,
+    RelayStatus,
+    failed,
+    from_reply,
+)
+from mxgate_gateway.smtp.replies import reply
 from mxgate_gateway.tls.contexts import upstream_context
 
 Observe = Callable[[str, float], None]  # (phase, seconds) for the latency histogram
 
+NO_SMTPUTF8 = reply(550, "Upstream does not support SMTPUTF8", "5.6.7")
 _TIMEOUTS = (aiosmtplib.SMTPTimeoutError, TimeoutError)
 _DROPS = (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError)
 
@@ -72,6 +80,11 @@ class UpstreamTransaction:
                 continue
             bank[_key(upstream)].record_success()
             txn = cls(smtp, upstream, observe)
+            if "SMTPUTF8" in mail_params and not smtp.supports_extension("smtputf8"):
+                await txn.close()  # relaying UTF-8 to an upstream without SMTPUTF8 would mangle it
+                return None, RelayOutcome(
+                    RelayStatus.REJECTED, NO_SMTPUTF8, upstream=_key(upstream)
+                )
             params = [p for p in mail_params if _supported(smtp, p)]
             outcome = await txn._command(f"MAIL FROM:<{sender}>", params)
             if not outcome.accepted:
@@ -163,7 +176,9 @@ async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | Non
             raise ssl.SSLError("upstream does not offer STARTTLS")
         await smtp.starttls(tls_context=ctx, server_hostname=host)
         await smtp.ehlo()
-    except Exception:  # noqa: BLE001 - TLS failure: try the next upstream
+    except Exception:  # noqa: BLE001 - TLS failure
         smtp.close()
-        return None, failed(Failure.TLS, upstream.address)
+        if upstream.tls is UpstreamTLS.OPPORTUNISTIC:  # like an MTA: retry once in plaintext
+            return await _connect(upstream.model_copy(update={"tls": UpstreamTLS.NONE}), helo)
+        return None, failed(Failure.TLS, upstream.address)  # required: try the next upstream
     return smtp, failed(Failure.NONE)
