@@ -243,3 +243,43 @@ async def test_5mb_message_with_998_octet_lines_arrives_byte_identical(
     }
     assert names == {b"Return-Path", b"Delivered-To", b"X-Original-To", b"Received"}  # Postfix's
     assert head.count(b"by mx.test (mxgate) with ESMTP id ") == 1  # and our one trace header
+
+
+async def test_rset_abandons_the_upstream_transaction(
+    gateway: Gateway, postfix_upstream: Postfix
+) -> None:
+    """RSET after RCPT drops that upstream transaction; the next one is delivered alone."""
+    mark = marker()
+    client = await RawClient.connect(gateway.smtp_port)
+    await client.greet()
+    await client.cmd("MAIL FROM:<first@example.org>")
+    assert (await client.cmd("RCPT TO:<alice@accepted.test>")).code == 250
+    assert (await client.cmd("RSET")).code == 250
+    await client.cmd("MAIL FROM:<second@example.org>")
+    assert (await client.cmd("RCPT TO:<bob@accepted.test>")).code == 250
+    await client.cmd("DATA")
+    assert (await client.cmd(f"Subject: {mark}\r\n\r\nx\r\n.".encode())).code == 250
+    await client.close()
+    message = postfix_upstream.wait_for(mark.encode(), "bob")
+    assert b"Return-Path: <second@example.org>" in message
+    assert not postfix_upstream.find(mark.encode(), "alice")
+
+
+async def test_client_vanishing_mid_data_leaves_nothing_upstream(
+    gateway: Gateway, postfix_upstream: Postfix
+) -> None:
+    """A client that disconnects inside DATA was never told 250; the upstream has no copy."""
+    mark = marker()
+    client = await RawClient.connect(gateway.smtp_port)
+    await client.greet()
+    await client.cmd("MAIL FROM:<s@example.org>")
+    assert (await client.cmd("RCPT TO:<alice@accepted.test>")).code == 250
+    assert (await client.cmd("DATA")).code == 354
+    await client.send(f"Subject: {mark}\r\n\r\nhalf a message\r\n".encode())
+    await client.close()
+    for _ in range(40):  # the session ends and releases its upstream transaction
+        if 'mxgate_sessions_total{tls="none"} 1.0' in gateway.metrics.exposition().decode():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # give Postfix time to have queued anything it might have
+    assert not postfix_upstream.holds(mark.encode())
