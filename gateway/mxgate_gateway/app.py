@@ -28,7 +28,7 @@ from mxgate_gateway.mtasts.metrics import TLSRPTRecorder
 from mxgate_gateway.report import LossReport
 from mxgate_gateway.smtp.handler import EdgeHandler
 from mxgate_gateway.smtp.listener import SMTPListener
-from mxgate_gateway.tls.contexts import server_context
+from mxgate_gateway.tls.contexts import TLSMaterialError, server_context
 
 log = get_logger("mxgate.app")
 
@@ -77,8 +77,12 @@ class Gateway:
         self.health.set("config", True, f"generation {self.store.generation}")
         self.metrics.config_generation.set(self.store.generation)
         if cfg.tls is not None:
-            self.tls_context = server_context(cfg.tls)
-            self.health.set("tls", True, f"loaded {cfg.tls.cert}")
+            try:
+                self.tls_context = server_context(cfg.tls)
+                self.health.set("tls", True, f"loaded {cfg.tls.cert}")
+            except TLSMaterialError as exc:  # not written yet (cert-manager): start unready
+                log.warning("tls_material_missing", error=str(exc))
+                self.health.set("tls", False, f"waiting for a usable pair: {exc}")
         try:
             app = build_app(self.health, self.metrics, self.report_snapshot)
             add_mtasts_routes(app, lambda: self.store.current.mta_sts, self.tlsrpt)

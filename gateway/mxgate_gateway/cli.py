@@ -85,10 +85,13 @@ async def run_gateway(settings: GatewaySettings) -> int:
     """Load the config, configure logs, and serve until a signal."""
     from mxgate_gateway.app import Gateway, run  # noqa: PLC0415 - keep check-config light
     from mxgate_gateway.logs import configure_logging  # noqa: PLC0415
-    from mxgate_gateway.reloading import watch_files  # noqa: PLC0415
+    from mxgate_gateway.reloading import (  # noqa: PLC0415
+        load_with_optional_policy,
+        watch_files,
+    )
 
     try:
-        config = load_config(settings.config_path, settings.policy_path)
+        config = load_with_optional_policy(settings.config_path, settings.policy_path)
     except ConfigError as exc:
         return check_config_error(exc)
     configure_logging(settings.log_format or config.log.format, config.log.level)

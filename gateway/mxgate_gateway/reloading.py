@@ -31,6 +31,19 @@ log = get_logger("mxgate.reload")
 DEFAULT_INTERVAL = 1.0
 
 
+def load_with_optional_policy(config_path: Path, policy_path: Path | None) -> Config:
+    """Load the config; a policy file that does not exist (yet) counts as empty.
+
+    The chart mounts the operator's policy ConfigMap as optional: until the operator
+    writes it the gateway serves the main config's policy, and picks the file up
+    when it appears. A policy file that exists but is broken is still an error.
+    """
+    if policy_path is not None and not policy_path.exists():
+        log.warning("policy_file_missing", path=str(policy_path))
+        policy_path = None
+    return load_config(config_path, policy_path)
+
+
 def watch_files(
     gateway: Gateway,
     config_path: Path,
@@ -64,7 +77,7 @@ def watch_files(
 
     watcher: FileWatcher[Config] = FileWatcher(
         paths=paths,
-        load=lambda: load_config(config_path, policy_path),
+        load=lambda: load_with_optional_policy(config_path, policy_path),
         apply=apply,
         interval=interval,
         on_result=config_result,
@@ -86,6 +99,7 @@ def _tls_loop(config: Config, interval: float) -> Background:
         def material(m: TLSMaterial) -> None:
             gateway.tls_context = m.context  # new sessions take it; running ones keep theirs
             gateway.metrics.tls_not_after.set(m.not_after)
+            gateway.health.set("tls", True, f"serving {m.subject}")
 
         def result(r: ReloadResult, error: str | None) -> None:
             _count(gateway, "tls", r, error)
@@ -94,15 +108,22 @@ def _tls_loop(config: Config, interval: float) -> Background:
                 detail += f"; last reload refused, still serving the last good pair: {error}"
             gateway.health.set("tls", True, detail)
 
-        while True:  # start-up loaded this pair moments ago; if it broke since, retry
+        # Until a usable pair exists (cert-manager has not written it yet, or it broke
+        # since start-up) retry every interval; count and log that once, not per try.
+        failing = False
+        while True:
             try:
                 reloader = TLSReloader(
                     tls, interval=interval, on_result=result, on_material=material
                 )
                 break
-            except Exception as exc:  # noqa: BLE001 - keep serving the start-up context
-                _count(gateway, "tls", ReloadResult.FAILURE, describe_error(exc))
+            except Exception as exc:  # noqa: BLE001 - keep serving (or waiting) without it
+                if not failing:
+                    _count(gateway, "tls", ReloadResult.FAILURE, describe_error(exc))
+                failing = True
                 await asyncio.sleep(interval)
+        if failing:
+            _count(gateway, "tls", ReloadResult.SUCCESS, None)
         await reloader.run()
 
     return run_tls

@@ -8,6 +8,7 @@ sessions. The load's ledger proves no message was lost meanwhile. Runtime ~15 s.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import ssl
 from pathlib import Path
@@ -109,3 +110,26 @@ async def test_config_and_certificate_swaps_under_load(tmp_path: Path, kubelet_m
     assert ledger.problems == (), ledger
     assert ledger.accepted == 300, ledger
     assert "mxgate_tls_certificate_not_after_seconds" in metrics
+
+
+async def test_starts_before_operator_and_cert_manager_then_picks_files_up(
+    tmp_path: Path, kubelet_mount: Any
+) -> None:
+    """Empty optional mounts: live but not ready; the pair arriving makes it ready and
+    STARTTLS serve it; the policy file arriving is loaded by the watcher."""
+    ca = trustme.CA()
+    secret = kubelet_mount.__class__(tmp_path / "secret")
+    tls = {"cert": str(secret.path("tls.crt")), "key": str(secret.path("tls.key"))}
+    policy = kubelet_mount.path("policy.json")
+    async with scenario(tmp_path, tls=tls, policy_path=policy, ready=False) as sc:
+        status, detail = await sc.gateway.readyz()
+        assert status == 503, detail
+        assert detail["checks"]["tls"]["ok"] is False
+        secret.update(pair(ca, "late.mx.test"))
+        await sc.gateway.wait_ready(within=10)
+        assert await served_cn(sc.smtp_port, ca) == "late.mx.test"
+        rule = {"id": "late", "mode": "audit", "scope": {"sender_domains": ["x.test"]}}
+        kubelet_mount.update({"policy.json": json.dumps({"version": 1, "rules": [rule]})})
+        await wait_for_metric(sc, "success", 2)
+        metrics = await sc.gateway.metrics()
+    assert 'mxgate_config_reload_total{result="failure"} 1.0' in metrics  # the missing pair

@@ -41,7 +41,8 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    async def start(self, ready_within: float = 20.0) -> None:
+    async def start(self, ready_within: float = 20.0, *, ready: bool = True) -> None:
+        """Spawn the gateway; wait until /readyz is 200 (``ready``) or /livez answers."""
         args = [str(MXGATE), "gateway", "--config", str(self.config)]
         if self.policy is not None:
             args += ["--policy", str(self.policy)]
@@ -49,26 +50,33 @@ class GatewayProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 *args, stdout=log, stderr=asyncio.subprocess.STDOUT
             )
-        stop_at = time.monotonic() + ready_within
+        await self.wait_ready(ready_within, path="/readyz" if ready else "/livez")
+
+    async def wait_ready(self, within: float, path: str = "/readyz") -> None:
+        assert self.proc is not None
+        stop_at = time.monotonic() + within
         while time.monotonic() < stop_at:
             if self.proc.returncode is not None:
                 raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.tail()}")
             try:
-                status, _ = await self.readyz()
+                status, _ = await self._get(path)
                 if status == 200:
                     return
             except (aiohttp.ClientError, OSError):
                 pass
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"gateway not ready in {ready_within}s: {self.tail()}")
+        raise RuntimeError(f"gateway {path} not 200 in {within}s: {self.tail()}")
 
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
     async def readyz(self) -> tuple[int, dict[str, Any]]:
+        return await self._get("/readyz")
+
+    async def _get(self, path: str) -> tuple[int, dict[str, Any]]:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http,
-            http.get(self.url + "/readyz") as resp,
+            http.get(self.url + path) as resp,
         ):
             return resp.status, json.loads(await resp.text() or "{}")
 

@@ -66,6 +66,7 @@ async def scenario(
     place: Callable[[dict[str, Any]], Path] | None = None,
     policy_path: Path | None = None,
     dead_upstreams_first: int = 0,
+    ready: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[Scenario]:
     """Upstream + gateway on loopback. ``place`` writes the config dict somewhere
@@ -82,7 +83,7 @@ async def scenario(
         config_path = place(cfg)
     gateway = GatewayProcess(config_path, policy_path, http_port=http_port)
     try:
-        await gateway.start()
+        await gateway.start(ready=ready)
         yield Scenario(gateway, upstream, smtp_port, config_path)
     finally:
         await gateway.stop()

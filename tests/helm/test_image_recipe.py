@@ -178,12 +178,6 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], deadline: float) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (gateway): a missing --policy file or TLS pair exits 1 at start; the chart"
-    " mounts both optional, so pods crash-loop until the operator and cert-manager write them."
-    " Needed: missing policy file = empty PolicyDocument (watched); TLS missing = not ready.",
-)
 @pytest.mark.parametrize("missing", ["policy", "tls"])
 def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anything(
     image_venv: Path, render, tmp_path: Path, missing: str
