@@ -54,15 +54,18 @@ async def observe(memo: Any) -> None:
 
     One operator-level loop rather than a kopf timer: kopf timers put a finalizer on
     every TLSPolicy, which would block deleting policies while the operator is down.
+    The first pass runs at once for the home namespace (``MXGATE_NAMESPACE``), so a
+    namespace without any TLSPolicy still gets its (empty) policy ConfigMap and the
+    gateway, which mounts it, can start.
     """
     reconciler: Reconciler = memo.reconciler
     while True:
-        await asyncio.sleep(reconciler.settings.report_interval)
         for namespace in sorted(memo.namespaces):
             try:
                 await reconciler.reconcile(namespace, read_reports=True)
-            except KubeError as exc:
-                log.warning("report_reconcile_failed", namespace=namespace, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any one failed pass
+                log.warning("report_reconcile_failed", namespace=namespace, error=repr(exc))
+        await asyncio.sleep(reconciler.settings.report_interval)
 
 
 def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
@@ -79,7 +82,7 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
 
         memo.kube = kube
         memo.reconciler = Reconciler(kube, operator_settings, reports)
-        memo.namespaces = set()
+        memo.namespaces = {operator_settings.namespace} if operator_settings.namespace else set()
         memo.observer = asyncio.create_task(observe(memo), name="mxgate-report-observer")
 
     @kopf.on.cleanup(registry=registry)

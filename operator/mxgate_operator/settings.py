@@ -30,9 +30,12 @@ class OperatorSettings:
     report_urls: fixed ``/report`` URLs (out-of-cluster tests); when empty the operator
         finds gateway pods by ``gateway_selector`` and reads ``http://<podIP>:<port>/report``.
     report_interval: seconds between readings of the gateways' reports.
+    namespace: the home namespace (``MXGATE_NAMESPACE``): reconciled at start even
+        without TLSPolicies, so its empty policy ConfigMap exists for the gateway.
     """
 
     prefix: str = "mxgate"
+    namespace: str = ""
     policy_configmap: str = ""
     tls_secret: str = ""
     gateway_listener: str = "public-mx"
@@ -65,6 +68,7 @@ class OperatorSettings:
         prefix = e.get("MXGATE_PREFIX") or configmap.removesuffix("-policy") or base.prefix
         return cls(
             prefix=prefix,
+            namespace=e.get("MXGATE_NAMESPACE", ""),
             policy_configmap=configmap,
             tls_secret=e.get("MXGATE_TLS_SECRET", ""),
             gateway_listener=e.get("MXGATE_GATEWAY_LISTENER", base.gateway_listener),

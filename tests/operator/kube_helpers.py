@@ -76,6 +76,7 @@ class Deployed:
     kubectl: Runner
     reports: FakeGatewayReports
     log: Path
+    initial_policy: Any = None
 
     def get(self, *args: str) -> Any:
         return self.kubectl.json("get", "-n", self.namespace, *args)

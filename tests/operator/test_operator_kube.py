@@ -50,6 +50,7 @@ def deployed(
         "MXGATE_KUBECONFIG": str(kubeconfig),
         "MXGATE_REPORT_URLS": reports.url,
         "MXGATE_REPORT_INTERVAL": "2",
+        "MXGATE_NAMESPACE": namespace,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -60,6 +61,8 @@ def deployed(
         )
     d = Deployed(namespace, kubectl, reports, log)
     try:
+        d.wait("the empty policy ConfigMap", lambda: has_configmap(d))
+        d.initial_policy = json.loads(configmap(d)["data"]["policy.json"])
         for path in EXAMPLES_GOOD:
             kubectl("apply", "-n", namespace, "-f", str(path))
         for name in example_names():
@@ -82,8 +85,20 @@ def example_names() -> list[str]:
     return [yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES_GOOD]
 
 
+def has_configmap(d: Deployed) -> bool:
+    return (
+        d.kubectl("get", "configmap", "mxgate-policy", "-n", d.namespace, check=False).returncode
+        == 0
+    )
+
+
 def configmap(d: Deployed) -> dict[str, Any]:
     return d.get("configmap", "mxgate-policy")  # type: ignore[no-any-return]
+
+
+def test_a_namespace_without_policies_gets_an_empty_policy_file(deployed: Deployed) -> None:
+    """Before any TLSPolicy exists, the operator writes an empty policy the gateway can mount."""
+    assert deployed.initial_policy == {"rules": [], "version": 1}
 
 
 def test_examples_render_a_configmap_the_gateway_loads(deployed: Deployed, tmp_path: Path) -> None:

@@ -27,8 +27,10 @@ def test_chart_environment_is_honoured() -> None:
             "MXGATE_GATEWAY_HTTP_PORT": "9025",
             "MXGATE_REPORT_INTERVAL": "15",
             "MXGATE_REPORT_URLS": "http://127.0.0.1:1/report,http://127.0.0.1:2/report",
+            "MXGATE_NAMESPACE": "mail",
         }
     )
+    assert s.namespace == "mail"
     assert s.configmap_name == "mx-mxgate-policy"
     assert s.prefix == "mx-mxgate"
     assert s.secret_names() == {"public-mx": "mx-mxgate-tls"}
