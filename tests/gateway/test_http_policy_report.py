@@ -116,3 +116,30 @@ async def test_trace_header_names_the_tls_state(
         await client.close()
     message = postfix_upstream.wait_for(mark.encode(), "bob")
     assert b"\nX-Mxgate-TLS: none\n" in message
+
+
+async def test_recipient_scoped_rule_refuses_only_that_recipient(
+    postfix_upstream: Postfix, tls_files: dict[str, Path]
+) -> None:
+    """require for partner.test recipients: 530 5.7.0 at that RCPT, other recipients go on."""
+    policy = {
+        "rules": [
+            {"id": "partner", "mode": "require", "scope": {"recipient_domains": ["partner.test"]}}
+        ]
+    }
+    cfg = gateway_config(
+        postfix_upstream.port, tls_files, policy=policy, domains=["accepted.test", "partner.test"]
+    )
+    async with Gateway(cfg) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        assert (await client.cmd("MAIL FROM:<s@example.org>")).code == 250
+        refused = await client.cmd("RCPT TO:<ops@partner.test>")
+        assert (refused.code, refused.enhanced) == (530, "5.7.0")
+        assert (await client.cmd("RCPT TO:<alice@accepted.test>")).code == 250
+        await client.close()
+        _, text = await get(gw, "/metrics")
+    assert (
+        'mxgate_policy_decisions_total{action="refuse",mode="require",rule="partner"} 1.0' in text
+    )
+    assert 'mxgate_recipients_total{outcome="policy"} 1.0' in text
