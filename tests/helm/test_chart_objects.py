@@ -225,10 +225,13 @@ def test_network_policies_open_smtp_and_close_the_rest(render) -> None:
 
 
 def test_mta_sts_ingress_exposes_only_the_policy_path_per_domain(render) -> None:
-    """mta-sts.<domain> hosts route exactly /.well-known/mta-sts.txt (and /tlsrpt if asked)."""
-    ingress = {"enabled": True, "clusterIssuer": "letsencrypt", "tlsRpt": True}
+    """mta-sts.<domain> hosts route exactly the policy path, and /tlsrpt with TLS-RPT intake."""
+    ingress = {"enabled": True, "clusterIssuer": "letsencrypt"}
     rendered = render(
-        {"gateway": {"domains": ["example.com", "example.org"]}, "mtaSts": {"ingress": ingress}}
+        {
+            "gateway": {"domains": ["example.com", "example.org"]},
+            "mtaSts": {"ingress": ingress, "tlsRpt": {"enabled": True}},
+        }
     )
     ing = rendered.get("Ingress", "-mta-sts")
     assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
@@ -243,6 +246,8 @@ def test_mta_sts_ingress_exposes_only_the_policy_path_per_domain(render) -> None
         ]
         assert {p["backend"]["service"]["name"] for p in paths} == {"mx-mxgate-gateway-http"}
     assert render().all("Ingress") == []
+    assert rendered.gateway_config()["mta_sts"]["tlsrpt"]["enabled"] is True
+    assert "mta_sts" not in render().gateway_config()
 
 
 @pytest.mark.parametrize(

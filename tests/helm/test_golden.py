@@ -17,7 +17,10 @@ CASES = {
                 "proxyProtocol": {"enabled": True, "trustedNetworks": ["10.0.0.0/8"]},
             },
             "admissionPolicy": {"action": "Deny"},
-            "mtaSts": {"ingress": {"enabled": True, "clusterIssuer": "letsencrypt"}},
+            "mtaSts": {
+                "ingress": {"enabled": True, "clusterIssuer": "letsencrypt"},
+                "tlsRpt": {"enabled": True},
+            },
         },
         ["monitoring.coreos.com/v1/ServiceMonitor"],
     ),

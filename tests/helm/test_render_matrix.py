@@ -33,7 +33,12 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
     "hpa-on": ({"gateway": {"autoscaling": {"enabled": True}}}, []),
     "servicemonitor-api-present": ({}, [SERVICE_MONITOR_API]),
     "mta-sts-ingress": (
-        {"mtaSts": {"ingress": {"enabled": True, "clusterIssuer": "letsencrypt", "tlsRpt": True}}},
+        {
+            "mtaSts": {
+                "ingress": {"enabled": True, "clusterIssuer": "letsencrypt"},
+                "tlsRpt": {"enabled": True, "maxDecompressedBytes": 4194304},
+            }
+        },
         [],
     ),
     "crds-disabled": ({"crds": {"enabled": False}}, []),

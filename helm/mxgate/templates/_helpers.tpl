@@ -148,6 +148,10 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- if $g.tls.enabled -}}
 {{- $_ := set $cfg "tls" (dict "cert" "/etc/mxgate/tls/tls.crt" "key" "/etc/mxgate/tls/tls.key" "min_version" $g.tls.minVersion "handshake_timeout" $g.tls.handshakeTimeout) -}}
 {{- end -}}
+{{- $rpt := .Values.mtaSts.tlsRpt -}}
+{{- if $rpt.enabled -}}
+{{- $_ := set $cfg "mta_sts" (dict "tlsrpt" (dict "enabled" true "max_compressed_bytes" $rpt.maxCompressedBytes "max_decompressed_bytes" $rpt.maxDecompressedBytes)) -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy $g.extraConfig)) -}}
 {{- end -}}
 
