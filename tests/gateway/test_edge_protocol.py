@@ -212,14 +212,19 @@ async def test_ten_unknown_commands_close_the_session(gateway: Gateway) -> None:
     assert await client.closed()
 
 
+@pytest.mark.parametrize("phase", ["greeting_timeout", "command_timeout"])
 async def test_idle_client_is_timed_out_with_421(
-    postfix_upstream: Postfix, tls_files: dict[str, Path]
+    postfix_upstream: Postfix, tls_files: dict[str, Path], phase: str
 ) -> None:
-    """The command wait is bounded: 421 4.4.2 and close when the client goes quiet."""
-    cfg = gateway_config(postfix_upstream.port, tls_files, limits={"command_timeout": 0.5})
+    """Every wait is bounded: silent before the first command or between commands →
+    421 4.4.2 and close."""
+    cfg = gateway_config(postfix_upstream.port, tls_files, limits={phase: 0.5})
     async with Gateway(cfg) as gw:
         client = await RawClient.connect(gw.smtp_port)
-        await client.greet()
+        if phase == "command_timeout":
+            await client.greet()
+        else:
+            assert (await client.reply()).code == 220
         reply = await client.reply(timeout=10)
         assert (reply.code, reply.enhanced) == (421, "4.4.2")
         assert await client.closed()

@@ -49,6 +49,8 @@ async def relay_through(
             reply = await client.cmd(BODY + b".")
             final = reply.code
             assert reply.enhanced.startswith("4.")
+            counted = 'mxgate_messages_total{outcome="tempfailed",tls="none"} 1.0'
+            assert counted in gw.metrics.exposition().decode()
         await client.close()
     return [rcpt], final
 
