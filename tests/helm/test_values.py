@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mxgate_gateway.config.model import Limits, SMTPOptions
+from mxgate_gateway.config.model import Limits, ProxyProtocol, SMTPOptions, TLSRPTSettings
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
 REQUIRED = {
@@ -137,19 +137,34 @@ def test_schema_describes_every_default_value_and_is_strict_at_the_top() -> None
     check(values, schema, "(values)")
 
 
-@pytest.mark.parametrize(
-    ("section", "model"), [("limits", Limits), ("smtp", SMTPOptions)], ids=["limits", "smtp"]
-)
+SECTIONS = [
+    ("gateway.limits", Limits),
+    ("gateway.smtp", SMTPOptions),
+    ("gateway.proxyProtocol", ProxyProtocol),
+    ("mtaSts.tlsRpt", TLSRPTSettings),
+]
+
+
+def _section(path: str) -> dict[str, Any]:
+    node: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    for key in path.split("."):
+        node = node[key]
+    return node
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"([A-Z]+)", r"_\1", key).lower()
+
+
+@pytest.mark.parametrize(("section", "model"), SECTIONS, ids=[s for s, _ in SECTIONS])
 def test_chart_values_cover_every_gateway_setting_of_the_section(section, model) -> None:
-    """gateway.limits and gateway.smtp name every field of the gateway model (camelCase)."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
-    chart_keys = {re.sub(r"([A-Z]+)", r"_\1", k).lower() for k in values["gateway"][section]}
-    assert chart_keys == set(model.model_fields)
+    """Each modelled section names every field of its gateway model (camelCase)."""
+    assert {_snake(k) for k in _section(section)} == set(model.model_fields)
 
 
-def test_defaults_match_the_gateway_model_defaults() -> None:
-    """A chart default for a limit is the gateway's own default, so the chart changes nothing."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
-    for key, value in values["gateway"]["limits"].items():
-        field = re.sub(r"([A-Z]+)", r"_\1", key).lower()
-        assert Limits.model_fields[field].default == value, key
+@pytest.mark.parametrize(("section", "model"), SECTIONS, ids=[s for s, _ in SECTIONS])
+def test_defaults_match_the_gateway_model_defaults(section, model) -> None:
+    """A chart default is the gateway's own default, so leaving it alone changes nothing."""
+    for key, value in _section(section).items():
+        default = model.model_fields[_snake(key)].default
+        assert (list(default) if isinstance(default, tuple) else default) == value, key
