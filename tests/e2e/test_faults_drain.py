@@ -49,8 +49,10 @@ async def test_sigterm_during_load_loses_and_invents_nothing(tmp_path: Path) -> 
         assert status != 200, detail
         assert status == 0 or detail["draining"] is True, detail
         exit_code = await sc.gateway.wait(within=30)
+        print("drain:", drain_report(sc.gateway.tail(400)))
         sent = await task
         ledger = check(sent, sc.upstream.message_ids())
+        print("ledger:", ledger)  # shown with -s / on failure
     assert exit_code == 0, sc.gateway.tail()
     assert ledger.problems == (), ledger
     assert len(sent) == 500

@@ -105,6 +105,7 @@ async def test_config_and_certificate_swaps_under_load(tmp_path: Path, kubelet_m
         )
         sent = await task
         ledger = check(sent, [i for i in sc.upstream.message_ids() if i != "second"])
+        print("ledger:", ledger)  # shown with -s / on failure
         metrics = await sc.gateway.metrics()
     assert second[1].startswith("2.0.0"), "the good reload (new domain) was not applied"
     assert ledger.problems == (), ledger

@@ -39,6 +39,7 @@ async def test_upstream_killed_and_restarted_during_load(tmp_path: Path) -> None
         await sc.upstream.start()  # same port
         sent = await task
         ledger = check(sent, sc.upstream.message_ids())
+        print("ledger:", ledger)  # shown with -s / on failure
         metrics = await sc.gateway.metrics()
     assert ledger.problems == (), ledger
     assert ledger.tempfailed >= 20
@@ -52,6 +53,7 @@ async def test_upstream_slower_than_its_timeout_tempfails(tmp_path: Path) -> Non
         sent = await Load("127.0.0.1", sc.smtp_port, total=20, concurrency=10).run()
         await asyncio.sleep(3)  # let the slow upstream finish storing what it got
         ledger = check(sent, sc.upstream.message_ids())
+        print("ledger:", ledger)  # shown with -s / on failure
     assert ledger.problems == (), ledger
     assert ledger.accepted == 0
     assert ledger.tempfailed >= 10
@@ -63,6 +65,7 @@ async def test_dead_first_upstream_fails_over_and_its_breaker_opens(tmp_path: Pa
     async with scenario(tmp_path, dead_upstreams_first=1) as sc:
         sent = await Load("127.0.0.1", sc.smtp_port, total=40, concurrency=4).run()
         ledger = check(sent, sc.upstream.message_ids())
+        print("ledger:", ledger)  # shown with -s / on failure
         metrics = await sc.gateway.metrics()
     assert ledger.problems == (), ledger
     assert ledger.accepted == 40
