@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shlex
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 from tests.gateway.test_relay_postfix import run
 
-from mtapeers.postfix import free_port
+from mtapeers.postfix import Postfix, free_port
 from mxgate_gateway.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +116,61 @@ async def test_mxgate_dev_relays_a_swaks_message_into_the_maildir(tmp_path: Path
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), 20)
     assert proc.returncode == 0
+
+
+@pytest.mark.postfix
+async def test_mxgate_gateway_process_logs_json_events_without_bodies(
+    tmp_path: Path, postfix_upstream: Postfix, tls_files: dict[str, Path]
+) -> None:
+    """``mxgate gateway --config``: JSON log lines per transaction and session end, with
+    session id, client IP and TLS facts; never the message body; SIGTERM exits 0."""
+    smtp_port, http_port = free_port(), free_port()
+    config = tmp_path / "gateway.yaml"
+    cert, key = tls_files["cert"], tls_files["key"]
+    config.write_text(
+        "hostname: mx.test\n"
+        f"listen: {{smtp: '127.0.0.1:{smtp_port}', http: '127.0.0.1:{http_port}'}}\n"
+        "domains: [accepted.test]\n"
+        f"tls: {{cert: '{cert}', key: '{key}'}}\n"
+        f"upstreams: [{{address: '127.0.0.1:{postfix_upstream.port}'}}]\n"
+        "limits: {drain_timeout: 1}\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mxgate_gateway.cli",
+        "gateway",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        await read_until(proc.stderr, "gateway_started")
+        secret = f"body-secret-{uuid.uuid4().hex}"
+        done = await run(
+            "swaks",
+            "--server",
+            f"127.0.0.1:{smtp_port}",
+            "--tls",
+            "--to",
+            "alice@accepted.test",
+            "--from",
+            "s@example.org",
+            "--body",
+            secret,
+        )
+        assert done.returncode == 0, done.stdout
+        postfix_upstream.wait_for(secret.encode(), "alice")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    by_name = {e["event"]: e for e in events}
+    relayed, ended = by_name["message_relayed"], by_name["session_ended"]
+    assert relayed["session_id"] == ended["session_id"]
+    assert (relayed["client_ip"], relayed["tls"]) == ("127.0.0.1", "TLSv1.3")
+    assert ended["relayed"] == 1
+    assert secret not in err.decode()
