@@ -30,9 +30,6 @@ from kubeplane.release import Release, install
 from kubeplane.workloads import Workload, eventually, operator_workload, venv_command
 
 CONVERGE_S = 30.0
-# Integration gaps found by these tests, open while the gateway's CLI is being wired up:
-NO_REPORT = pytest.mark.xfail(reason="`mxgate gateway` answers /report with 501 (not wired)")
-NO_RELOAD = pytest.mark.xfail(reason="`mxgate gateway` does not reload --policy on change yet")
 HOST = "mx1.example.test"
 POLICIES = """
 apiVersion: mxgate.io/v1alpha1
@@ -287,7 +284,6 @@ def test_starttls_mail_from_the_partner_is_relayed_with_the_issued_certificate(
     assert "cfo@bank.example" in mail.sink.senders()
 
 
-@NO_REPORT
 def test_plaintext_mail_from_others_is_relayed_and_counted_by_the_audit(
     mail: MailStack, traffic: Traffic
 ) -> None:
@@ -299,7 +295,6 @@ def test_plaintext_mail_from_others_is_relayed_and_counted_by_the_audit(
     assert rows[f"{mail.ns}/partners"]["refuse"] == 1
 
 
-@NO_REPORT
 def test_policy_status_shows_the_observed_effect(mail: MailStack, traffic: Traffic) -> None:
     """After the operator's report timer, each policy's status says what it refused or would."""
 
@@ -314,7 +309,6 @@ def test_policy_status_shows_the_observed_effect(mail: MailStack, traffic: Traff
     assert "message" not in partners  # every gateway report was read
 
 
-@NO_RELOAD
 def test_policy_change_reaches_mail_through_configmap_and_mount(
     mail: MailStack, traffic: Traffic
 ) -> None:

@@ -32,11 +32,6 @@ from mxgate_gateway.config.model import PolicyDocument
 
 CONVERGE_S = 30.0
 HOST = "mx1.example.test"
-# Found by these tests: with the optional volumes still empty, `mxgate gateway` exits
-# ("cannot read ... policy.json", "cannot load TLS cert"), so the pod would crash-loop.
-EXITS_WITHOUT_OPTIONAL_FILES = pytest.mark.xfail(
-    reason="`mxgate gateway` exits while the optional policy/TLS volumes are still empty"
-)
 
 
 @dataclass
@@ -119,14 +114,12 @@ def pod(helm: Runner, kubectl: Runner, tmp_path_factory: pytest.TempPathFactory)
         controller.stop()
 
 
-@EXITS_WITHOUT_OPTIONAL_FILES
 def test_gateway_is_live_but_not_ready_before_its_certificate(pod: Pod) -> None:
     """With the TLS Secret not issued yet the process runs (/livez 200) but is not ready."""
     assert pod.status("/livez") == 200
     assert pod.status("/readyz") == 503
 
 
-@EXITS_WITHOUT_OPTIONAL_FILES
 def test_first_certificate_makes_it_ready_and_serves_starttls(pod: Pod) -> None:
     """Once the Secret exists and the kubelet projects it, /readyz is 200 and STARTTLS works."""
     first = trustme.CA()
@@ -136,7 +129,6 @@ def test_first_certificate_makes_it_ready_and_serves_starttls(pod: Pod) -> None:
     eventually(lambda: True if pod.served_issuer(first) else None, CONVERGE_S, "the first cert")
 
 
-@EXITS_WITHOUT_OPTIONAL_FILES
 def test_renewed_certificate_is_served_after_the_kubelet_swap(pod: Pod) -> None:
     """A renewed Secret (new CA here, so it is told apart) is served without a restart."""
     renewed = trustme.CA()
@@ -147,7 +139,6 @@ def test_renewed_certificate_is_served_after_the_kubelet_swap(pod: Pod) -> None:
     assert pod.gateway.proc.poll() is None
 
 
-@EXITS_WITHOUT_OPTIONAL_FILES
 def test_first_policy_configmap_is_picked_up(pod: Pod) -> None:
     """When the policy ConfigMap first appears, the running gateway starts enforcing it."""
     rule = {
