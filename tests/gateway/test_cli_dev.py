@@ -174,3 +174,25 @@ async def test_mxgate_gateway_process_logs_json_events_without_bodies(
     assert (relayed["client_ip"], relayed["tls"]) == ("127.0.0.1", "TLSv1.3")
     assert ended["relayed"] == 1
     assert secret not in err.decode()
+
+
+def test_check_config_merges_the_operator_policy_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--policy merges the operator's file; a rule id clashing with the main file is refused."""
+    main_file = tmp_path / "gateway.yaml"
+    main_file.write_text(
+        "hostname: mx.test\ndomains: [a.test]\nupstreams: [{address: '127.0.0.1:25'}]\n"
+        "policy: {rules: [{id: dup, mode: audit, scope: {sender_domains: [x.test]}}]}\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nrules: [{id: ok, mode: audit, scope: {sender_domains: [y.test]}}]\n"
+    )
+    assert main(["check-config", str(main_file), "--policy", str(policy)]) == 0
+    assert "2 rule(s)" in capsys.readouterr().out
+    policy.write_text(
+        "version: 1\nrules: [{id: dup, mode: require, scope: {sender_domains: [z.test]}}]\n"
+    )
+    assert main(["check-config", str(main_file), "--policy", str(policy)]) == 1
+    assert "policy.rules: duplicate rule id 'dup'" in capsys.readouterr().err
