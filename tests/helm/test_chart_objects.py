@@ -280,3 +280,12 @@ def test_pods_roll_exactly_when_the_gateway_cannot_reload_the_change(
     before, old = checksum_and_config(render())
     after, new = checksum_and_config(render({"gateway": gateway_values}))
     assert (before != after) == bool(restart_required(old, new))
+
+
+def test_http_port_closed_when_no_peer_is_allowed(render) -> None:
+    """Without the operator and with httpFrom empty, no rule admits anyone to port 8025."""
+    rendered = render(
+        {"operator": {"enabled": False}, "gateway": {"networkPolicy": {"httpFrom": []}}}
+    )
+    ingress = rendered.get("NetworkPolicy", "-gateway")["spec"]["ingress"]
+    assert [rule["ports"][0]["port"] for rule in ingress] == ["smtp"]
