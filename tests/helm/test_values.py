@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+import mxgate_gateway
 from mxgate_gateway.config.model import Limits, ProxyProtocol, SMTPOptions, TLSRPTSettings
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
@@ -168,3 +169,9 @@ def test_defaults_match_the_gateway_model_defaults(section, model) -> None:
     for key, value in _section(section).items():
         default = model.model_fields[_snake(key)].default
         assert (list(default) if isinstance(default, tuple) else default) == value, key
+
+
+def test_chart_app_version_is_the_package_version() -> None:
+    """The default image tag (appVersion) is the version the wheel in that image carries."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["appVersion"] == mxgate_gateway.__version__
