@@ -215,3 +215,14 @@ def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anythi
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=40)
+
+
+def test_dockerignore_lets_through_exactly_what_the_builder_copies() -> None:
+    """.dockerignore excludes everything but the builder stage's COPY sources (tests, venvs
+    and caches never reach the build context)."""
+    stage = parse_builder_stage((REPO / "Dockerfile").read_text(encoding="utf-8"))
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert rules[0] == "**"
+    included = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    assert included == {c.rstrip("/") for c in stage.copies}
