@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from test_crd_kube import install_crd, remove_crd
+from kube_helpers import install_crd, remove_crd
 
 from kubeplane.plugin import Runner
 from mxgate_operator.render.certificates import plan_certificates

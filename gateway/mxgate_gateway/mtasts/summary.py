@@ -7,6 +7,7 @@ Every dimension is bounded whatever the input. Must not do I/O, log, or touch me
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import deque
 from collections.abc import Mapping
@@ -86,12 +87,14 @@ class TLSRPTSummary:
         self.failures = dict.fromkeys((*RESULT_TYPES, OTHER), 0)
         self.organizations: dict[str, _Org] = {}
         self.untracked = _Org()
-        self._ids: deque[tuple[str, str]] = deque(maxlen=max_report_ids)
-        self._id_set: set[tuple[str, str]] = set()
+        self._ids: deque[bytes] = deque(maxlen=max_report_ids)
+        self._id_set: set[bytes] = set()
 
     def seen(self, report: Report) -> bool:
         """True if this (organisation, report-id) was already counted; else remember it."""
-        key = (report.organization_name, report.report_id)
+        # A 32-byte digest, not the strings: memory stays ~100 bytes per id, whatever is sent.
+        raw = f"{report.organization_name}\0{report.report_id}".encode("utf-8", "replace")
+        key = hashlib.sha256(raw).digest()
         if key in self._id_set:
             return True
         if len(self._ids) == self._ids.maxlen:
