@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
 import yaml
@@ -179,7 +180,8 @@ async def gateway(
 
 async def test_audit_report_equals_what_was_sent(gateway: StartGateway) -> None:
     """In audit mode all mail flows, and /report counts exactly what the generator sent."""
-    ledger, merged = await run_mix(*await gateway({"mode": "audit"}), 30)
+    smtp_port, http_port = await gateway({"mode": "audit"})
+    ledger, merged = await run_mix(smtp_port, http_port, 30)
     out = ledger["outcomes"]
     assert ledger["sent"] == {"TLSv1.3": 12, "TLSv1.2": 8, "none": 10}
     # every third message of each class carries the reject marker
@@ -216,6 +218,15 @@ async def test_audit_report_equals_what_was_sent(gateway: StartGateway) -> None:
         assert sum(e["messages"] for e in top) == 10
         nets = s["top_plaintext_client_networks"]
         assert sorted(e["name"] for e in nets) == ledger["plaintext_client_networks"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{http_port}/metrics") as resp,
+    ):
+        metrics = await resp.text()
+    # the metric agrees with the report: one decision per message, not one per MAIL and RCPT
+    for action, n in (("accept", 20), ("would_refuse", 10)):
+        line = f'mxgate_policy_decisions_total{{action="{action}",mode="audit",rule="(default)"}}'
+        assert f"{line} {n}.0" in metrics
 
 
 async def test_require_refuses_exactly_what_audit_predicted(gateway: StartGateway) -> None:

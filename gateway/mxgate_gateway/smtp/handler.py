@@ -274,9 +274,10 @@ class EdgeHandler:
         )
 
     def _count_decision(self, decision: Decision) -> None:
-        self.metrics.policy_decisions.labels(
-            decision.rule_id, decision.mode.value, decision.action.value
-        ).inc()
+        if not decision.carried:  # an RCPT decision repeating MAIL's is counted once, like /report
+            self.metrics.policy_decisions.labels(
+                decision.rule_id, decision.mode.value, decision.action.value
+            ).inc()
         if self.report is not None:
             self.report.record_decision(decision)
 
