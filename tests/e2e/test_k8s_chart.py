@@ -187,3 +187,32 @@ def test_invalid_example_is_refused_with_its_message(
     )
     assert done.returncode != 0
     assert expected_refusal(path) in done.stderr
+
+
+def test_upgrade_changes_values_and_uninstall_keeps_crd_and_policies(
+    helm: Runner, kubectl: Runner, cert_manager_crds: Path
+) -> None:
+    """helm upgrade applies changed values; helm uninstall removes the release, keeps the CRD."""
+    up = install(helm, kubectl, name="up", own_crds=True)
+    ns = up.namespace
+    helm("upgrade", "up", str(CHART), "-n", ns, *REQUIRED_VALUES,
+         "--set", "gateway.replicaCount=3", "--set", "gateway.policy.mode=audit")  # fmt: skip
+    deploy = kubectl.json("get", "deployment", f"{up.fullname}-gateway", "-n", ns)
+    assert deploy["spec"]["replicas"] == 3
+    config = kubectl.json("get", "configmap", f"{up.fullname}-gateway-config", "-n", ns)
+    assert yaml.safe_load(config["data"]["config.yaml"])["policy"]["mode"] == "audit"
+    history = json.loads(helm("history", "up", "-n", ns, "-o", "json").stdout)
+    assert [h["revision"] for h in history] == [1, 2]
+
+    example = CHART.parents[1] / "examples" / "tlspolicy-audit-inbound.yaml"
+    kubectl("apply", "-n", ns, "-f", str(example))
+    helm("uninstall", "up", "-n", ns)
+    gone = kubectl("get", "deployment", f"{up.fullname}-gateway", "-n", ns, check=False)
+    assert gone.returncode != 0
+    assert "NotFound" in gone.stderr
+    crd = kubectl.json("get", "crd", "tlspolicies.mxgate.io")
+    assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Established"] == "True"
+    policies = kubectl.json("get", "tlspolicies", "-n", ns)["items"]
+    assert [p["metadata"]["name"] for p in policies] == [
+        yaml.safe_load(example.read_text())["metadata"]["name"]
+    ]
