@@ -7,6 +7,7 @@ client that was told 250 here would prove mail loss.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -119,3 +120,21 @@ async def test_smtputf8_mail_to_an_upstream_without_smtputf8_is_refused(
         assert (refused.code, refused.enhanced) == (550, "5.6.7")
         await client.close()
     assert fake.received == []
+
+
+async def test_client_leaving_during_a_slow_rcpt_releases_the_upstream(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """The client hangs up while the upstream sits on RCPT: the gateway hangs up too,
+    long before the upstream timeout, instead of holding a half-open transaction."""
+    fake.mode = "stall_rcpt"
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "timeout": 60, "tls": "none"}
+    async with Gateway(gateway_config(fake.port, tls_files, upstreams=[upstream])) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        await client.send(b"RCPT TO:<alice@accepted.test>\r\n")
+        await asyncio.sleep(0.3)  # the RCPT is now waiting at the upstream
+        await client.close()
+        await asyncio.wait_for(fake.hung_up.wait(), 5)

@@ -15,13 +15,15 @@ class FakeUpstream:
     """A fake SMTP upstream. ``mode``: ``stall_data`` (never answers the dot),
     ``drop_data`` (closes mid-DATA), ``stall_greeting`` (never says 220),
     ``broken_starttls`` (offers STARTTLS, then answers the handshake with garbage;
-    a plaintext session after that is accepted with 250 at the dot)."""
+    a plaintext session after that is accepted with 250 at the dot),
+    ``stall_rcpt`` (never answers RCPT; ``hung_up`` is set when the gateway hangs up)."""
 
     mode: str
     received: list[bytes] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    hung_up: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -68,10 +70,13 @@ class FakeUpstream:
             elif verb == b"DATA":
                 writer.write(b"354 go ahead\r\n")
                 in_data = True
+            elif verb == b"RCPT" and self.mode == "stall_rcpt":
+                continue  # never answer; wait to see whether the gateway hangs up
             elif verb == b"QUIT":
                 writer.write(b"221 bye\r\n")
                 break
             else:
                 writer.write(b"250 ok\r\n")
             await writer.drain()
+        self.hung_up.set()
         writer.close()

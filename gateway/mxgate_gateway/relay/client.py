@@ -8,6 +8,7 @@ log message content, or retry a message after the upstream has seen DATA.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -109,6 +110,9 @@ class UpstreamTransaction:
             outcome = from_reply(response.code, response.message, self.upstream.address)
         except aiosmtplib.SMTPResponseException as exc:
             outcome = from_reply(exc.code, exc.message, self.upstream.address)
+        except asyncio.CancelledError:
+            self._break(TimeoutError())
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure here must become a 4xx
             outcome = self._break(exc)
         self._observe("data", time.monotonic() - started)
@@ -131,6 +135,9 @@ class UpstreamTransaction:
             response = await self._smtp.execute_command(
                 verb.encode("ascii"), *args, timeout=self.upstream.timeout
             )
+        except asyncio.CancelledError:  # our client went away mid-command: desynced, drop it
+            self._break(TimeoutError())
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure here must become a 4xx
             return self._break(exc)
         return from_reply(response.code, response.message, self.upstream.address)
@@ -163,6 +170,9 @@ async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | Non
     try:
         await smtp.connect(timeout=upstream.connect_timeout)
         await smtp.ehlo()
+    except asyncio.CancelledError:
+        smtp.close()
+        raise
     except Exception as exc:  # noqa: BLE001 - try the next upstream
         smtp.close()
         kind = _classify(exc)
@@ -176,6 +186,9 @@ async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | Non
             raise ssl.SSLError("upstream does not offer STARTTLS")
         await smtp.starttls(tls_context=ctx, server_hostname=host)
         await smtp.ehlo()
+    except asyncio.CancelledError:
+        smtp.close()
+        raise
     except Exception:  # noqa: BLE001 - TLS failure
         smtp.close()
         if upstream.tls is UpstreamTLS.OPPORTUNISTIC:  # like an MTA: retry once in plaintext
