@@ -57,6 +57,8 @@ class Runner:
     ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
         env.pop("HELM_NAMESPACE", None)
+        # kubectl's discovery cache goes next to the kubeconfig, never into ~/.kube.
+        env["KUBECACHEDIR"] = str(self.kubeconfig.parent / "kube-cache")
         argv = [str(self.binary), *args]
         done = subprocess.run(
             argv,
