@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from mxgate_gateway.config.model import MTASTS, MTASTSMode, MTASTSPolicy, TLSRPTSettings
 from mxgate_gateway.mtasts.http import GZIP, JSON, add_routes
@@ -185,3 +186,15 @@ async def test_intake_disabled_gets_404(served: Served) -> None:
     status, body = await served.post(RFC_EXAMPLE, JSON)
     assert (status, body["error"]) == (404, "disabled")
     assert served.recorder.summary.as_dict()["reports"]["accepted"] == 0
+
+
+async def test_logs_name_the_outcome_never_the_report_contents(served: Served) -> None:
+    """Intake logs carry counts and the organisation, never contact, ids or addresses."""
+    with capture_logs() as logs:
+        await served.post(RFC_EXAMPLE, JSON)
+        await served.post(b"{}", JSON)
+    events = [e["event"] for e in logs]
+    assert events == ["tlsrpt_report_accepted", "tlsrpt_report_rejected"]
+    text = repr(logs)
+    for secret in ("sts-reporting@company-x.example", "5065427c", "2001:db8", "203.0.113"):
+        assert secret not in text

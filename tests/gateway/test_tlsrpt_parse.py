@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mxgate_gateway.mtasts.tlsrpt import (
     ErrorKind,
@@ -284,3 +286,48 @@ def test_unknown_types_and_extra_fields_are_accepted() -> None:
     report = parse(as_json(doc))
     assert isinstance(report, Report)
     assert report.policies[0].policy_type == "future-type"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=512), gzipped=st.booleans())
+def test_arbitrary_bytes_never_raise(body: bytes, gzipped: bool) -> None:
+    """Any byte string, as gzip or JSON, yields a Report or a ReportError, never an exception."""
+    assert isinstance(parse(body, gzipped=gzipped), Report | ReportError)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    path=st.lists(
+        st.sampled_from(["policies", 0, "policy", "summary", "failure-details", "date-range"]),
+        min_size=1,
+        max_size=4,
+    ),
+    value=JSON_VALUES,
+)
+def test_any_value_anywhere_never_raises(path: list[str | int], value: Any) -> None:
+    """Replacing any part of the RFC example with any JSON value yields a value, never raises."""
+    doc: Any = example()
+    node = doc
+    for part in path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    try:
+        node[path[-1]] = value
+    except (IndexError, TypeError):
+        return
+    result = parse(as_json(doc))
+    assert isinstance(result, Report | ReportError)
+    if isinstance(result, ReportError):
+        assert result.path
+        assert result.message

@@ -40,7 +40,10 @@ _READ_CHUNK = 65_536
 MTASTSSource = Callable[[], MTASTS | None]
 """Returns the ``mta_sts`` section of the current config snapshot (None: not configured)."""
 
-log = structlog.get_logger("mxgate.mtasts")
+
+def _log() -> Any:
+    """Looked up per event, so log capture in tests sees it even after caching loggers."""
+    return structlog.get_logger("mxgate.mtasts")
 
 
 def policy_for_host(section: MTASTS | None, host_header: str | None) -> MTASTSPolicy | None:
@@ -88,7 +91,7 @@ async def _tlsrpt_view(
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if ctype not in (GZIP, JSON) or encoding != "identity":
         recorder.other_outcome("unsupported_media_type")
-        log.info("tlsrpt_report_rejected", reason="unsupported_media_type")
+        _log().info("tlsrpt_report_rejected", reason="unsupported_media_type")
         return _error(415, "unsupported_media_type", f"send {GZIP} or {JSON}, unencoded")
     limit = settings.max_compressed_bytes
     body = await _read_capped(request, limit)
@@ -121,14 +124,14 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
 
 def _refuse(recorder: TLSRPTRecorder, error: ReportError) -> web.Response:
     recorder.refused(error.kind)
-    log.info("tlsrpt_report_rejected", reason=error.kind.value, field=error.path)
+    _log().info("tlsrpt_report_rejected", reason=error.kind.value, field=error.path)
     status = 413 if error.kind is ErrorKind.TOO_LARGE else 400
     return _error(status, error.kind.value, f"{error.path}: {error.message}", field=error.path)
 
 
 def _accept(recorder: TLSRPTRecorder, report: Report) -> web.Response:
     fresh = recorder.accepted(report)
-    log.info(
+    _log().info(
         "tlsrpt_report_accepted" if fresh else "tlsrpt_report_duplicate",
         organization=organization_key(report.organization_name),
         policies=len(report.policies),
