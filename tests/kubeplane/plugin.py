@@ -34,6 +34,7 @@ KUBE_FIXTURES = frozenset(
     }
 )
 _TOOLS = pytest.StashKey[Tools | Unavailable | BuildFailed]()
+_STARTED = pytest.StashKey[str]()
 
 
 class CommandFailed(AssertionError):
@@ -127,6 +128,13 @@ def pytest_collection_modifyitems(
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line saying how long the control plane took to become ready, if it ran."""
+    line = config.stash.get(_STARTED, None)
+    if line is not None:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def kube_tools(pytestconfig: pytest.Config) -> Tools:
     """Paths of helm, kube-apiserver, etcd and kubectl (built or reused at collection)."""
@@ -140,11 +148,15 @@ def kube_tools(pytestconfig: pytest.Config) -> Tools:
 
 @pytest.fixture(scope="session")
 def kube_control_plane(
-    kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory
+    kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver on loopback for the whole session; stopped by PID at the end."""
     plane = ControlPlane(tools=kube_tools, workdir=tmp_path_factory.mktemp("kubeplane"))
     plane.start()
+    pytestconfig.stash[_STARTED] = (
+        f"kubeplane: etcd + {kube_tools.kube_apiserver.name} at {plane.server} ready in "
+        f"{plane.startup_seconds:.1f} s (logs in {plane.workdir})"
+    )
     try:
         yield plane
     finally:
