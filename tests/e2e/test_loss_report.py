@@ -211,6 +211,8 @@ async def test_audit_report_equals_what_was_sent(gateway: StartGateway) -> None:
             "sender_domains": len(ledger["plaintext_sender_domains"]),
             "client_networks": len(ledger["plaintext_client_networks"]),
             "exact": True,
+            "sender_domains_exact": True,
+            "client_networks_exact": True,
             "upstream": {"accepted": 6, "rejected": 4, "unknown": 0},
         }
         top = s["top_plaintext_sender_domains"]

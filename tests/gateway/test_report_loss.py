@@ -67,6 +67,8 @@ def test_report_arithmetic() -> None:
         "sender_domains": 3,  # spam.test, legacy.test and the null sender <>
         "client_networks": 3,  # 127.9.9.0/24, 127.8.0.0/24, 2001:db8:1::/48
         "exact": True,
+        "sender_domains_exact": True,
+        "client_networks_exact": True,
         "upstream": {"accepted": 1, "rejected": 2, "unknown": 1},
     }
     assert s["top_plaintext_sender_domains"] == [

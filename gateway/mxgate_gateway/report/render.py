@@ -51,13 +51,14 @@ def _by_tls(title: str, total: Mapping[str, int], window: Mapping[str, int], w: 
 def _counterfactual(period: Mapping[str, Any], label: str) -> list[str]:
     cf = period["if_starttls_required"]
     up = cf["upstream"]
-    approx = "" if cf["exact"] else "~"
+    approx_senders = "" if cf.get("sender_domains_exact", cf["exact"]) else "~"
+    approx_networks = "" if cf.get("client_networks_exact", cf["exact"]) else "~"
     refused, total = cf["refused_messages"], cf["of_messages"]
     judged = up["accepted"] + up["rejected"]
     return [
         f"  {label}: {refused} of {total} messages ({cf['percent']:.1f}%) from"
-        f" {approx}{cf['sender_domains']} distinct sender domains and"
-        f" {approx}{cf['client_networks']} client networks would have been refused.",
+        f" {approx_senders}{cf['sender_domains']} distinct sender domains and"
+        f" {approx_networks}{cf['client_networks']} client networks would have been refused.",
         f"    At the upstream those plaintext messages were: {up['accepted']} accepted,"
         f" {up['rejected']} rejected ({_pct(up['rejected'], judged)} of judged),"
         f" {up['unknown']} without a verdict.",

@@ -100,6 +100,8 @@ class Tally:
                 "sender_domains": self.senders.distinct.estimate(),
                 "client_networks": self.networks.distinct.estimate(),
                 "exact": self.senders.distinct.is_exact and self.networks.distinct.is_exact,
+                "sender_domains_exact": self.senders.distinct.is_exact,
+                "client_networks_exact": self.networks.distinct.is_exact,
                 "upstream": {v: self.upstream[("none", v)] for v in VERDICTS},
             },
             "top_plaintext_sender_domains": _top(self.senders.top, top_shown),
