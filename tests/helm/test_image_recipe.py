@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,8 +183,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], deadline: float) -> int:
 def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anything(
     image_venv: Path, render, tmp_path: Path, missing: str
 ) -> None:
-    """With an optional mount still empty (no policy.json, or no tls.crt) the pod must start:
-    live (and, without TLS material, not ready) rather than crash-looping."""
+    """With an optional mount still empty the pod starts instead of crash-looping: without
+    policy.json it is ready; without tls.crt it is live, not ready, and ready once it appears."""
     config = render().gateway_config()
     http = _free_port()
     config["listen"]["smtp"] = f"127.0.0.1:{_free_port()}"
@@ -211,10 +212,25 @@ def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anythi
     )
     try:
         _wait_ready(f"http://127.0.0.1:{http}/livez", proc, deadline=30)
+        if missing == "tls":
+            assert _status(f"http://127.0.0.1:{http}/readyz") == 503
+            # cert-manager writes the Secret; the kubelet updates the mount; the pod turns ready.
+            cert = trustme.CA().issue_cert(config["hostname"])
+            cert.private_key_pem.write_to_path(tmp_path / "tls" / "tls.key")
+            cert.cert_chain_pems[0].write_to_path(tmp_path / "tls" / "tls.crt")
+        assert _wait_ready(f"http://127.0.0.1:{http}/readyz", proc, deadline=30) == 200
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=40)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def test_dockerignore_lets_through_exactly_what_the_builder_copies() -> None:
