@@ -6,6 +6,7 @@ the chart renders, reports ready and exits cleanly on SIGTERM.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -242,3 +243,23 @@ def test_dockerignore_lets_through_exactly_what_the_builder_copies() -> None:
     assert rules[0] == "**"
     included = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
     assert included == {c.rstrip("/") for c in stage.copies}
+
+
+def test_final_stage_runs_what_the_chart_expects(render) -> None:
+    """Same base as the builder (the venv's interpreter), the chart's UID, its ports, and its
+    default command is the chart's gateway command."""
+    text = re.sub(r"\\\n\s*", " ", (REPO / "Dockerfile").read_text(encoding="utf-8"))
+    froms = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert froms == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, re.MULTILINE)
+    final = text.split("\nFROM ", 2)[2]
+    assert "COPY --from=builder /opt/mxgate /opt/mxgate" in final
+    pod = render().get("Deployment", "-gateway")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    uid = pod["securityContext"]["runAsUser"]
+    assert re.search(rf"^USER {uid}:{uid}$", final, re.MULTILINE)
+    exposed = {int(p) for p in re.findall(r"^EXPOSE (.+)$", final, re.MULTILINE)[0].split()}
+    assert exposed == {p["containerPort"] for p in container["ports"]}
+    entrypoint = json.loads(re.findall(r"^ENTRYPOINT (.+)$", final, re.MULTILINE)[0])
+    cmd = json.loads(re.findall(r"^CMD (.+)$", final, re.MULTILINE)[0])
+    assert entrypoint + cmd == container["command"] + container["args"]
