@@ -4,7 +4,7 @@
 that refuses messages carrying the generator's reject marker at end of DATA. The
 generator runs as its own process from 127.x.y.z addresses, and `mxgate report`
 fetches /report over HTTP; every number in the report must equal the generator's
-ledger. Runtime: 7-25 s depending on machine load (three gateway starts, one Postfix).
+ledger. Runtime: about 11 s on an idle machine (five gateway starts, one Postfix).
 """
 
 from __future__ import annotations
@@ -140,20 +140,33 @@ MIX = ["--tls13", "12", "--tls12", "8", "--plaintext", "10"]
 MIX += ["--sender-domains", "4", "--client-networks", "3", "--reject-every", "3"]
 
 
-async def run_mix(smtp: int, http: int, sessions: int) -> tuple[dict[str, Any], Any]:
-    """Send the mix with bench.traffic, then read the report with `mxgate report --json`."""
-    ledger = await run_json(
-        sys.executable, "-m", "bench.traffic", "--smtp", f"127.0.0.1:{smtp}", *MIX, "--json"
+async def send(smtp: int, mix: list[str]) -> dict[str, Any]:
+    """Send a mix with bench.traffic (a process); return its ledger."""
+    return await run_json(
+        sys.executable, "-m", "bench.traffic", "--smtp", f"127.0.0.1:{smtp}", *mix, "--json"
     )
-    url = f"http://127.0.0.1:{http}"
-    report = [str(MXGATE), "report", "--url", url, "--json"]
+
+
+async def read_report(http_ports: list[int], sessions: int) -> Any:
+    """`mxgate report --json` over these gateways, once all ``sessions`` have ended."""
+    report = [str(MXGATE), "report", "--json"]
+    for port in http_ports:
+        report += ["--url", f"http://127.0.0.1:{port}"]
     # Sessions are counted when the server side closes, just after the client's QUIT.
     for _ in range(100):
         merged = await run_json(*report)
-        if sum(merged["since_start"]["sessions"].values()) >= sessions:
-            break
+        seen = sum(merged["since_start"]["sessions"].values())
+        if seen == sessions:
+            return merged
+        assert seen < sessions, f"{seen} sessions counted, {sessions} sent"
         await asyncio.sleep(0.1)
-    return ledger, merged
+    pytest.fail(f"only {seen} of {sessions} sessions were counted")
+
+
+async def run_mix(smtp: int, http: int, sessions: int) -> tuple[dict[str, Any], Any]:
+    """Send MIX, then read the report."""
+    ledger = await send(smtp, MIX)
+    return ledger, await read_report([http], sessions)
 
 
 @pytest.fixture
@@ -260,4 +273,33 @@ async def test_a_tls13_rule_refuses_tls12_with_5_7_10(gateway: StartGateway) -> 
     rows = merged["since_start"]["rules"]
     assert rows == [
         {"rule": "tls13-only", "mode": "require", "accept": 12, "refuse": 18, "would_refuse": 0}
+    ]
+
+
+async def test_two_gateway_processes_merge_exactly(gateway: StartGateway) -> None:
+    """`mxgate report --url A --url B` adds two gateways' traffic exactly; distinct names union."""
+    (smtp_a, http_a), (smtp_b, http_b) = (
+        await gateway({"mode": "audit"}),
+        await gateway({"mode": "audit"}),
+    )
+    mix = ["--tls13", "3", "--tls12", "2", "--sender-domains", "3", "--reject-every", "2"]
+    ledger_a = await send(smtp_a, [*mix, "--plaintext", "6", "--client-networks", "2"])
+    ledger_b = await send(smtp_b, [*mix, "--plaintext", "4", "--client-networks", "3"])
+    merged = await read_report([http_a, http_b], 20)
+    assert merged["gateways"] == 2
+    s = merged["since_start"]
+    assert s["messages"] == {"TLSv1.3": 6, "TLSv1.2": 4, "none": 10}
+    cf = s["if_starttls_required"]
+    both = ledger_a["plaintext_sender_domains"] + ledger_b["plaintext_sender_domains"]
+    nets = ledger_a["plaintext_client_networks"] + ledger_b["plaintext_client_networks"]
+    assert (cf["refused_messages"], cf["of_messages"]) == (10, 20)
+    assert (cf["sender_domains"], cf["client_networks"]) == (len(set(both)), len(set(nets)))
+    rejected = sum(
+        ledger["outcomes"]["none"].get("upstream_rejected", 0) for ledger in (ledger_a, ledger_b)
+    )
+    assert cf["upstream"]["rejected"] == rejected
+    top = {e["name"]: e["messages"] for e in s["top_plaintext_sender_domains"]}
+    assert sum(top.values()) == 10
+    assert s["rules"] == [
+        {"rule": "(default)", "mode": "audit", "accept": 10, "refuse": 0, "would_refuse": 10}
     ]
