@@ -283,3 +283,21 @@ async def test_client_vanishing_mid_data_leaves_nothing_upstream(
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)  # give Postfix time to have queued anything it might have
     assert not postfix_upstream.holds(mark.encode())
+
+
+async def test_ipv6_listener_relays_and_names_the_ipv6_client(
+    postfix_upstream: Postfix, tls_files: dict[str, Path]
+) -> None:
+    """listen.smtp '[::1]:0' serves IPv6; the Received header carries [IPv6:::1]."""
+    mark = marker()
+    listen = {"smtp": "[::1]:0", "http": "127.0.0.1:0"}
+    async with Gateway(gateway_config(postfix_upstream.port, tls_files, listen=listen)) as gw:
+        client = await RawClient.connect(gw.smtp_port, host="::1")
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        assert (await client.cmd("RCPT TO:<bob@accepted.test>")).code == 250
+        await client.cmd("DATA")
+        assert (await client.cmd(f"Subject: {mark}\r\n\r\nx\r\n.".encode())).code == 250
+        await client.close()
+    message = postfix_upstream.wait_for(mark.encode(), "bob")
+    assert b"Received: from client.test ([IPv6:::1])" in message
