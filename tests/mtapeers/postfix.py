@@ -112,7 +112,7 @@ class Postfix:
             "delay_warning_time": "0",
         }
         base.update(self.settings)
-        self.conf.mkdir()
+        self.conf.mkdir(exist_ok=True)
         (self.conf / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in base.items()))
         smtpd = f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
         (self.conf / "master.cf").write_text(smtpd + SERVICES)
@@ -134,23 +134,40 @@ class Postfix:
             os.chown(self.queue / sub, uid, gid)
 
     def start(self, timeout: float = 15.0) -> None:
-        self._write_config()
+        """Start master in the foreground; retry on a fresh port if ours was taken."""
         self._make_dirs()
-        log = self.logfile.open("wb")
-        self._proc = subprocess.Popen(
-            [str(MASTER), "-c", str(self.conf), "-d"], stdout=log, stderr=subprocess.STDOUT
-        )
+        for _ in range(3):
+            self._write_config()
+            if self._launch(timeout):
+                return
+            self.port = free_port()  # someone took the port between probe and bind
+        raise RuntimeError(f"postfix {self.name} exited three times: {self.log()}")
+
+    def _launch(self, timeout: float) -> bool:
+        with self.logfile.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [str(MASTER), "-c", str(self.conf), "-d"], stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"postfix {self.name} exited: {self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 1),
-            ):
-                return
+                return False  # bind failures are logged to syslog, not to our log: retry
+            if self._greets():
+                return True
             time.sleep(0.1)
         raise RuntimeError(f"postfix {self.name} did not listen: {self.log()}")
+
+    def _greets(self) -> bool:
+        """True if *this* Postfix answers on our port (not some other listener)."""
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), 1) as s,
+        ):
+            s.settimeout(2)
+            banner = s.recv(200)
+            s.sendall(b"QUIT\r\n")
+            return banner.startswith(f"220 {self.name}.test ".encode())
+        return False
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
