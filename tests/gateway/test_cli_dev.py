@@ -13,9 +13,9 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from tests.gateway.test_relay_postfix import run
 
 from mtapeers.postfix import Postfix, free_port
+from mtapeers.procs import run
 from mxgate_gateway.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.conftest import gateway_config
 
+from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway

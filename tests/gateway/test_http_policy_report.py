@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import gateway_config
 
+from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway

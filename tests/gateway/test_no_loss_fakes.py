@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import gateway_config
 
 from mtapeers.fakes import FakeUpstream
+from mtapeers.gwconfig import gateway_config
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway
 

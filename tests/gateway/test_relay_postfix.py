@@ -5,38 +5,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
 import pytest
-from tests.conftest import gateway_config
 
+from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix, free_port
+from mtapeers.procs import run
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway
 
 pytestmark = pytest.mark.postfix
-
-
-@dataclass(frozen=True)
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def run(*argv: str, stdin: bytes = b"", timeout: float = 60) -> Done:
-    """Run a real client program without blocking the event loop the gateway runs on."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
 def marker() -> str:

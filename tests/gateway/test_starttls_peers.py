@@ -9,10 +9,10 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from tests.conftest import gateway_config
-from tests.gateway.test_relay_postfix import run
 
+from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
+from mtapeers.procs import run
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway
 
