@@ -16,6 +16,7 @@ from pathlib import Path
 from mxgate_gateway import __version__
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.errors import ConfigError, MxgateError
+from mxgate_gateway.policy.standards import standards_warnings
 from mxgate_gateway.report.cli import add_arguments as add_report_arguments
 from mxgate_gateway.report.cli import run as run_report
 from mxgate_gateway.settings import DevSettings, GatewaySettings
@@ -78,6 +79,8 @@ def check_config(path: Path, policy: Path | None) -> int:
         f"{path}: ok (hostname {config.hostname}, {len(config.domains)} domain(s), "
         f"{len(config.upstreams)} upstream(s), {len(config.policy.rules)} rule(s))"
     )
+    for field, message in standards_warnings(config):  # valid, but worth a second look
+        print(f"  warning: {field}: {message}", file=sys.stderr)
     return 0
 
 
