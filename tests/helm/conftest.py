@@ -8,6 +8,7 @@ Rendering is `helm template` only: nothing here talks to a cluster.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -155,11 +156,27 @@ def chart_tools() -> ChartTools:
     return ChartTools(REPO / ".venv-tools" / "bin")
 
 
+ValuesFileFn = Callable[..., Path]
 RenderFn = Callable[..., Rendered]
 
 
+@pytest.fixture(scope="session")
+def values_file(tmp_path_factory: pytest.TempPathFactory) -> ValuesFileFn:
+    """Write a values file: REQUIRED_VALUES deep-merged with overrides (or overrides alone)."""
+    directory = tmp_path_factory.mktemp("values")
+    counter = itertools.count()
+
+    def _write(overrides: Mapping[str, Any] | None = None, *, required: bool = True) -> Path:
+        values = merge(REQUIRED_VALUES if required else {}, overrides or {})
+        path = directory / f"values-{next(counter)}.yaml"
+        path.write_text(yaml.safe_dump(values), encoding="utf-8")
+        return path
+
+    return _write
+
+
 @pytest.fixture
-def render(helm_cli: Helm, tmp_path: Path) -> RenderFn:
+def render(helm_cli: Helm, values_file: ValuesFileFn) -> RenderFn:
     """Render the chart with REQUIRED_VALUES plus overrides; fail the test if helm refuses."""
 
     def _render(
@@ -169,10 +186,8 @@ def render(helm_cli: Helm, tmp_path: Path) -> RenderFn:
         required: bool = True,
         kube: str | None = None,
     ) -> Rendered:
-        values = merge(REQUIRED_VALUES if required else {}, overrides or {})
-        values_file = tmp_path / f"values-{len(list(tmp_path.iterdir()))}.yaml"
-        values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
-        done = helm_cli.run(*helm_cli.template_args(values_file, api_versions, kube=kube))
+        path = values_file(overrides, required=required)
+        done = helm_cli.run(*helm_cli.template_args(path, api_versions, kube=kube))
         docs = tuple(d for d in yaml.safe_load_all(done.stdout) if d)
         return Rendered(docs, done.stdout)
 
@@ -180,14 +195,14 @@ def render(helm_cli: Helm, tmp_path: Path) -> RenderFn:
 
 
 @pytest.fixture
-def refused(helm_cli: Helm, tmp_path: Path) -> Callable[[Mapping[str, Any]], str]:
-    """Render with values helm must refuse; return helm's error text (fail if it renders)."""
+def refused(helm_cli: Helm, values_file: ValuesFileFn) -> Callable[..., str]:
+    """Render values helm must refuse (REQUIRED_VALUES merged unless required=False);
+    return helm's error text, failing the test if it renders."""
 
-    def _refused(values: Mapping[str, Any]) -> str:
-        values_file = tmp_path / f"bad-{len(list(tmp_path.iterdir()))}.yaml"
-        values_file.write_text(yaml.safe_dump(dict(values)), encoding="utf-8")
-        done = helm_cli.run(*helm_cli.template_args(values_file), check=False)
-        assert done.returncode != 0, f"helm rendered values it should refuse: {values}"
+    def _refused(overrides: Mapping[str, Any], *, required: bool = True) -> str:
+        path = values_file(overrides, required=required)
+        done = helm_cli.run(*helm_cli.template_args(path), check=False)
+        assert done.returncode != 0, f"helm rendered values it should refuse: {overrides}"
         return done.stderr
 
     return _refused

@@ -48,22 +48,9 @@ def crd(kubectl) -> Iterator[None]:
 
 
 @pytest.fixture(params=["Warn", "Deny"])
-def admission(request, crd, kubectl, helm_cli, kube_namespace, tmp_path) -> Iterator[str]:
+def admission(request, crd, kubectl, helm_cli, kube_namespace, values_file) -> Iterator[str]:
     """The chart's admission policy and binding, rendered for a fresh namespace and applied."""
-    values = tmp_path / "values.yaml"
-    values.write_text(
-        yaml.safe_dump(
-            {
-                "admissionPolicy": {"action": request.param},
-                "gateway": {
-                    "hostname": "mx1.example.com",
-                    "domains": ["example.com"],
-                    "upstreams": [{"address": "postfix.mail.svc:25"}],
-                },
-            }
-        ),
-        encoding="utf-8",
-    )
+    values = values_file({"admissionPolicy": {"action": request.param}})
     args = helm_cli.template_args(values)
     args[args.index("--namespace") + 1] = kube_namespace
     manifest = helm_cli.run(*args, "--show-only", "templates/admission-policy.yaml").stdout

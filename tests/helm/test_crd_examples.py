@@ -45,21 +45,9 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def crd_schema(helm_cli, tmp_path_factory) -> dict[str, Any]:
+def crd_schema(helm_cli, values_file) -> dict[str, Any]:
     """The v1alpha1 openAPIV3Schema of the CRD the chart renders (not the source file)."""
-    values = tmp_path_factory.mktemp("crd") / "values.yaml"
-    values.write_text(
-        yaml.safe_dump(
-            {
-                "gateway": {
-                    "hostname": "mx1.example.com",
-                    "domains": ["example.com"],
-                    "upstreams": [{"address": "postfix.mail.svc:25"}],
-                }
-            }
-        ),
-        encoding="utf-8",
-    )
+    values = values_file()
     done = helm_cli.run(*helm_cli.template_args(values), "--show-only", "templates/crds.yaml")
     (crd,) = [d for d in yaml.safe_load_all(done.stdout) if d]
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]

@@ -9,26 +9,24 @@ from pathlib import Path
 import pytest
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
-REQUIRED = (
-    "--set", "gateway.hostname=mx1.example.com",
-    "--set", "gateway.domains={example.com}",
-    "--set", "gateway.upstreams[0].address=postfix.mail.svc:25",
-    # The CRD is cluster-wide and may belong to another test's release: leave it out.
-    "--set", "crds.enabled=false",
-)  # fmt: skip
+# The CRD is cluster-wide and may belong to another test's release: leave it out.
+NO_CRD = {"crds": {"enabled": False}}
 
 
-def _notes(helm, namespace: str, *values: str) -> str:
+def _notes(helm, values_file, namespace: str, *values: str) -> str:
     done = helm(
-        "install", "edge", str(CHART), "-n", namespace, "--dry-run=server", *REQUIRED, *values
-    )
+        "install", "edge", str(CHART), "-n", namespace, "--dry-run=server",
+        "--values", str(values_file(NO_CRD)), *values,
+    )  # fmt: skip
     assert "NOTES:" in done.stdout
     return done.stdout.split("NOTES:", 1)[1]
 
 
-def test_notes_tell_how_to_reach_the_mx_and_see_the_loss_report(helm, kube_namespace) -> None:
+def test_notes_tell_how_to_reach_the_mx_and_see_the_loss_report(
+    helm, values_file, kube_namespace
+) -> None:
     """The notes name the release's SMTP Service, TLS Secret, and the report commands."""
-    notes = _notes(helm, kube_namespace)
+    notes = _notes(helm, values_file, kube_namespace)
     assert f"kubectl -n {kube_namespace} get service edge-mxgate-gateway" in notes
     assert "secret/edge-mxgate-tls" in notes
     assert "port-forward service/edge-mxgate-gateway-http 8025:8025" in notes
@@ -50,6 +48,6 @@ def test_notes_tell_how_to_reach_the_mx_and_see_the_loss_report(helm, kube_names
     ],
     ids=["deny", "no-tls", "proxy"],
 )  # fmt: skip
-def test_notes_follow_the_values(helm, kube_namespace, values, expected) -> None:
+def test_notes_follow_the_values(helm, values_file, kube_namespace, values, expected) -> None:
     """Deny, TLS off and PROXY protocol each change what the notes say."""
-    assert expected in _notes(helm, kube_namespace, *values)
+    assert expected in _notes(helm, values_file, kube_namespace, *values)

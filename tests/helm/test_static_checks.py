@@ -103,21 +103,9 @@ def test_checkov_flags_a_privileged_container(chart_tools, tmp_path: Path) -> No
     assert ("CKV_K8S_16", "Pod.mail.bad") in _checkov(chart_tools, manifest)
 
 
-def test_helm_lint_strict_passes(helm_cli, tmp_path: Path, kube_release: str) -> None:
+def test_helm_lint_strict_passes(helm_cli, values_file, kube_release: str) -> None:
     """`helm lint --strict` reports no warning, with the required values set."""
-    values = tmp_path / "values.yaml"
-    values.write_text(
-        yaml.safe_dump(
-            {
-                "gateway": {
-                    "hostname": "mx1.example.com",
-                    "domains": ["example.com"],
-                    "upstreams": [{"address": "postfix.mail.svc:25"}],
-                }
-            }
-        ),
-        encoding="utf-8",
-    )
+    values = values_file()
     done = helm_cli.run(
         "lint", "--strict", str(REPO / "helm" / "mxgate"), "--values", str(values),
         "--namespace", "mail", "--kube-version", kube_release,
