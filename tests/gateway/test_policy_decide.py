@@ -5,6 +5,8 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mxgate_gateway.config.model import Listener, Mode, Policy
 from mxgate_gateway.policy import (
@@ -216,3 +218,57 @@ def test_ipv4_mapped_client_matches_ipv4_rules() -> None:
         {"id": "net", "mode": "require", "scope": {"client_cidrs": ["192.0.2.0/24"]}},
     )
     assert decide_mail(pol, facts(PLAIN, ip="::ffff:192.0.2.1"), None).rule_id == "net"
+
+
+_rules = st.lists(
+    st.builds(
+        lambda i, mode, v, scope: {
+            "id": f"r{i}",
+            "mode": mode,
+            "min_tls_version": v,
+            "scope": scope,
+        },
+        st.integers(0, 99),
+        st.sampled_from(["opportunistic", "audit", "require"]),
+        st.sampled_from(["1.2", "1.3"]),
+        st.sampled_from(
+            [
+                {"sender_domains": ["*.test"]},
+                {"recipient_domains": ["x.test"]},
+                {"client_cidrs": ["192.0.2.0/24"]},
+                {"client_cidrs": ["::/0"], "sender_domains": ["s.test"]},
+            ]
+        ),
+    ),
+    max_size=5,
+    unique_by=lambda r: r["id"],
+)
+
+
+@given(
+    st.sampled_from(["opportunistic", "audit", "require"]),
+    _rules,
+    st.sampled_from([TLS13, TLS12, PLAIN]),
+    st.sampled_from(["192.0.2.7", "2001:db8::7"]),
+    st.sampled_from([None, "s.test", "other.example"]),
+)
+def test_every_decision_is_consistent(
+    mode: str, rules: list[dict[str, object]], tls: str | None, ip: str, sender: str | None
+) -> None:
+    """Whatever the rules: the action follows the mode, replies come only with REFUSE."""
+    pol = policy(mode, *rules)
+    ids = {r.id: r for r in pol.rules}
+    f = facts(tls, ip)
+    for d in (decide_mail(pol, f, sender), decide_rcpt(pol, f, sender, "x.test")):
+        rule = ids.get(d.rule_id)
+        assert rule is not None or d.rule_id == DEFAULT_RULE_ID
+        assert d.mode is (rule.mode if rule else Mode(mode))
+        if d.shortfall is Shortfall.NONE or d.mode is Mode.OPPORTUNISTIC:
+            assert d.action is Action.ACCEPT
+        elif d.mode is Mode.AUDIT:
+            assert d.action is Action.WOULD_REFUSE
+        else:
+            assert d.action is Action.REFUSE
+        assert (d.reply is not None) is (d.action is Action.REFUSE)
+        if d.stage is Stage.MAIL:
+            assert rule is None or not rule.scope.recipient_domains
