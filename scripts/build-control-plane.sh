@@ -2,9 +2,11 @@
 # Build (or reuse) the pinned Kubernetes tools the test suite runs against, from Go modules:
 #   helm            helm.sh/helm/v3/cmd/helm           (pinned below)
 #   kube-apiserver  k8s.io/kubernetes/cmd/kube-apiserver via the wrapper module tools/k8s/kube-apiserver
-#   cert-manager-crds  cert-manager's CRD YAML from its Go module zip (no controller: see below)
+#   cert-manager-crds  cert-manager's CRD YAML from its Go module zip
+#   cert-manager    cert-manager's certificate controllers (CA, SelfSigned) via tools/k8s/cert-manager
 # Binaries are cached outside the repo in ~/.cache/mxgate/bin/<tool>-<version>, keyed by version.
-# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|cert-manager-crds|all] (default all)
+# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|cert-manager-crds|cert-manager|all]
+#        (default all)
 #        MXGATE_REBUILD=1 rebuilds even when a cached binary exists.
 # Prints one line per tool: "<tool> <version> <built|cached|fetched> <path>". Exit 3: no Go.
 # etcd comes from Debian's etcd-server package and kubectl from the machine (not built here).
@@ -14,8 +16,9 @@ ROOT=$PWD
 
 HELM_VERSION=v3.20.2
 HELM_K8S_MINOR=35 # helm v3.20.2 builds with k8s.io/client-go v0.35.x
-# cert-manager's controller module (cmd/controller) is not on the module proxy; its CRDs are,
-# inside the main module's zip (deploy/crds). The tests install these real CRDs only.
+# cert-manager's controller module (cmd/controller) is not on the module proxy; its main
+# module is: the CRDs come from its zip (deploy/crds) and its certificate controllers are
+# built by a small wrapper main (tools/k8s/cert-manager). Keep in sync with that go.mod.
 CERT_MANAGER_VERSION=v1.21.2
 # Keep in sync with tools/k8s/kube-apiserver/go.mod (require + staging replaces at v0.35.4).
 KUBE_VERSION=v1.35.4
@@ -102,18 +105,29 @@ cert_manager_crds() {
   echo "cert-manager-crds $CERT_MANAGER_VERSION fetched $out"
 }
 
+build_cert_manager() {
+  local dest=$1
+  (cd "$ROOT/tools/k8s/cert-manager" &&
+    go build -p "$GO_P" -trimpath -ldflags "-s -w" -o "$dest" .)
+}
+# The wrapper holds a small main of ours: key its cache by the release and by its sources.
+CM_KEY=$CERT_MANAGER_VERSION-$(cat tools/k8s/cert-manager/{go.mod,go.sum,main.go} |
+  sha256sum | cut -c1-8)
+
 what=${1:-all}
 case $what in
   helm) locked_build helm "$HELM_VERSION" build_helm ;;
   kube-apiserver) locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver ;;
   cert-manager-crds) cert_manager_crds ;;
+  cert-manager) locked_build cert-manager-controller "$CM_KEY" build_cert_manager ;;
   all)
     locked_build helm "$HELM_VERSION" build_helm
     locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver
     cert_manager_crds
+    locked_build cert-manager-controller "$CM_KEY" build_cert_manager
     ;;
   *)
-    echo "usage: $0 [helm|kube-apiserver|cert-manager-crds|all]" >&2
+    echo "usage: $0 [helm|kube-apiserver|cert-manager-crds|cert-manager|all]" >&2
     exit 2
     ;;
 esac

@@ -4,8 +4,9 @@ each policy's status.observed.
 
 The gateway runs the chart's own command, args and config ConfigMap; loopback forces only
 the listen ports and the TLS file paths (set through gateway.extraConfig) and the report
-port the operator dials. No cert-manager controller runs: the test issues the Certificate's
-Secret itself (a throwaway CA), as cert-manager would, and the kubelet part mounts it.
+port the operator dials. cert-manager is real too: its own controllers (built from its Go
+module) issue the operator's Certificate from a CA Issuer, and the kubelet part mounts the
+Secret they write.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import smtplib
 import ssl
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from aiosmtpd.controller import Controller
 
+from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import free_port
 from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner, TokenMinter
@@ -86,7 +87,7 @@ class MailStack:
     gateway: Workload
     operator: Workload
     sink: Sink
-    ca: trustme.CA
+    ca_pem: bytes
     smtp_port: int
     http_port: int
 
@@ -100,7 +101,7 @@ class MailStack:
             names: tuple[str, ...] = ()
             if starttls:
                 ctx = ssl.create_default_context()
-                self.ca.configure_trust(ctx)
+                ctx.load_verify_locations(cadata=self.ca_pem.decode())
                 ctx.check_hostname = False  # we dial 127.0.0.1; the SAN is checked below
                 client.starttls(context=ctx)
                 client.ehlo("client.example")
@@ -124,15 +125,6 @@ class MailStack:
         with urllib.request.urlopen(url, timeout=5) as resp:
             data: dict[str, Any] = json.loads(resp.read())
         return data
-
-
-def issue_tls_secret(kubectl: Runner, ns: str, name: str, ca: trustme.CA, workdir: Path) -> None:
-    """Write the Secret cert-manager would write for the Certificate (kubernetes.io/tls)."""
-    leaf = ca.issue_cert(HOST)
-    crt, key = workdir / "tls.crt", workdir / "tls.key"
-    crt.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    key.write_bytes(leaf.private_key_pem.bytes())
-    kubectl("create", "secret", "tls", name, "-n", ns, f"--cert={crt}", f"--key={key}")
 
 
 def register_gateway_pod(kubectl: Runner, release: Release) -> None:
@@ -170,10 +162,10 @@ def mail(
     helm: Runner,
     kubectl: Runner,
     kube_token: TokenMinter,
-    cert_manager_crds: Path,
+    cert_manager: CertManager,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[MailStack]:
-    """Chart + operator (SA token) + policies + kubelet-mounted local gateway + upstream sink."""
+    """Chart + cert-manager + operator (SA token) + policies + kubelet-mounted local gateway."""
     root = tmp_path_factory.mktemp("pod")
     sink = Sink()
     sink_port, smtp_port, http_port = free_port(), free_port(), free_port()
@@ -196,7 +188,10 @@ def mail(
         {"MXGATE_GATEWAY_HTTP_PORT": str(http_port)},  # one IP for every pod on loopback
     )  # fmt: skip
     gateway: Workload | None = None
+    stack = ExitStack()
     try:
+        stack.enter_context(cert_manager.running(release.namespace))
+        ca_pem = cert_manager.ca_issuer(release.namespace, "ca")  # the policies' issuerRef
         operator.start()
         kubectl("apply", "-n", release.namespace, "-f", "-", stdin=POLICIES)
         cert = eventually(
@@ -204,15 +199,24 @@ def mail(
                      or [None])[0],
             CONVERGE_S, "the operator's Certificate",
         )  # fmt: skip
-        ca = trustme.CA()
-        issue_tls_secret(kubectl, release.namespace, cert["spec"]["secretName"], ca, root)
+        secret = cert["spec"]["secretName"]
+        eventually(
+            lambda: (
+                True
+                if kubectl("get", "secret", secret, "-n", release.namespace, check=False).returncode
+                == 0
+                else None
+            ),
+            CONVERGE_S,
+            f"cert-manager to write Secret {secret}",
+        )
         kubelet = LocalKubelet(
             kubectl, release.namespace, release.pod_spec("gateway"), "gateway", root
         )
         eventually(
-            lambda: True if "policy" in kubelet.sync() or _has(kubelet, "policy") else None,
+            lambda: _mounted(kubelet, "policy", "tls"),
             CONVERGE_S,
-            "the policy ConfigMap to be mountable",
+            "the policy ConfigMap and TLS Secret to be mounted",
         )
         container = release.container("gateway")
         argv = [
@@ -229,17 +233,21 @@ def mail(
         gateway.start()
         register_gateway_pod(kubectl, release)
         yield MailStack(
-            release, kubectl, kubelet, gateway, operator, sink, ca, smtp_port, http_port
+            release, kubectl, kubelet, gateway, operator, sink, ca_pem, smtp_port, http_port
         )
     finally:
         if gateway is not None:
             gateway.stop()
         operator.stop()
+        stack.close()
         controller.stop()
 
 
-def _has(kubelet: LocalKubelet, volume: str) -> bool:
-    return (kubelet.volume(volume).local / "..data").is_symlink()
+def _mounted(kubelet: LocalKubelet, *volumes: str) -> bool | None:
+    """Sync once; True when every named volume has been projected (``..data`` exists)."""
+    kubelet.sync()
+    done = all((kubelet.volume(v).local / "..data").is_symlink() for v in volumes)
+    return True if done else None
 
 
 @dataclass(frozen=True)
@@ -279,7 +287,7 @@ def test_plaintext_mail_from_the_partner_is_refused(mail: MailStack, traffic: Tr
 def test_starttls_mail_from_the_partner_is_relayed_with_the_issued_certificate(
     mail: MailStack, traffic: Traffic
 ) -> None:
-    """With STARTTLS the gateway serves the Certificate's Secret and relays the message."""
+    """With STARTTLS the gateway serves what cert-manager issued (CA-verified) and relays."""
     assert traffic.tls_partner == Sent(True, 250, (HOST,))
     assert "cfo@bank.example" in mail.sink.senders()
 
@@ -336,3 +344,18 @@ def test_policy_change_reaches_mail_through_configmap_and_mount(
         return None if sent.accepted else sent
 
     assert eventually(refused, CONVERGE_S, "the gateway to reload the policy") == Sent(False, 530)
+
+
+def test_certificate_issued_by_cert_manager_makes_the_policy_ready(mail: MailStack) -> None:
+    """cert-manager's Ready and notAfter reach the policy: CertificateReady and Ready True."""
+
+    def ready() -> dict[str, Any] | None:
+        pol = mail.kubectl.json("get", "tlspolicy", "partners", "-n", mail.ns)["status"]
+        conds = {c["type"]: c["status"] for c in pol.get("conditions", [])}
+        return pol if conds.get("CertificateReady") == "True" else None
+
+    status = eventually(ready, CONVERGE_S, "CertificateReady=True on partners")
+    conds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conds["Ready"] == ("True", "Ready")
+    cert = mail.kubectl.json("get", "certificate", status["certificate"]["name"], "-n", mail.ns)
+    assert status["certificate"]["notAfter"] == cert["status"]["notAfter"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeplane.plugin import Runner
+from kubeplane.runner import Runner
 
 
 def atomic_write(root: Path, files: Mapping[str, bytes], seq: int) -> bool:

@@ -7,9 +7,6 @@ module proxy is missing they are skipped with one line saying why. Never skipped
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import ControlPlane, write_kubeconfig
+from kubeplane.runner import CommandFailed, Runner
 from kubeplane.tools import BuildFailed, Tools, Unavailable, ensure_tools
 
 KUBE_FIXTURES = frozenset(
@@ -31,54 +30,12 @@ KUBE_FIXTURES = frozenset(
         "helm",
         "kube_token",
         "cert_manager_crds",
+        "cert_manager",
     }
 )
 _TOOLS = pytest.StashKey[Tools | Unavailable | BuildFailed]()
 _STARTED = pytest.StashKey[str]()
-
-
-class CommandFailed(AssertionError):
-    """A kubectl or helm command exited non-zero where the test expected success."""
-
-
-@dataclass(frozen=True)
-class Runner:
-    """Runs one CLI (kubectl or helm) against a kubeconfig; returns the finished process."""
-
-    binary: Path
-    kubeconfig: Path
-
-    def __call__(
-        self,
-        *args: str,
-        stdin: str | None = None,
-        check: bool = True,
-        kubeconfig: Path | None = None,
-        timeout: float = 90,
-    ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
-        env.pop("HELM_NAMESPACE", None)
-        # kubectl's discovery cache goes next to the kubeconfig, never into ~/.kube.
-        env["KUBECACHEDIR"] = str(self.kubeconfig.parent / "kube-cache")
-        argv = [str(self.binary), *args]
-        done = subprocess.run(
-            argv,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise CommandFailed(
-                f"{' '.join(argv[:1] + list(args))} -> exit {done.returncode}\n{done.stderr}"
-            )
-        return done
-
-    def json(self, *args: str, kubeconfig: Path | None = None) -> Any:
-        """Run with ``-o json`` and parse stdout."""
-        return json.loads(self(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
+__all__ = ["CommandFailed", "Runner", "TokenMinter"]  # what tests import from here
 
 
 @dataclass(frozen=True)
@@ -217,3 +174,19 @@ def cert_manager_crds(kube_tools: Tools, kubectl: Runner) -> Path:
         *(f"crd/{name}.cert-manager.io" for name in CERT_MANAGER_CRDS),
     )
     return kube_tools.cert_manager_crds
+
+
+@pytest.fixture(scope="session")
+def cert_manager(
+    kube_tools: Tools,
+    kubectl: Runner,
+    kubeconfig: Path,
+    cert_manager_crds: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> CertManager:
+    """cert-manager's real controllers (pinned release, built from its Go module), run per
+    namespace with ``cert_manager.running(ns)``; ``cert_manager.ca_issuer(ns)`` adds a CA."""
+    return CertManager(
+        kube_tools.cert_manager_controller, kubectl, kubeconfig,
+        tmp_path_factory.mktemp("cert-manager"),
+    )  # fmt: skip

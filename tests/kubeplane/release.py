@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from kubeplane.plugin import Runner
+from kubeplane.runner import Runner
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "mxgate"

@@ -28,6 +28,7 @@ class Tools:
     etcd: Path
     kubectl: Path
     cert_manager_crds: Path
+    cert_manager_controller: Path
 
 
 @dataclass(frozen=True)
@@ -117,4 +118,5 @@ def ensure_tools(report: list[str]) -> Tools | Unavailable:
         etcd=etcd,
         kubectl=kubectl,
         cert_manager_crds=paths["cert-manager-crds"],
+        cert_manager_controller=paths["cert-manager-controller"],
     )

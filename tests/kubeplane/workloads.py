@@ -37,7 +37,8 @@ class Workload:
     argv: Sequence[str]
     env: Mapping[str, str]
     log_path: Path
-    health_url: str
+    health_url: str  # polled until 200; empty: wait for ready_text in the log instead
+    ready_text: str = ""
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self, timeout: float = 45.0) -> None:
@@ -59,6 +60,11 @@ class Workload:
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 raise WorkloadError(f"{self.name} exited:\n{self.log_tail()}")
+            if not self.health_url:
+                if self.ready_text in self.log_text():
+                    return
+                time.sleep(0.2)
+                continue
             try:
                 with urllib.request.urlopen(self.health_url, timeout=2) as resp:
                     if resp.status == 200:
