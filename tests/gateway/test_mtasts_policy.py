@@ -239,3 +239,18 @@ def test_policy_document_policies_append_to_config() -> None:
     assert [p.domain for p in merged.mta_sts.policies] == ["a.test", "b.test"]
     assert merged.mta_sts.tlsrpt.enabled
     assert config.with_policy_document(PolicyDocument()).mta_sts == config.mta_sts
+
+
+def test_policy_document_may_not_redefine_a_configured_domain() -> None:
+    """A domain's MTA-STS policy comes from one place: a second definition is refused on load."""
+    config = Config.model_validate(
+        {
+            "hostname": "mx.a.test",
+            "domains": ["a.test"],
+            "upstreams": [{"address": "127.0.0.1:25"}],
+            "mta_sts": {"policies": [{"domain": "a.test", "mx": ["mx.a.test"]}]},
+        }
+    )
+    doc = PolicyDocument(mta_sts_policies=(MTASTSPolicy(domain="a.test", mx=("mx2.a.test",)),))
+    with pytest.raises(ValidationError, match=r"duplicate MTA-STS policy for domain 'a\.test'"):
+        config.with_policy_document(doc)
