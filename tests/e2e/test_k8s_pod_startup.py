@@ -3,8 +3,10 @@ chart promises by mounting the policy ConfigMap and the TLS Secret ``optional: t
 picks each up when the kubelet projects it, and serves a renewed certificate after a swap.
 
 The gateway runs the chart's command and config (loopback ports and TLS paths through
-gateway.extraConfig); the test writes the Secret and the ConfigMap in the operator's and
-cert-manager's place, and plays the kubelet (timestamped dir + atomic ``..data`` swap).
+gateway.extraConfig). The certificate is real cert-manager's (a Certificate for the Secret
+the chart mounts, on a CA Issuer); the policy ConfigMap is written by the test in the
+operator's place (the operator path itself is test_k8s_gateway.py); the test plays the
+kubelet (timestamped dir + atomic ``..data`` swap).
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import pytest
-import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 
+from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import free_port
 from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner
@@ -31,7 +34,6 @@ from kubeplane.workloads import Workload, eventually, venv_command
 from mxgate_gateway.config.model import PolicyDocument
 
 CONVERGE_S = 30.0
-HOST = "mx1.example.test"
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Pod:
     gateway: Workload
     smtp_port: int
     http_port: int
-    workdir: Path
+    ca_pem: bytes
 
     def status(self, path: str) -> int:
         try:
@@ -51,38 +53,45 @@ class Pod:
         except urllib.error.HTTPError as exc:
             return exc.code
 
-    def secret_name(self) -> str:
-        vol = self.kubelet.volume("tls")
-        return vol.source
+    def request_certificate(self, dns_names: list[str]) -> None:
+        """Apply a Certificate for the Secret the chart mounts (as the operator would)."""
+        cert = {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": "gateway"},
+            "spec": {
+                "secretName": self.kubelet.volume("tls").source,
+                "dnsNames": dns_names,
+                "issuerRef": {"name": "ca", "kind": "Issuer"},
+            },
+        }
+        self.kubectl("apply", "-n", self.release.namespace, "-f", "-", stdin=json.dumps(cert))
 
-    def issue(self, ca: trustme.CA) -> None:
-        """Write (or renew) the TLS Secret the chart mounts, as cert-manager would."""
-        leaf = ca.issue_cert(HOST)
-        crt, key = self.workdir / "tls.crt", self.workdir / "tls.key"
-        crt.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        key.write_bytes(leaf.private_key_pem.bytes())
-        manifest = self.kubectl(
-            "create", "secret", "tls", self.secret_name(), "-n", self.release.namespace,
-            f"--cert={crt}", f"--key={key}", "--dry-run=client", "-o", "json",
-        ).stdout  # fmt: skip
-        self.kubectl("apply", "-n", self.release.namespace, "-f", "-", stdin=manifest)
-
-    def served_issuer(self, ca: trustme.CA) -> bool:
-        """True if STARTTLS now serves a certificate that chains to ``ca``."""
-        ctx = ssl.create_default_context()
-        ca.configure_trust(ctx)
-        ctx.check_hostname = False
+    def served(self) -> dict[str, Any] | None:
+        """The certificate STARTTLS serves, if it chains to the CA Issuer's root; else None."""
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
+        ctx.check_hostname = False  # we dial 127.0.0.1; the tests check the SAN themselves
         try:
             with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=10) as client:
                 client.starttls(context=ctx)
-            return True
-        except (ssl.SSLError, smtplib.SMTPException):
-            return False
+                peer: dict[str, Any] = client.sock.getpeercert()  # type: ignore[union-attr]
+                return peer
+        except (ssl.SSLError, smtplib.SMTPException, OSError):
+            return None
+
+
+def dns_names(peer: dict[str, Any]) -> set[str]:
+    return {value for key, value in peer.get("subjectAltName", ()) if key == "DNS"}
 
 
 @pytest.fixture(scope="module")
-def pod(helm: Runner, kubectl: Runner, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
-    """The chart's gateway started on empty optional volumes (no operator, no certificate)."""
+def pod(
+    helm: Runner,
+    kubectl: Runner,
+    cert_manager: CertManager,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Pod]:
+    """The chart's gateway started on empty optional volumes; cert-manager ready to issue."""
     root = tmp_path_factory.mktemp("pod")
     sink_port, smtp_port, http_port = free_port(), free_port(), free_port()
     controller = Controller(Sink(), hostname="127.0.0.1", port=sink_port)
@@ -106,11 +115,15 @@ def pod(helm: Runner, kubectl: Runner, tmp_path_factory: pytest.TempPathFactory)
     ]
     gateway = Workload("gateway", argv, release.env("gateway"), root / "gateway.log",
                        f"http://127.0.0.1:{http_port}/livez")  # fmt: skip
+    stack = ExitStack()
     try:
+        stack.enter_context(cert_manager.running(release.namespace))
+        ca_pem = cert_manager.ca_issuer(release.namespace, "ca")
         gateway.start()
-        yield Pod(release, kubectl, kubelet, gateway, smtp_port, http_port, root)
+        yield Pod(release, kubectl, kubelet, gateway, smtp_port, http_port, ca_pem)
     finally:
         gateway.stop()
+        stack.close()
         controller.stop()
 
 
@@ -121,20 +134,29 @@ def test_gateway_is_live_but_not_ready_before_its_certificate(pod: Pod) -> None:
 
 
 def test_first_certificate_makes_it_ready_and_serves_starttls(pod: Pod) -> None:
-    """Once the Secret exists and the kubelet projects it, /readyz is 200 and STARTTLS works."""
-    first = trustme.CA()
-    pod.issue(first)
-    assert "tls" in pod.kubelet.sync()
+    """Once cert-manager writes the Secret and the kubelet projects it, /readyz is 200 and
+    STARTTLS serves that certificate."""
+    pod.request_certificate(["mx1.example.test"])
+    eventually(
+        lambda: True if "tls" in pod.kubelet.sync() else None, CONVERGE_S, "the issued Secret"
+    )
     eventually(lambda: True if pod.status("/readyz") == 200 else None, CONVERGE_S, "ready")
-    eventually(lambda: True if pod.served_issuer(first) else None, CONVERGE_S, "the first cert")
+    peer = eventually(pod.served, CONVERGE_S, "STARTTLS with the issued certificate")
+    assert dns_names(peer) == {"mx1.example.test"}
 
 
 def test_renewed_certificate_is_served_after_the_kubelet_swap(pod: Pod) -> None:
-    """A renewed Secret (new CA here, so it is told apart) is served without a restart."""
-    renewed = trustme.CA()
-    pod.issue(renewed)
-    assert "tls" in pod.kubelet.sync()
-    eventually(lambda: True if pod.served_issuer(renewed) else None, CONVERGE_S, "renewed cert")
+    """A re-issued certificate (cert-manager, new SAN) is served without a restart."""
+    before = eventually(pod.served, CONVERGE_S, "the first certificate")
+    pod.request_certificate(["mx1.example.test", "mx2.example.test"])
+
+    def renewed() -> dict[str, Any] | None:
+        pod.kubelet.sync()
+        peer = pod.served()
+        return peer if peer and peer["serialNumber"] != before["serialNumber"] else None
+
+    peer = eventually(renewed, CONVERGE_S, "the re-issued certificate to be served")
+    assert dns_names(peer) == {"mx1.example.test", "mx2.example.test"}
     assert pod.gateway.proc is not None
     assert pod.gateway.proc.poll() is None
 
