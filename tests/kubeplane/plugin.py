@@ -60,14 +60,23 @@ class TokenMinter:
         return write_kubeconfig(path, cp.server, cp.ca_file, token, namespace)
 
 
+def uses_kube(item: pytest.Item) -> bool:
+    return bool(KUBE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark tests that use the control plane ``kube`` (before any ``-m`` deselection)."""
+    if uses_kube(item):
+        item.add_marker(pytest.mark.kube)
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: build only for selected tests
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: Sequence[pytest.Item]
 ) -> None:
-    kube_items = [it for it in items if KUBE_FIXTURES & set(getattr(it, "fixturenames", ()))]
+    kube_items = [it for it in items if uses_kube(it)]
     if not kube_items:
         return
-    for item in kube_items:
-        item.add_marker(pytest.mark.kube)
     report: list[str] = []
     result: Tools | Unavailable | BuildFailed
     try:
