@@ -123,7 +123,7 @@ async def _measure(w: Workload, t: Running, sink: Sink, profile_dir: Path | None
         return Result(t.name, w.id, errors=tuple(f"warm-up: {e}" for e in warm.errors))
     await quiesce(t.pid)  # start-up work (imports, JIT, key loading) is not the workload's
     spy = None
-    if profile_dir is not None and t.name == "mxgate":
+    if profile_dir is not None and t.name.startswith("mxgate"):
         spy = await profiling.start(t.pid, profile_dir / "profile.txt")
     base = sink.count()
     before, client0, t0 = Usage.of(t.pid), os.times(), time.perf_counter()

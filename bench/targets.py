@@ -1,9 +1,10 @@
 """The things being measured, each started fresh per workload and pointed at the sink.
 
 ``direct`` is the sink itself (the limit of this box), ``mxgate`` the gateway
-process, ``haraka`` the peer, and ``blackhole`` a second smtp-sink that is NOT the
-counted upstream (it proves a run whose 250s never reach the sink fails). This
-module starts and stops targets; it must not generate load or judge results.
+process (``mxgate-uvloop``: the same on uvloop), ``haraka`` the peer, and
+``blackhole`` a second smtp-sink that is NOT the counted upstream (it proves a
+run whose 250s never reach the sink fails). This module starts and stops
+targets; it must not generate load or judge results.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class TargetSpec:
 TARGETS: dict[str, TargetSpec] = {
     "direct": TargetSpec("direct", tls=False),
     "mxgate": TargetSpec("mxgate", tls=True),
+    "mxgate-uvloop": TargetSpec("mxgate-uvloop", tls=True),  # MXGATE_UVLOOP=1
     "haraka": TargetSpec("haraka", tls=True),
     "blackhole": TargetSpec("blackhole", tls=False),
 }
@@ -92,10 +94,11 @@ async def start_target(name: str, sink: Sink, workdir: Path, cert: CertPair) -> 
         hole = await Sink.start(workdir, name="blackhole")
         return Running(name, hole.child.pid, hole.port, tls=False, stop=hole.stop)
     port = free_port()
-    if name == "mxgate":
+    if name in ("mxgate", "mxgate-uvloop"):
         config = workdir / "mxgate.yaml"
         config.write_text(yaml.safe_dump(mxgate_config(port, free_port(), sink.port, cert)))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env["MXGATE_UVLOOP"] = "1" if name == "mxgate-uvloop" else "0"
         child = await Child.start(name, mxgate_argv(config), workdir / "mxgate.log", env)
     elif name == "haraka":
         binary = await haraka.ensure_installed()
