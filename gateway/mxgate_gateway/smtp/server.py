@@ -34,6 +34,10 @@ log = get_logger("mxgate.smtp")
 class EdgeSMTP(SMTP):
     """aiosmtpd's protocol with our command loop, limits, and reply discipline."""
 
+    # The stream reader's buffer limit, not a protocol limit: DATA is read in bulk
+    # (smtp/data.py) and command length is enforced by _read_command.
+    line_length_limit = 64 * 1024
+
     def __init__(
         self, handler: EdgeHandler, config: Config, tls_context: ssl.SSLContext | None
     ) -> None:
