@@ -106,7 +106,7 @@ class UpstreamTransaction:
             return self.broken
         started = time.monotonic()
         try:
-            response = await self._smtp.data(message, timeout=self.upstream.timeout)
+            response = await send_data(self._smtp, message, self.upstream.timeout)
             outcome = from_reply(response.code, response.message, self.upstream.address)
         except aiosmtplib.SMTPResponseException as exc:
             outcome = from_reply(exc.code, exc.message, self.upstream.address)
@@ -150,6 +150,33 @@ class UpstreamTransaction:
 
 def _key(upstream: Upstream) -> str:
     return upstream.address
+
+
+async def send_data(smtp: aiosmtplib.SMTP, message: bytes, limit: float) -> aiosmtplib.SMTPResponse:
+    """DATA, then the message dot-stuffed in one pass and written as is (no copies).
+
+    The message is CRLF-only (smtp/data.py refuses or normalises anything else), so
+    aiosmtplib's line-ending normalisation would only cost more passes and copies; a
+    message with a bare CR or LF is still handed to aiosmtplib.
+    """
+    crlf = message.count(b"\r\n")
+    if message.count(b"\r") != crlf or message.count(b"\n") != crlf or smtp.protocol is None:
+        return await smtp.data(message, timeout=limit)
+    start = await smtp.execute_command(b"DATA", timeout=limit)
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    protocol = smtp.protocol
+    try:
+        protocol.write(b"." + stuffed if stuffed.startswith(b".") else stuffed)
+        protocol.write(b".\r\n" if not stuffed or stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
+        response = await protocol.read_response(timeout=limit)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()
+        raise
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
 
 
 def _supported(smtp: aiosmtplib.SMTP, param: str) -> bool:

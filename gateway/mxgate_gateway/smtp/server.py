@@ -232,8 +232,9 @@ class EdgeSMTP(SMTP):
             self.hostname,
             *commands.ehlo_keywords(self.config.limits.max_message_size, starttls),
         ]
-        for i, text in enumerate(lines):
-            await self._write(f"250{'-' if i < len(lines) - 1 else ' '}{text}")
+        last = len(lines) - 1  # one write (one segment) for the whole multi-line reply
+        text = "\r\n".join(f"250{'-' if i < last else ' '}{t}" for i, t in enumerate(lines))
+        await self._write(text)
 
     async def smtp_STARTTLS(self, arg: str | None) -> None:  # noqa: N802
         if arg:
