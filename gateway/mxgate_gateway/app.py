@@ -112,6 +112,8 @@ class Gateway:
             self.smtp.stop_accepting()
             self.health.set("smtp_listener", False, "draining")
             await self.smtp.close(self.store.current.limits.drain_timeout)
+        if self.handler.pool is not None:
+            await self.handler.pool.close()  # QUIT the idle upstream sessions
         await self._stack.aclose()
         log.info("gateway_stopped")
 

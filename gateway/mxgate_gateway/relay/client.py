@@ -24,6 +24,7 @@ from mxgate_gateway.relay.outcome import (
     failed,
     from_reply,
 )
+from mxgate_gateway.relay.pool import UpstreamPool
 from mxgate_gateway.smtp.replies import reply
 from mxgate_gateway.tls.contexts import upstream_context
 
@@ -47,10 +48,19 @@ def _classify(exc: BaseException) -> Failure:
 class UpstreamTransaction:
     """A MAIL transaction on one upstream connection. Create with ``open``."""
 
-    def __init__(self, smtp: aiosmtplib.SMTP, upstream: Upstream, observe: Observe) -> None:
+    def __init__(
+        self,
+        smtp: aiosmtplib.SMTP,
+        upstream: Upstream,
+        observe: Observe,
+        pool: UpstreamPool | None = None,
+        helo: str = "",
+    ) -> None:
         self._smtp = smtp
         self.upstream = upstream
         self._observe = observe
+        self._pool, self._helo = pool, helo
+        self._reusable = False  # the upstream accepted the final dot: ready for a new MAIL
         self.broken: RelayOutcome | None = None
 
     @classmethod
@@ -63,15 +73,27 @@ class UpstreamTransaction:
         mail_params: Sequence[str],
         observe: Observe,
         breakers: BreakerBank | None = None,
+        pool: UpstreamPool | None = None,
     ) -> tuple[UpstreamTransaction | None, RelayOutcome]:
         """Connect to the first reachable upstream and send MAIL FROM.
 
         With ``breakers``, upstreams whose breaker is open are skipped (none left:
-        4xx at once) and each connection attempt is recorded.
+        4xx at once) and each connection attempt is recorded. With ``pool``, an idle
+        session to the upstream is reused first (one dropped while idle is skipped).
         """
         last = failed(Failure.CONNECT)
         bank = breakers if breakers is not None else BreakerBank(time.monotonic)
+        reuse = pool is not None and "SMTPUTF8" not in mail_params
         for upstream in failover_order(upstreams, _key, bank):
+            while reuse and pool is not None and (idle := pool.take((upstream, helo))):
+                txn = cls(idle, upstream, observe, pool, helo)
+                params = [p for p in mail_params if _supported(idle, p)]
+                outcome = await txn._command(f"MAIL FROM:<{sender}>", params)
+                if txn.broken is None:  # the upstream answered: the session was live
+                    if not outcome.accepted:
+                        await txn.close()
+                        return None, outcome
+                    return txn, outcome
             started = time.monotonic()
             smtp, outcome = await _connect(upstream, helo)
             observe("connect", time.monotonic() - started)
@@ -80,7 +102,7 @@ class UpstreamTransaction:
                 last = outcome
                 continue
             bank[_key(upstream)].record_success()
-            txn = cls(smtp, upstream, observe)
+            txn = cls(smtp, upstream, observe, pool, helo)
             if "SMTPUTF8" in mail_params and not smtp.supports_extension("smtputf8"):
                 await txn.close()  # relaying UTF-8 to an upstream without SMTPUTF8 would mangle it
                 return None, RelayOutcome(
@@ -108,6 +130,7 @@ class UpstreamTransaction:
         try:
             response = await send_data(self._smtp, message, self.upstream.timeout)
             outcome = from_reply(response.code, response.message, self.upstream.address)
+            self._reusable = outcome.accepted
         except aiosmtplib.SMTPResponseException as exc:
             outcome = from_reply(exc.code, exc.message, self.upstream.address)
         except asyncio.CancelledError:
@@ -118,8 +141,17 @@ class UpstreamTransaction:
         self._observe("data", time.monotonic() - started)
         return outcome
 
+    def release(self) -> bool:
+        """Hand a session that finished cleanly to the pool; False if it must be closed."""
+        if not self._reusable or self.broken is not None or self._pool is None:
+            return False
+        self._reusable = False
+        return self._pool.give((self.upstream, self._helo), self._smtp)
+
     async def close(self) -> None:
-        """Say QUIT if the connection is still usable, then drop it."""
+        """Pool the session if it finished cleanly; else say QUIT if usable, then drop it."""
+        if self.release():
+            return
         try:
             if self.broken is None and self._smtp.is_connected:
                 await self._smtp.quit(timeout=min(5.0, self.upstream.timeout))

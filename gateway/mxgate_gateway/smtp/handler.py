@@ -30,6 +30,7 @@ from mxgate_gateway.policy import (
 from mxgate_gateway.relay.breaker import BreakerBank
 from mxgate_gateway.relay.client import UpstreamTransaction
 from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
+from mxgate_gateway.relay.pool import UpstreamPool, pool_enabled
 from mxgate_gateway.smtp import replies
 from mxgate_gateway.smtp.addresses import Path, relay_refusal, sender_domain
 from mxgate_gateway.smtp.data import DataStatus
@@ -78,6 +79,8 @@ class EdgeHandler:
         self.tracker = SessionTracker()
         self.gatekeeper = Gatekeeper(Limits(), self._connection_refused)
         self.breakers = BreakerBank(time.monotonic, on_open=self._breaker_opened)
+        # Idle upstream sessions reused message after message (MXGATE_UPSTREAM_POOL=1).
+        self.pool = UpstreamPool() if pool_enabled() else None
 
     # --- session events ----------------------------------------------------------
 
@@ -115,7 +118,7 @@ class EdgeHandler:
     def on_transaction_end(self, server: EdgeSMTP, txn: Transaction) -> None:
         """A transaction was reset, finished or abandoned: release its upstream."""
         upstream, txn.upstream = txn.upstream, None
-        if upstream is not None:
+        if upstream is not None and not upstream.release():
             task = asyncio.get_running_loop().create_task(upstream.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
@@ -187,6 +190,7 @@ class EdgeHandler:
                 mail_params=[_param(k, v) for k, v in txn.params.items()],
                 observe=self.metrics.observe_upstream,
                 breakers=self.breakers,
+                pool=self.pool,
             )
             if upstream is None:
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()

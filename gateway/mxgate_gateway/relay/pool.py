@@ -1,0 +1,87 @@
+"""Idle upstream SMTP sessions kept for the next transaction (one pool per gateway).
+
+A session that finished a transaction cleanly (the upstream accepted the final
+dot) is ready for the next MAIL FROM; keeping it saves a connect, an EHLO (and
+a TLS handshake) and a QUIT per message. Bounded in count per upstream and in
+idle age. It must not send commands except QUIT on close, nor decide routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Hashable
+
+import aiosmtplib
+
+MAX_IDLE_PER_UPSTREAM = 64
+MAX_IDLE_AGE = 20.0  # seconds; well under common upstream idle timeouts (Postfix: 300 s)
+
+
+def pool_enabled() -> bool:
+    """Pooling is opt-in for now: MXGATE_UPSTREAM_POOL=1 (see bench/README.md)."""
+    return os.environ.get("MXGATE_UPSTREAM_POOL", "") in ("1", "true", "yes")
+
+
+class UpstreamPool:
+    """LIFO stacks of idle sessions per key (upstream config + our HELO name)."""
+
+    def __init__(
+        self,
+        max_idle: int = MAX_IDLE_PER_UPSTREAM,
+        max_age: float = MAX_IDLE_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_idle = max_idle
+        self.max_age = max_age
+        self.clock = clock
+        self._idle: dict[Hashable, list[tuple[aiosmtplib.SMTP, float]]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    def take(self, key: Hashable) -> aiosmtplib.SMTP | None:
+        """The most recently returned live session for ``key``, or None."""
+        stack = self._idle.get(key)
+        now = self.clock()
+        while stack:
+            smtp, since = stack.pop()
+            if now - since <= self.max_age and smtp.is_connected:
+                return smtp
+            self._quit_later(smtp)
+        return None
+
+    def give(self, key: Hashable, smtp: aiosmtplib.SMTP) -> bool:
+        """Keep ``smtp`` for reuse; False (caller closes it) if full or closed."""
+        stack = self._idle.setdefault(key, [])
+        if self.closed or len(stack) >= self.max_idle or not smtp.is_connected:
+            return False
+        stack.append((smtp, self.clock()))
+        return True
+
+    def idle_count(self) -> int:
+        return sum(len(stack) for stack in self._idle.values())
+
+    def _quit_later(self, smtp: aiosmtplib.SMTP) -> None:
+        task = asyncio.get_running_loop().create_task(_quit(smtp))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """QUIT every idle session (bounded); no session is pooled afterwards."""
+        self.closed = True
+        idle = [smtp for stack in self._idle.values() for smtp, _ in stack]
+        self._idle.clear()
+        await asyncio.gather(*(_quit(smtp) for smtp in idle), *self._closing)
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        if smtp.is_connected:
+            await smtp.quit(timeout=5.0)
+    except Exception:  # noqa: BLE001, S110 - closing anyway
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            smtp.close()
