@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mxgate_gateway import __version__
@@ -59,9 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(run_dev(settings_dev))
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when MXGATE_UVLOOP=1 and it is installed (bench/README.md: less CPU per message)."""
+    if os.environ.get("MXGATE_UVLOOP", "") not in ("1", "true", "yes"):
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def _run(coro: object) -> int:
     try:
-        return int(asyncio.run(coro))  # type: ignore[arg-type]
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return int(runner.run(coro))  # type: ignore[arg-type]
     except KeyboardInterrupt:
         return 130
 
