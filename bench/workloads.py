@@ -51,7 +51,7 @@ def _full() -> list[Workload]:
                  load=Load(messages=2000, sessions=20, per_session=100)),
         Workload("a-rss", "(a) three times in one process: RSS after each", "source",
                  source=SourceLoad(messages=2000, sessions=20), repeats=3,
-                 only=("mxgate", "haraka")),
+                 only=("mxgate", "mxgate-tuned", "haraka")),
         Workload("b", "one session per message, 20 concurrent, plaintext (smtp-source)", "source",
                  source=SourceLoad(messages=1000, sessions=20, reuse=False)),
         Workload("c", "STARTTLS, 20 sessions x 50 msgs, 4 KiB (RSA-2048)", "load",
