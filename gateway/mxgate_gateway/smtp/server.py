@@ -54,6 +54,7 @@ class EdgeSMTP(SMTP):
         self.config = config
         self.conn: Connection | None = None
         self.gate: Gate | None = None  # connection slot and real client (gatekeeper)
+        self._lost = False  # connection_lost ran: everything held was released
 
     # --- connection lifecycle ------------------------------------------------
 
@@ -80,7 +81,16 @@ class EdgeSMTP(SMTP):
             self.conn.helo, self.conn.esmtp = "", False
             self.handler.on_tls(self)
 
+    def eof_received(self) -> bool | None:
+        """Half-close is not hang-up: the peer will send no more, but every command it
+        already sent is processed and answered before we close (edge-rules.md)."""
+        self._reader.feed_eof()
+        return self._tls_protocol is None  # TLS (sslproto) shuts down on close_notify
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self._lost:
+            return  # a failed STARTTLS already ended the session (see _handshake_failed)
+        self._lost = True
         super().connection_lost(error)
         if self.conn is not None and not self.conn.closed:
             self.conn.closed = True
@@ -172,6 +182,10 @@ class EdgeSMTP(SMTP):
             except (asyncio.CancelledError, ConnectionError):
                 self._writer.close()
                 raise
+            except asyncio.IncompleteReadError:  # EOF: every complete command was answered
+                if self.transport is not None:
+                    self.transport.close()
+                return
             except Exception as error:  # noqa: BLE001 - the catch-all: 451, no exception text
                 if isinstance(error, TLSSetupException) and self.transport is not None:
                     self.transport.close()
@@ -251,10 +265,22 @@ class EdgeSMTP(SMTP):
             reason = "timeout" if isinstance(exc, TimeoutError) else "handshake_error"
             self.handler.metrics.starttls_failures.labels(reason).inc()
             log.info("starttls_failed", session_id=self._sid, reason=reason)
-            if self.transport is not None:
-                self.transport.close()
+            self._handshake_failed()
             return
         self._reset_timeout(self.config.limits.command_timeout)
+
+    def _handshake_failed(self) -> None:
+        """End the session after a failed or stalled handshake, releasing what it held.
+
+        asyncio's SSL layer never calls ``connection_lost`` on a protocol whose handshake
+        did not complete, so the slot, the gauge and the session would leak: do it here.
+        """
+        if isinstance(self._original_transport, asyncio.Transport):
+            self._original_transport.abort()
+        if self.transport is not None:
+            self.transport.close()
+        if not self._lost:
+            self.connection_lost(None)
 
     async def smtp_AUTH(self, arg: str | None) -> None:  # noqa: N802
         await self.say(replies.reply(502, "AUTH not available", "5.5.1"))
