@@ -19,6 +19,8 @@ from prometheus_client import (
 from mxgate_gateway import __version__
 
 TLS_LABELS = ("none", "TLSv1.2", "TLSv1.3")
+# Why a 4xx after the relayed dot: the upstream said 4xx, or no usable reply (Failure).
+AMBIGUOUS_REASONS = ("upstream_4xx", "timeout", "disconnected", "protocol", "tls")
 
 
 def tls_label(version: str | None) -> str:
@@ -114,6 +116,13 @@ class GatewayMetrics:
             "Times an upstream's circuit breaker opened (which one: see the log).",
             registry=r,
         )
+        self.ambiguous_outcomes = Counter(
+            "mxgate_ambiguous_outcomes_total",
+            "4xx answers given after the final dot was relayed (the upstream may have stored"
+            " the message; the sender's retry may duplicate it), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.unhandled_errors = Counter(
             "mxgate_unhandled_errors_total",
             "Exceptions caught by the catch-all (answered 451 4.3.0).",
@@ -121,6 +130,8 @@ class GatewayMetrics:
         )
         for result in ("success", "failure"):
             self.config_reloads.labels(result)
+        for reason in AMBIGUOUS_REASONS:
+            self.ambiguous_outcomes.labels(reason)
         for label in TLS_LABELS:
             self.sessions.labels(label)
         for outcome in ("relayed", "rejected", "tempfailed"):

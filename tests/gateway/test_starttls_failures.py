@@ -8,8 +8,6 @@ and total admission counts are 0, and a new client from the same address is serv
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -67,9 +65,7 @@ async def truncated_hello(client: RawClient) -> None:
 
 async def reset_mid_handshake(client: RawClient) -> None:
     await client.send(b"\x16\x03\x01\x02\x00\x01")
-    sock = client.writer.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.writer.transport.abort()  # RST
+    await client.reset()
 
 
 async def stall(client: RawClient) -> None:

@@ -16,7 +16,11 @@ class FakeUpstream:
     ``drop_data`` (closes mid-DATA), ``stall_greeting`` (never says 220),
     ``broken_starttls`` (offers STARTTLS, then answers the handshake with garbage;
     a plaintext session after that is accepted with 250 at the dot),
-    ``stall_rcpt`` (never answers RCPT; ``hung_up`` is set when the gateway hangs up)."""
+    ``stall_rcpt`` (never answers RCPT; ``hung_up`` is set when the gateway hangs up),
+    ``data_2xx`` (answers 250 to DATA itself: a broken upstream that stores nothing),
+    ``data_554`` (refuses DATA with 554), ``slow_dot`` (answers the dot with 250 after
+    ``delay`` seconds), ``dot_451`` (451 to the dot), ``garbage_dot`` (a non-SMTP line
+    to the dot). ``stored`` counts the messages a 250 to the dot confirmed."""
 
     mode: str
     received: list[bytes] = field(default_factory=list)
@@ -24,6 +28,8 @@ class FakeUpstream:
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)
+    delay: float = 0.0
+    stored: int = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -52,11 +58,17 @@ class FakeUpstream:
                     return
                 if line == b".\r\n":
                     self.received.append(bytes(data))
-                    if self.mode == "broken_starttls":
+                    in_data, data = False, bytearray()
+                    if self.mode in ("broken_starttls", "slow_dot"):
+                        await asyncio.sleep(self.delay)
+                        self.stored += 1
                         writer.write(b"250 2.0.0 accepted\r\n")
-                        in_data, data = False, bytearray()
-                        continue
-                    await asyncio.sleep(3600)  # stall_data: never answer the dot
+                    elif self.mode == "dot_451":
+                        writer.write(b"451 4.3.0 try again\r\n")
+                    elif self.mode == "garbage_dot":
+                        writer.write(b"hello, this is not a reply\r\n")
+                    else:
+                        await asyncio.sleep(3600)  # stall_data: never answer the dot
                 continue
             verb = line[:4].upper()
             if verb == b"EHLO":
@@ -67,6 +79,10 @@ class FakeUpstream:
                 await writer.drain()
                 writer.close()
                 return
+            elif verb == b"DATA" and self.mode == "data_2xx":
+                writer.write(b"250 2.0.0 ok\r\n")  # broken: no 354, nothing will be stored
+            elif verb == b"DATA" and self.mode == "data_554":
+                writer.write(b"554 5.7.1 not from you\r\n")
             elif verb == b"DATA":
                 writer.write(b"354 go ahead\r\n")
                 in_data = True

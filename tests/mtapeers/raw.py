@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
 from dataclasses import dataclass
 
 
@@ -76,6 +78,12 @@ class RawClient:
         """True once the server has closed the connection (EOF)."""
         data = await asyncio.wait_for(self.reader.read(), timeout)
         return data == b"" or self.reader.at_eof()
+
+    async def reset(self) -> None:
+        """Hang up hard: RST (SO_LINGER 0), unlike ``close``'s FIN (a half-close)."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
     async def close(self) -> None:
         self.writer.close()

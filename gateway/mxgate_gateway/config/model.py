@@ -175,6 +175,10 @@ class Upstream(_Frozen):
     ca_file: PathStr | None = None
     connect_timeout: float = Field(default=10.0, gt=0, le=300)
     timeout: float = Field(default=60.0, gt=0, le=900)
+    # The wait for the upstream's reply to the final dot. RFC 5321 4.5.3.2.6 gives our
+    # sender 10 minutes for it; giving up earlier while the upstream still stores the
+    # message makes the sender retry and the recipient get two copies. Stay below 600.
+    final_reply_timeout: float = Field(default=540.0, gt=0, le=900)
 
     @model_validator(mode="after")
     def _ca_needs_tls(self) -> Upstream:

@@ -12,6 +12,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import aiosmtplib
 
@@ -127,18 +128,32 @@ class UpstreamTransaction:
         if self.broken is not None:
             return self.broken
         started = time.monotonic()
+        relayed: list[bool] = []  # set once the final dot is on its way to the upstream
         try:
-            response = await send_data(self._smtp, message, self.upstream.timeout)
+            response = await send_data(
+                self._smtp,
+                message,
+                self.upstream.timeout,
+                self.upstream.final_reply_timeout,
+                on_dot=lambda: relayed.append(True),
+            )
             outcome = from_reply(response.code, response.message, self.upstream.address)
             self._reusable = outcome.accepted
         except aiosmtplib.SMTPResponseException as exc:
-            outcome = from_reply(exc.code, exc.message, self.upstream.address)
+            # Only 354 to DATA then 250 to the dot is a yes; a 2xx/3xx anywhere else is a
+            # broken upstream (no copy stored, or none we can trust): 4xx, never 250.
+            if 400 <= exc.code < 600:
+                outcome = from_reply(exc.code, exc.message, self.upstream.address)
+            else:
+                outcome = self._break(exc)
         except asyncio.CancelledError:
             self._break(TimeoutError())
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here must become a 4xx
             outcome = self._break(exc)
         self._observe("data", time.monotonic() - started)
+        if relayed and outcome.status is RelayStatus.TEMPFAILED:
+            outcome = replace(outcome, after_dot=True)
         return outcome
 
     def release(self) -> bool:
@@ -184,8 +199,17 @@ def _key(upstream: Upstream) -> str:
     return upstream.address
 
 
-async def send_data(smtp: aiosmtplib.SMTP, message: bytes, limit: float) -> aiosmtplib.SMTPResponse:
+async def send_data(
+    smtp: aiosmtplib.SMTP,
+    message: bytes,
+    limit: float,
+    final_limit: float,
+    on_dot: Callable[[], None] = lambda: None,
+) -> aiosmtplib.SMTPResponse:
     """DATA, then the message dot-stuffed in one pass and written as is (no copies).
+
+    ``limit`` bounds the DATA command, ``final_limit`` the reply to the final dot;
+    ``on_dot`` is called when the dot has been handed to the connection.
 
     The message is CRLF-only (smtp/data.py refuses or normalises anything else), so
     aiosmtplib's line-ending normalisation would only cost more passes and copies; a
@@ -193,7 +217,8 @@ async def send_data(smtp: aiosmtplib.SMTP, message: bytes, limit: float) -> aios
     """
     crlf = message.count(b"\r\n")
     if message.count(b"\r") != crlf or message.count(b"\n") != crlf or smtp.protocol is None:
-        return await smtp.data(message, timeout=limit)
+        on_dot()  # aiosmtplib sends DATA and the dot in one call: assume the dot went
+        return await smtp.data(message, timeout=final_limit)
     start = await smtp.execute_command(b"DATA", timeout=limit)
     if start.code != 354:
         raise aiosmtplib.SMTPDataError(start.code, start.message)
@@ -202,7 +227,8 @@ async def send_data(smtp: aiosmtplib.SMTP, message: bytes, limit: float) -> aios
     try:
         protocol.write(b"." + stuffed if stuffed.startswith(b".") else stuffed)
         protocol.write(b".\r\n" if not stuffed or stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
-        response = await protocol.read_response(timeout=limit)
+        on_dot()
+        response = await protocol.read_response(timeout=final_limit)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         smtp.close()
         raise

@@ -45,6 +45,9 @@ class RelayOutcome:
     reply: Reply
     failure: Failure = Failure.NONE
     upstream: str | None = None
+    # Not accepted although the upstream had the whole message (its final dot was
+    # relayed): it may have stored it anyway, so a retry may duplicate it.
+    after_dot: bool = False
 
     @property
     def accepted(self) -> bool:

@@ -222,6 +222,8 @@ class EdgeHandler:
             outcome_reply, status = outcome.reply, outcome.status
             if outcome.failure.value != "none":
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()
+            if outcome.after_dot:
+                self._ambiguous(conn, outcome)
         label = {"accepted": "relayed"}.get(status.value, status.value)
         self.metrics.messages.labels(label, tls_label(conn.tls_version)).inc()
         if status is RelayStatus.ACCEPTED:
@@ -238,6 +240,17 @@ class EdgeHandler:
             **_tls_fields(conn),
         )
         return outcome_reply
+
+    def _ambiguous(self, conn: Connection, outcome: RelayOutcome) -> None:
+        """A 4xx after the dot was relayed: the upstream may hold a copy (duplicate risk)."""
+        reason = "upstream_4xx" if outcome.failure.value == "none" else outcome.failure.value
+        self.metrics.ambiguous_outcomes.labels(reason).inc()
+        log.warning(
+            "ambiguous_outcome",
+            session_id=conn.session_id,
+            upstream=outcome.upstream,
+            reason=reason,
+        )
 
     def on_data_refused(self, server: EdgeSMTP, txn: Transaction, why: DataStatus) -> None:
         conn = _conn(server)

@@ -384,9 +384,16 @@ class EdgeSMTP(SMTP):
             self._set_post_data_state()
             await self.say(commands.DATA_ERRORS[result.status])
             return
+        self._reset_timeout(self._relay_wait())  # the client waits for our final reply
         reply = await self.handler.on_data(self, txn, result.content)
+        self._reset_timeout(self.config.limits.command_timeout)
         self._set_post_data_state()
         await self.say(reply)
+
+    def _relay_wait(self) -> float:
+        """How long the client may wait after its dot: our upstream's bounds, plus slack."""
+        waits = (u.timeout + u.final_reply_timeout for u in self.config.upstreams)
+        return max(self.config.limits.command_timeout, max(waits) + 30.0)
 
     def _sess(self) -> Session:
         assert self.session is not None
