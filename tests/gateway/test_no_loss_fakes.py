@@ -231,3 +231,24 @@ async def test_every_4xx_after_the_relayed_dot_is_counted_as_ambiguous(
     assert fake.received
     assert fake.received[0].endswith(b".\r\n")
     assert ambiguous == {reason: 1.0}
+
+
+async def test_a_kelvin_sign_domain_is_relayed_in_the_spelling_that_matched(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """RCPT TO:<u@banK.test> with U+212A matches bank.test by its A-label and reaches the
+    upstream as u@bank.test: never a domain spelled differently from what matched."""
+    fake.smtputf8 = True
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "tls": "none", "timeout": 1}
+    config = gateway_config(fake.port, tls_files, upstreams=[upstream], domains=["bank.test"])
+    async with Gateway(config) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        assert (await client.cmd("MAIL FROM:<s@example.org> SMTPUTF8")).code == 250
+        assert (await client.cmd("RCPT TO:<u@ban\u212a.test>")).code == 250
+        assert (await client.cmd("RCPT TO:<v@\u200d.bank.test>")).code == 550  # does not map
+        await client.cmd("QUIT")
+        await client.close()
+    rcpts = [c for c in fake.commands if c.upper().startswith(b"RCPT")]
+    assert rcpts == [b"RCPT TO:<u@bank.test>\r\n"]

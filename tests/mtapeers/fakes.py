@@ -20,7 +20,8 @@ class FakeUpstream:
     ``data_2xx`` (answers 250 to DATA itself: a broken upstream that stores nothing),
     ``data_554`` (refuses DATA with 554), ``slow_dot`` (answers the dot with 250 after
     ``delay`` seconds), ``dot_451`` (451 to the dot), ``garbage_dot`` (a non-SMTP line
-    to the dot). ``stored`` counts the messages a 250 to the dot confirmed."""
+    to the dot). ``stored`` counts the messages a 250 to the dot confirmed; ``commands``
+    records every command line received, as sent."""
 
     mode: str
     received: list[bytes] = field(default_factory=list)
@@ -30,6 +31,8 @@ class FakeUpstream:
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)
     delay: float = 0.0
     stored: int = 0
+    commands: list[bytes] = field(default_factory=list)
+    smtputf8: bool = False  # advertise SMTPUTF8
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -70,10 +73,12 @@ class FakeUpstream:
                     else:
                         await asyncio.sleep(3600)  # stall_data: never answer the dot
                 continue
+            self.commands.append(line)
             verb = line[:4].upper()
             if verb == b"EHLO":
                 starttls = b"250-STARTTLS\r\n" if self.mode == "broken_starttls" else b""
-                writer.write(b"250-fake.test\r\n" + starttls + b"250 8BITMIME\r\n")
+                utf8 = b"250-SMTPUTF8\r\n" if self.smtputf8 else b""
+                writer.write(b"250-fake.test\r\n" + starttls + utf8 + b"250 8BITMIME\r\n")
             elif verb == b"STAR":
                 writer.write(b"220 go ahead\r\nthis is not a TLS server hello\r\n")
                 await writer.drain()

@@ -32,7 +32,7 @@ from mxgate_gateway.relay.client import UpstreamTransaction
 from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
 from mxgate_gateway.relay.pool import UpstreamPool, pool_enabled
 from mxgate_gateway.smtp import replies
-from mxgate_gateway.smtp.addresses import Path, relay_refusal, sender_domain
+from mxgate_gateway.smtp.addresses import Path, relay_target, sender_domain
 from mxgate_gateway.smtp.data import DataStatus
 from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
@@ -159,22 +159,22 @@ class EdgeHandler:
 
     async def on_rcpt(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
         conn = _conn(server)
-        refusal = relay_refusal(path, conn.config.domains)
-        if refusal is not None:
-            return self._rcpt_refused(conn, "relay_denied", refusal)
+        target = relay_target(path, conn.config.domains)
+        if isinstance(target, replies.Reply):
+            return self._rcpt_refused(conn, "relay_denied", target)
         assert txn.sender is not None
-        assert path.mailbox is not None
+        rcpt_domain = target.rpartition("@")[2]
         decision = decide_rcpt(
-            conn.config.policy, _facts(conn), sender_domain(txn.sender), path.mailbox.domain
+            conn.config.policy, _facts(conn), sender_domain(txn.sender), rcpt_domain
         )
         self._count_decision(decision)
         if decision.action is Action.REFUSE and decision.reply is not None:
             return self._rcpt_refused(conn, "policy", _policy_reply(decision.reply))
-        outcome = await self._upstream_rcpt(conn, txn, path.address)
+        outcome = await self._upstream_rcpt(conn, txn, target)
         if not outcome.accepted:
             return self._rcpt_refused(conn, f"upstream_{outcome.status.value}", outcome.reply)
-        txn.recipients.append(path.address)
-        txn.rcpt_tos.append(path.address)
+        txn.recipients.append(target)
+        txn.rcpt_tos.append(target)
         self.metrics.recipients.labels("accepted").inc()
         return replies.reply(250, "Recipient OK", "2.1.5")
 
