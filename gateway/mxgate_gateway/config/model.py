@@ -198,6 +198,11 @@ class Limits(_Frozen):
     command_timeout: float = Field(default=300.0, gt=0, le=3600)
     data_timeout: float = Field(default=600.0, gt=0, le=3600)
     drain_timeout: float = Field(default=25.0, ge=0, le=3600)
+    # The whole session, however busy: a NOOP every few seconds must not hold a slot forever.
+    max_session_duration: float = Field(default=1800.0, gt=0, le=86_400)
+    # NOOP, RSET, VRFY, EXPN, HELP without a message relayed in between (Postfix's
+    # smtpd_junk_command_limit); one more is answered 421 4.7.0 and the session closed.
+    junk_command_limit: int = Field(default=100, ge=1, le=100_000)
 
 
 class SMTPOptions(_Frozen):

@@ -228,6 +228,7 @@ class EdgeHandler:
         self.metrics.messages.labels(label, tls_label(conn.tls_version)).inc()
         if status is RelayStatus.ACCEPTED:
             conn.messages_relayed += 1
+            conn.junk_commands = 0
             outcome_reply = replies.reply(250, f"Queued as {conn.session_id}", "2.0.0")
         self._record_message(conn, txn, status)
         log.info(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Session, TLSSetupException
@@ -177,6 +178,8 @@ class EdgeSMTP(SMTP):
                         return
                     await self.say(replies.reply(500, "Command not recognized", "5.5.1"))
                     continue
+                if self._over_session_limits(verb.upper()):
+                    return
                 self._reset_timeout(self.config.limits.command_timeout)
                 await method(arg.strip(" ") or None)
             except (asyncio.CancelledError, ConnectionError):
@@ -191,6 +194,26 @@ class EdgeSMTP(SMTP):
                     self.transport.close()
                     return
                 await self.say(await self.handle_exception(error))
+
+    def _over_session_limits(self, verb: str) -> bool:
+        """Session lifetime and the junk-command limit: close with 421 4.7.0 when over."""
+        assert self.conn is not None
+        limits = self.config.limits
+        if verb in commands.JUNK:
+            self.conn.junk_commands += 1
+        over = commands.session_limit(
+            time.monotonic() - self.conn.started,
+            self.conn.junk_commands,
+            limits.max_session_duration,
+            limits.junk_command_limit,
+        )
+        if over is None:
+            return False
+        kind, reply = over
+        self._protocol_error(kind)
+        log.info("session_limit_reached", session_id=self._sid, limit=kind)
+        self.close_with(reply)
+        return True
 
     async def _read_command(self) -> str | None:
         """One command line, or None after answering a malformed one."""

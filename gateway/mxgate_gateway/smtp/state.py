@@ -52,6 +52,7 @@ class Connection:
     transactions: int = 0
     messages_relayed: int = 0
     protocol_errors: int = 0
+    junk_commands: int = 0  # since the last relayed message (commands.JUNK)
     closed: bool = False
 
     @property
