@@ -5,6 +5,8 @@ set -euo pipefail
 
 need=()
 command -v swaks >/dev/null || need+=(swaks)
+# swaks speaks STARTTLS only with Net::SSLeay (a Recommends, skipped by --no-install-recommends)
+perl -MNet::SSLeay -e 1 2>/dev/null || need+=(libnet-ssleay-perl)
 test -x /usr/lib/postfix/sbin/master || need+=(postfix)
 command -v smtp-source >/dev/null || need+=(postfix)
 command -v haproxy >/dev/null || need+=(haproxy)
@@ -28,3 +30,7 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 echo "install-system-deps: postfix swaks haproxy etcd openssl present"
+
+# Exim 4 and OpenSMTPD as sending clients (tests/mtapeers): unpacked into a private cache,
+# never installed as packages (they conflict with postfix as mail-transport-agent).
+bash "$(dirname "$0")/install-mta-senders.sh"
