@@ -37,7 +37,7 @@ from mxgate_gateway.smtp.data import DataStatus
 from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
-from mxgate_gateway.smtp.state import Connection, Transaction
+from mxgate_gateway.smtp.state import Connection, Transaction, new_queue_id
 
 if TYPE_CHECKING:
     from mxgate_gateway.smtp.server import EdgeSMTP
@@ -91,7 +91,12 @@ class EdgeHandler:
 
     def on_tls(self, server: EdgeSMTP) -> None:
         conn = _conn(server)
-        log.info("starttls_completed", session_id=conn.session_id, **_tls_fields(conn))
+        log.info(
+            "starttls_completed",
+            session_id=conn.session_id,
+            client_ip=str(conn.client_ip),
+            **_tls_fields(conn),
+        )
 
     def on_session_end(self, server: EdgeSMTP) -> None:
         conn = _conn(server)
@@ -152,6 +157,7 @@ class EdgeHandler:
             return _policy_reply(decision.reply)
         txn.sender, txn.params = path, dict(path.params)
         txn.mail_from = path.address
+        txn.verdict, txn.policy_rule = decision.action.value, decision.rule_id
         conn.transactions += 1
         return replies.reply(250, "Sender OK", "2.1.0")
 
@@ -170,6 +176,8 @@ class EdgeHandler:
         self._count_decision(decision)
         if decision.action is Action.REFUSE and decision.reply is not None:
             return self._rcpt_refused(conn, "policy", _policy_reply(decision.reply))
+        if decision.action is Action.WOULD_REFUSE and not decision.carried:
+            txn.verdict, txn.policy_rule = decision.action.value, decision.rule_id
         outcome = await self._upstream_rcpt(conn, txn, target)
         if not outcome.accepted:
             return self._rcpt_refused(conn, f"upstream_{outcome.status.value}", outcome.reply)
@@ -214,43 +222,54 @@ class EdgeHandler:
 
     async def on_data(self, server: EdgeSMTP, txn: Transaction, content: bytes) -> replies.Reply:
         conn = _conn(server)
+        txn.queue_id = new_queue_id()
+        upstream: dict[str, object] = {}
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             outcome_reply = replies.UPSTREAM_FAILED
             status = RelayStatus.TEMPFAILED
         else:
             outcome = await txn.upstream.data(self._trace_headers(conn, txn) + content)
             outcome_reply, status = outcome.reply, outcome.status
+            # The upstream's own reply names its queue id: grep its log for it.
+            upstream = {"upstream": txn.upstream.upstream.address}
+            upstream["upstream_reply"] = str(outcome.reply)[:200]
             if outcome.failure.value != "none":
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()
+                upstream["failure"] = outcome.failure.value
             if outcome.after_dot:
-                self._ambiguous(conn, outcome)
+                self._ambiguous(conn, txn, outcome)
         label = {"accepted": "relayed"}.get(status.value, status.value)
         self.metrics.messages.labels(label, tls_label(conn.tls_version)).inc()
         if status is RelayStatus.ACCEPTED:
             conn.messages_relayed += 1
             conn.junk_commands = 0
-            outcome_reply = replies.reply(250, f"Queued as {conn.session_id}", "2.0.0")
+            outcome_reply = replies.reply(250, f"Queued as {txn.queue_id}", "2.0.0")
         self._record_message(conn, txn, status)
         log.info(
             f"message_{label}",
             session_id=conn.session_id,
+            queue_id=txn.queue_id,
             client_ip=str(conn.client_ip),
             recipients=len(txn.recipients),
             size=len(content),
             code=outcome_reply.code,
+            verdict=txn.verdict,
+            rule=txn.policy_rule,
+            **upstream,
             **_tls_fields(conn),
         )
         return outcome_reply
 
-    def _ambiguous(self, conn: Connection, outcome: RelayOutcome) -> None:
+    def _ambiguous(self, conn: Connection, txn: Transaction, outcome: RelayOutcome) -> None:
         """A 4xx after the dot was relayed: the upstream may hold a copy (duplicate risk)."""
         reason = "upstream_4xx" if outcome.failure.value == "none" else outcome.failure.value
         self.metrics.ambiguous_outcomes.labels(reason).inc()
         log.warning(
             "ambiguous_outcome",
             session_id=conn.session_id,
-            upstream=outcome.upstream,
+            queue_id=txn.queue_id,
             reason=reason,
+            **({"upstream": outcome.upstream} if outcome.upstream else {}),
         )
 
     def on_data_refused(self, server: EdgeSMTP, txn: Transaction, why: DataStatus) -> None:
@@ -265,7 +284,7 @@ class EdgeHandler:
                 helo=conn.helo,
                 client_ip=str(conn.client_ip),
                 hostname=conn.config.hostname,
-                session_id=conn.session_id,
+                session_id=txn.queue_id or conn.session_id,
                 esmtp=conn.esmtp,
                 tls_version=tls.version if tls else None,
                 tls_cipher=tls.cipher if tls else None,
@@ -320,5 +339,9 @@ def _param(key: str, value: str | None) -> str:
 
 
 def _tls_fields(conn: Connection) -> dict[str, object]:
+    """``tls`` always (``none`` in plaintext); ``cipher`` only when there is one.
+
+    The one rule for every event: a field that does not apply is absent, never null.
+    """
     tls = conn.tls
-    return {"tls": tls.version if tls else "none", "cipher": tls.cipher if tls else None}
+    return {"tls": tls.version, "cipher": tls.cipher} if tls else {"tls": "none"}

@@ -28,6 +28,11 @@ def new_session_id() -> str:
     return secrets.token_hex(8).upper()
 
 
+def new_queue_id() -> str:
+    """A short random id naming one accepted message (``Queued as``, Received, logs)."""
+    return secrets.token_hex(6).upper()
+
+
 def parse_peer(peer: object) -> IPv4Address | IPv6Address:
     """The client IP from a transport's ``peername`` (unknown peers become 0.0.0.0)."""
     if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
@@ -71,6 +76,9 @@ class Transaction(Envelope):
         self.upstream: UpstreamTransaction | None = None
         self.upstream_failure: RelayOutcome | None = None
         self.upstream_accepted_any = False
+        self.queue_id = ""  # set when DATA is relayed: one id per message
+        self.verdict = ""  # the policy's action for this message (MAIL, or a stricter RCPT)
+        self.policy_rule = ""
 
     @property
     def active(self) -> bool:
