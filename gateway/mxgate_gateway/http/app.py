@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mxgate_gateway.config.model import split_hostport
 from mxgate_gateway.http.health import Health
 from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_gateway.netbind import listen_socket
 
 ReportSnapshot = Callable[[], dict[str, Any]]
 
@@ -58,12 +58,12 @@ class HTTPServer:
     def __init__(self, address: str, app: web.Application) -> None:
         self.address = address
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        self._site: web.TCPSite | None = None
+        self._site: web.SockSite | None = None
 
     async def __aenter__(self) -> HTTPServer:
-        host, port = split_hostport(self.address)
+        sock = listen_socket(self.address)  # "[::]:port" serves IPv4 too
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        self._site = web.SockSite(self._runner, sock)
         await self._site.start()
         return self
 

@@ -34,12 +34,20 @@ def new_queue_id() -> str:
 
 
 def parse_peer(peer: object) -> IPv4Address | IPv6Address:
-    """The client IP from a transport's ``peername`` (unknown peers become 0.0.0.0)."""
+    """The client IP from a transport's ``peername`` (unknown peers become 0.0.0.0).
+
+    An IPv4 client of a dual-stack listener (``::ffff:a.b.c.d``) is its IPv4 address,
+    so limits, policy CIDRs, logs and the Received line see one form.
+    """
     if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
         try:
-            return ip_address(peer[0].split("%", 1)[0])
+            addr = ip_address(peer[0].split("%", 1)[0])
         except ValueError:
             pass
+        else:
+            if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+                return addr.ipv4_mapped
+            return addr
     return IPv4Address("0.0.0.0")  # noqa: S104 - a placeholder value, never bound
 
 
