@@ -17,7 +17,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mtapeers import exim
+from mtapeers import exim, opensmtpd
 from mtapeers.observe import settled
 from mtapeers.postfix import Postfix
 from mxgate_gateway.app import Gateway
@@ -107,4 +107,37 @@ async def test_postfix_delivers_exactly_once_through_the_gateway(
     await asyncio.sleep(0.5)  # a duplicate would arrive about now
     assert len(postfix_upstream.find(mark.encode(), "alice")) == 1
     check_trace(message, b"postfix-sender.test", tls != "off", b"sender.test (Postfix)")
+    await settled(gateway)
+
+
+@pytest.fixture
+def opensmtpd_available() -> None:
+    if not opensmtpd.available():
+        pytest.skip("OpenSMTPD is not unpacked (make test runs scripts/install-mta-senders.sh)")
+
+
+@pytest.mark.usefixtures("opensmtpd_available")
+@pytest.mark.parametrize("tls", MODES)
+async def test_opensmtpd_delivers_exactly_once_through_the_gateway(
+    gateway: Gateway, postfix_upstream: Postfix, tls_files: dict[str, Path], tls: str
+) -> None:
+    """OpenSMTPD as the sender (relay URL smtp+tls:// verified, smtp://, smtp+notls://)."""
+    mark = f"smtpd-{tls}-{uuid.uuid4().hex}"
+    sender = opensmtpd.OpenSMTPD(gateway.smtp_port, tls, tls_files["ca"])
+    await asyncio.to_thread(sender.start)
+    try:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=sender.port) as smtp:
+            await smtp.sendmail(
+                "s@example.org", ["alice@accepted.test"], f"Subject: {mark}\r\n\r\nx\r\n"
+            )
+        message = await asyncio.to_thread(postfix_upstream.wait_for, mark.encode(), "alice", 30)
+        await asyncio.sleep(0.5)  # a duplicate would arrive about now
+        log = sender.log()
+    finally:
+        await asyncio.to_thread(sender.stop)
+    assert len(postfix_upstream.find(mark.encode(), "alice")) == 1
+    assert 'result="Ok" stat="250 2.0.0 Queued as' in log, log[-2000:]
+    if tls == "required":
+        assert 'server-cert-check result="success"' in log, log[-2000:]
+    check_trace(message, b"smtpd.test", tls != "off", b"smtpd.test")
     await settled(gateway)
