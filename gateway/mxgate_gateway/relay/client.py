@@ -27,7 +27,7 @@ from mxgate_gateway.relay.outcome import (
 )
 from mxgate_gateway.relay.pool import UpstreamPool
 from mxgate_gateway.smtp.replies import reply
-from mxgate_gateway.tls.contexts import upstream_context
+from mxgate_gateway.tls.contexts import UpstreamContexts
 
 Observe = Callable[[str, float], None]  # (phase, seconds) for the latency histogram
 
@@ -75,15 +75,19 @@ class UpstreamTransaction:
         observe: Observe,
         breakers: BreakerBank | None = None,
         pool: UpstreamPool | None = None,
+        contexts: UpstreamContexts | None = None,
     ) -> tuple[UpstreamTransaction | None, RelayOutcome]:
         """Connect to the first reachable upstream and send MAIL FROM.
 
         With ``breakers``, upstreams whose breaker is open are skipped (none left:
         4xx at once) and each connection attempt is recorded. With ``pool``, an idle
         session to the upstream is reused first (one dropped while idle is skipped).
+        ``contexts`` holds the TLS client contexts of this config generation (built
+        once; without it they are built for this call only).
         """
         last = failed(Failure.CONNECT)
         bank = breakers if breakers is not None else BreakerBank(time.monotonic)
+        tls = contexts if contexts is not None else UpstreamContexts()
         reuse = pool is not None and "SMTPUTF8" not in mail_params
         for upstream in failover_order(upstreams, _key, bank):
             while reuse and pool is not None and (idle := pool.take((upstream, helo))):
@@ -96,7 +100,7 @@ class UpstreamTransaction:
                         return None, outcome
                     return txn, outcome
             started = time.monotonic()
-            smtp, outcome = await _connect(upstream, helo)
+            smtp, outcome = await _connect(upstream, helo, tls.get(upstreams, upstream))
             observe("connect", time.monotonic() - started)
             if smtp is None:
                 bank[_key(upstream)].record_failure()
@@ -243,7 +247,9 @@ def _supported(smtp: aiosmtplib.SMTP, param: str) -> bool:
     return ext is not None and smtp.supports_extension(ext)
 
 
-async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | None, RelayOutcome]:
+async def _connect(
+    upstream: Upstream, helo: str, ctx: ssl.SSLContext | None
+) -> tuple[aiosmtplib.SMTP | None, RelayOutcome]:
     host, port = split_hostport(upstream.address)
     smtp = aiosmtplib.SMTP(
         hostname=host,
@@ -262,7 +268,6 @@ async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | Non
         smtp.close()
         kind = _classify(exc)
         return None, failed(Failure.CONNECT if kind is Failure.DISCONNECTED else kind)
-    ctx = upstream_context(upstream)
     offered = smtp.supports_extension("starttls")
     if ctx is None or (upstream.tls is UpstreamTLS.OPPORTUNISTIC and not offered):
         return smtp, failed(Failure.NONE)
@@ -277,6 +282,6 @@ async def _connect(upstream: Upstream, helo: str) -> tuple[aiosmtplib.SMTP | Non
     except Exception:  # noqa: BLE001 - TLS failure
         smtp.close()
         if upstream.tls is UpstreamTLS.OPPORTUNISTIC:  # like an MTA: retry once in plaintext
-            return await _connect(upstream.model_copy(update={"tls": UpstreamTLS.NONE}), helo)
+            return await _connect(upstream, helo, None)
         return None, failed(Failure.TLS, upstream.address)  # required: try the next upstream
     return smtp, failed(Failure.NONE)

@@ -38,6 +38,7 @@ from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
 from mxgate_gateway.smtp.state import Connection, Transaction, new_queue_id
+from mxgate_gateway.tls.contexts import UpstreamContexts
 
 if TYPE_CHECKING:
     from mxgate_gateway.smtp.server import EdgeSMTP
@@ -81,6 +82,8 @@ class EdgeHandler:
         self.breakers = BreakerBank(time.monotonic, on_open=self._breaker_opened)
         # Idle upstream sessions reused message after message (MXGATE_UPSTREAM_POOL=1).
         self.pool = UpstreamPool() if pool_enabled() else None
+        # Upstream TLS client contexts, built once per config generation.
+        self.upstream_contexts = UpstreamContexts()
 
     # --- session events ----------------------------------------------------------
 
@@ -199,6 +202,7 @@ class EdgeHandler:
                 observe=self.metrics.observe_upstream,
                 breakers=self.breakers,
                 pool=self.pool,
+                contexts=self.upstream_contexts,
             )
             if upstream is None:
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()
