@@ -16,6 +16,7 @@ from bench.source import SourceLoad
 
 KiB = 1024
 MiB = 1024 * KiB
+BIG = 25 * MiB - 64 * KiB  # "25 MiB": the default SIZE limit (25 MiB) less room for headers
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ def _full() -> list[Workload]:
                  load=Load(messages=200, sessions=20, per_session=10, size=100 * KiB)),
         Workload("f-5m", "5 MiB messages, 20 concurrent, one each", "load",
                  load=Load(messages=20, sessions=20, per_session=1, size=5 * MiB, timeout=60)),
+        Workload("f-25m", "25 MiB messages, 20 concurrent, one each", "load",
+                 load=Load(messages=20, sessions=20, per_session=1, size=BIG, timeout=120),
+                 only=("direct", "mxgate", "mxgate-plain", "mxgate-tuned"), limit=240.0),
+        Workload("f-25m-1", "one 25 MiB message: RSS growth", "load",
+                 load=Load(messages=1, sessions=1, per_session=1, size=BIG, timeout=120),
+                 only=("direct", "mxgate", "mxgate-plain", "mxgate-tuned")),
+        Workload("a-half", "(a-lat) at half the concurrency (10 sessions): added p99", "load",
+                 load=Load(messages=1000, sessions=10, per_session=100)),
     ]  # fmt: skip
 
 
