@@ -21,7 +21,9 @@ class FakeUpstream:
     ``data_554`` (refuses DATA with 554), ``slow_dot`` (answers the dot with 250 after
     ``delay`` seconds), ``dot_451`` (451 to the dot), ``garbage_dot`` (a non-SMTP line
     to the dot). ``stored`` counts the messages a 250 to the dot confirmed; ``commands``
-    records every command line received, as sent."""
+    records every command line received, as sent.
+    ``stop_reading`` (says 354, then never reads again). ``data_bytes`` counts the DATA
+    octets read so far; ``received`` holds a DATA section once it ended (dot or drop)."""
 
     mode: str
     received: list[bytes] = field(default_factory=list)
@@ -33,6 +35,7 @@ class FakeUpstream:
     stored: int = 0
     commands: list[bytes] = field(default_factory=list)
     smtputf8: bool = False  # advertise SMTPUTF8
+    data_bytes: int = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -55,6 +58,7 @@ class FakeUpstream:
         while line := await reader.readline():
             if in_data:
                 data += line
+                self.data_bytes += len(line)
                 if self.mode == "drop_data" and len(data) > 100:
                     self.received.append(bytes(data))
                     writer.transport.abort()
@@ -91,6 +95,9 @@ class FakeUpstream:
             elif verb == b"DATA":
                 writer.write(b"354 go ahead\r\n")
                 in_data = True
+                if self.mode == "stop_reading":
+                    await writer.drain()
+                    await asyncio.sleep(3600)
             elif verb == b"RCPT" and self.mode == "stall_rcpt":
                 continue  # never answer; wait to see whether the gateway hangs up
             elif verb == b"QUIT":

@@ -33,7 +33,7 @@ from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
 from mxgate_gateway.relay.pool import UpstreamPool, pool_enabled
 from mxgate_gateway.smtp import replies
 from mxgate_gateway.smtp.addresses import Path, relay_target, sender_domain
-from mxgate_gateway.smtp.data import DataStatus
+from mxgate_gateway.smtp.data import DataSink, DataStatus
 from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
@@ -224,7 +224,18 @@ class EdgeHandler:
 
     # --- DATA --------------------------------------------------------------------
 
-    async def on_data(self, server: EdgeSMTP, txn: Transaction, content: bytes) -> replies.Reply:
+    def on_data_start(self, server: EdgeSMTP, txn: Transaction) -> DataSink:
+        """Start the upstream's DATA with our trace headers; the server streams the
+        message into the returned sink as the client sends it."""
+        conn = _conn(server)
+        if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
+            return _DISCARD
+        txn.upstream.start_data(self._trace_headers(conn, txn))
+        return txn.upstream
+
+    async def on_data(self, server: EdgeSMTP, txn: Transaction, size: int) -> replies.Reply:
+        """The client's final dot arrived and the section kept every rule: send the
+        upstream's final dot; 250 only after the upstream's 250."""
         conn = _conn(server)
         txn.queue_id = new_queue_id()
         upstream: dict[str, object] = {}
@@ -232,7 +243,7 @@ class EdgeHandler:
             outcome_reply = replies.UPSTREAM_FAILED
             status = RelayStatus.TEMPFAILED
         else:
-            outcome = await txn.upstream.data(self._trace_headers(conn, txn) + content)
+            outcome = await txn.upstream.finish_data()
             outcome_reply, status = outcome.reply, outcome.status
             # The upstream's own reply names its queue id: grep its log for it.
             upstream = {"upstream": txn.upstream.upstream.address}
@@ -255,7 +266,7 @@ class EdgeHandler:
             queue_id=txn.queue_id,
             client_ip=str(conn.client_ip),
             recipients=len(txn.recipients),
-            size=len(content),
+            size=size,
             code=outcome_reply.code,
             verdict=txn.verdict,
             rule=txn.policy_rule,
@@ -277,7 +288,11 @@ class EdgeHandler:
         )
 
     def on_data_refused(self, server: EdgeSMTP, txn: Transaction, why: DataStatus) -> None:
+        """The section broke an edge rule: the upstream transaction is abandoned before
+        its final dot, so no copy exists anywhere."""
         conn = _conn(server)
+        if txn.upstream is not None:
+            txn.upstream.abandon_data()
         self.metrics.messages.labels("rejected", tls_label(conn.tls_version)).inc()
         log.info("message_refused", session_id=conn.session_id, reason=why.value)
 
@@ -321,6 +336,16 @@ class EdgeHandler:
             ).inc()
         if self.report is not None:
             self.report.record_decision(decision)
+
+
+class _Discard:
+    """A sink that drops the message (no upstream to stream to)."""
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+
+_DISCARD = _Discard()
 
 
 def _conn(server: EdgeSMTP) -> Connection:

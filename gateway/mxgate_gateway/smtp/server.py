@@ -21,7 +21,7 @@ from mxgate_gateway.config.model import Config
 from mxgate_gateway.logs import get_logger
 from mxgate_gateway.smtp import commands, replies
 from mxgate_gateway.smtp.addresses import Path, parse_path
-from mxgate_gateway.smtp.data import DataStatus, read_data
+from mxgate_gateway.smtp.data import DataStatus, DataStream, stream_data
 from mxgate_gateway.smtp.gatekeeper import Gate
 from mxgate_gateway.smtp.state import Connection, Transaction, parse_peer
 from mxgate_gateway.tls.contexts import facts_of
@@ -35,8 +35,8 @@ log = get_logger("mxgate.smtp")
 class EdgeSMTP(SMTP):
     """aiosmtpd's protocol with our command loop, limits, and reply discipline."""
 
-    # The stream reader's buffer limit, not a protocol limit: DATA is read in bulk
-    # (smtp/data.py) and command length is enforced by _read_command.
+    # The stream reader's buffer limit, not a protocol limit: DATA is streamed read by
+    # read (smtp/data.py) and command length is enforced by _read_command.
     line_length_limit = 64 * 1024
 
     def __init__(
@@ -395,20 +395,20 @@ class EdgeSMTP(SMTP):
             self._protocol_error("pipelining_after_data")
             self.close_with(replies.reply(554, "Commands pipelined after DATA", "5.5.0"))
             return
+        sink = self.handler.on_data_start(self, txn)
         await self._write("354 End data with <CR><LF>.<CR><LF>")
         self._reset_timeout(self.config.limits.data_timeout)
-        result = await read_data(
-            self._reader, self.config.limits.max_message_size, self.config.smtp.bare_line_endings
-        )
+        stream = DataStream(self.config.limits.max_message_size, self.config.smtp.bare_line_endings)
+        await stream_data(self._reader, stream, sink)
         self._reset_timeout(self.config.limits.command_timeout)
-        if result.status is not DataStatus.OK:
-            self._protocol_error(result.status.value)
-            self.handler.on_data_refused(self, txn, result.status)
+        if stream.status is not DataStatus.OK:
+            self._protocol_error(stream.status.value)
+            self.handler.on_data_refused(self, txn, stream.status)
             self._set_post_data_state()
-            await self.say(commands.DATA_ERRORS[result.status])
+            await self.say(commands.DATA_ERRORS[stream.status])
             return
         self._reset_timeout(self._relay_wait())  # the client waits for our final reply
-        reply = await self.handler.on_data(self, txn, result.content)
+        reply = await self.handler.on_data(self, txn, stream.size)
         self._reset_timeout(self.config.limits.command_timeout)
         self._set_post_data_state()
         await self.say(reply)
