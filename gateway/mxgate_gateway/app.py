@@ -26,6 +26,7 @@ from mxgate_gateway.mtasts.http import add_routes as add_mtasts_routes
 from mxgate_gateway.mtasts.http import with_tlsrpt
 from mxgate_gateway.mtasts.metrics import TLSRPTRecorder
 from mxgate_gateway.report import LossReport
+from mxgate_gateway.settings import Tuning
 from mxgate_gateway.smtp.handler import EdgeHandler
 from mxgate_gateway.smtp.listener import SMTPListener
 from mxgate_gateway.tls.contexts import TLSMaterialError, server_context
@@ -44,12 +45,14 @@ class Gateway:
         *,
         report: LossReport | None = None,
         report_snapshot: ReportSnapshot | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         self.store = config if isinstance(config, ConfigStore) else ConfigStore(config)
         self.metrics = GatewayMetrics()
         self.health = Health()
         self.report = report if report is not None else LossReport()
-        self.handler = EdgeHandler(self.metrics, self.report)
+        tuning = tuning if tuning is not None else Tuning.from_env()
+        self.handler = EdgeHandler(self.metrics, self.report, upstream_pool=tuning.upstream_pool)
         self.tlsrpt = TLSRPTRecorder(self.metrics.registry)  # MTA-STS / TLS-RPT (issue 8)
         self.report_snapshot = with_tlsrpt(report_snapshot or self.report.snapshot, self.tlsrpt)
         self.tls_context: ssl.SSLContext | None = None

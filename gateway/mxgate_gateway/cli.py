@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from mxgate_gateway.errors import ConfigError, MxgateError
 from mxgate_gateway.policy.standards import standards_warnings
 from mxgate_gateway.report.cli import add_arguments as add_report_arguments
 from mxgate_gateway.report.cli import run as run_report
-from mxgate_gateway.settings import DevSettings, GatewaySettings
+from mxgate_gateway.settings import DevSettings, GatewaySettings, Tuning
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when MXGATE_UVLOOP=1 and it is installed (bench/README.md: less CPU per message)."""
-    if os.environ.get("MXGATE_UVLOOP", "") not in ("1", "true", "yes"):
+    """uvloop unless MXGATE_UVLOOP=0, when installed (bench/README.md: less CPU per message)."""
+    if not Tuning.from_env().uvloop:
         return None
     try:
         import uvloop  # noqa: PLC0415 - optional

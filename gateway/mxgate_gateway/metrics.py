@@ -17,17 +17,12 @@ from prometheus_client import (
 )
 
 from mxgate_gateway import __version__
+from mxgate_gateway.negotiated import NegotiatedTLS
 
-TLS_LABELS = ("none", "TLSv1.2", "TLSv1.3")
+# Label values present from the start (what the server can negotiate, and plaintext).
+TLS_LABELS = (NegotiatedTLS.NONE.value, NegotiatedTLS.TLS1_2.value, NegotiatedTLS.TLS1_3.value)
 # Why a 4xx after the relayed dot: the upstream said 4xx, or no usable reply (Failure).
 AMBIGUOUS_REASONS = ("upstream_4xx", "timeout", "disconnected", "protocol", "tls")
-
-
-def tls_label(version: str | None) -> str:
-    """Bound a negotiated TLS version to ``none``, ``TLSv1.2``, ``TLSv1.3`` or ``other``."""
-    if version is None:
-        return "none"
-    return version if version in TLS_LABELS else "other"
 
 
 class GatewayMetrics:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mxgate_gateway.config.model import BareLineEndings
+from mxgate_gateway.replies import Reply, from_upstream, with_enhanced
 from mxgate_gateway.smtp.addresses import (
     Path,
     canonical_domain,
@@ -17,7 +18,6 @@ from mxgate_gateway.smtp.addresses import (
 )
 from mxgate_gateway.smtp.data import DataStatus, read_data
 from mxgate_gateway.smtp.received import TraceFacts, received_header
-from mxgate_gateway.smtp.replies import Reply, from_upstream, with_enhanced
 
 DOMAINS = ("accepted.test",)
 

@@ -30,7 +30,7 @@ from mxgate_gateway.relay.outcome import (
     from_reply,
 )
 from mxgate_gateway.relay.pool import UpstreamPool
-from mxgate_gateway.smtp.replies import reply
+from mxgate_gateway.replies import reply
 from mxgate_gateway.tls.contexts import UpstreamContexts
 
 Observe = Callable[[str, float], None]  # (phase, seconds) for the latency histogram

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mxgate_gateway.smtp.replies import (
+from mxgate_gateway.replies import (
     UPSTREAM_FAILED,
     UPSTREAM_UNAVAILABLE,
     Reply,

@@ -15,8 +15,9 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
 from mxgate_gateway.mtasts.render import merge_sections as merge_tlsrpt
+from mxgate_gateway.negotiated import tls_label
 from mxgate_gateway.policy.decisions import Decision
-from mxgate_gateway.policy.facts import normalize_domain, tls_label
+from mxgate_gateway.policy.facts import normalize_domain
 from mxgate_gateway.report.tally import ReportFormatError, Tally
 from mxgate_gateway.report.topk import CAPACITY
 

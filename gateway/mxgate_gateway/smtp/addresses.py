@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import idna
 
-from mxgate_gateway.smtp.replies import Reply, reply
+from mxgate_gateway.replies import Reply, reply
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]"
 _DOT_STRING = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")

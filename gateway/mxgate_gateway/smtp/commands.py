@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mxgate_gateway.smtp import replies
+from mxgate_gateway import replies
 from mxgate_gateway.smtp.addresses import Path
 from mxgate_gateway.smtp.data import DataStatus
 

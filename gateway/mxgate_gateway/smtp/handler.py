@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Protocol
 
+from mxgate_gateway import replies
 from mxgate_gateway.config.model import Limits
 from mxgate_gateway.logs import get_logger
-from mxgate_gateway.metrics import GatewayMetrics, tls_label
+from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_gateway.negotiated import tls_label
 from mxgate_gateway.policy import (
     Action,
     Decision,
@@ -30,8 +32,7 @@ from mxgate_gateway.policy import (
 from mxgate_gateway.relay.breaker import BreakerBank
 from mxgate_gateway.relay.client import UpstreamTransaction
 from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
-from mxgate_gateway.relay.pool import UpstreamPool, pool_enabled
-from mxgate_gateway.smtp import replies
+from mxgate_gateway.relay.pool import UpstreamPool
 from mxgate_gateway.smtp.addresses import Path, relay_target, sender_domain
 from mxgate_gateway.smtp.data import DataSink, DataStatus
 from mxgate_gateway.smtp.drain import SessionTracker
@@ -70,25 +71,24 @@ class EdgeHandler:
         metrics: GatewayMetrics,
         report: ReportSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        upstream_pool: bool = True,
     ) -> None:
         self.metrics = metrics
         self.report = report
         self.clock = clock
-        self.sessions: set[EdgeSMTP] = set()
         self._closing: set[asyncio.Task[None]] = set()
         # Live operations: drain, admission (limits, PROXY), upstream breakers.
         self.tracker = SessionTracker()
         self.gatekeeper = Gatekeeper(Limits(), self._connection_refused)
         self.breakers = BreakerBank(time.monotonic, on_open=self._breaker_opened)
-        # Idle upstream sessions reused message after message (MXGATE_UPSTREAM_POOL=1).
-        self.pool = UpstreamPool() if pool_enabled() else None
+        # Idle upstream sessions reused message after message (settings.Tuning).
+        self.pool = UpstreamPool() if upstream_pool else None
         # Upstream TLS client contexts, built once per config generation.
         self.upstream_contexts = UpstreamContexts()
 
     # --- session events ----------------------------------------------------------
 
     def on_connect(self, server: EdgeSMTP) -> None:
-        self.sessions.add(server)
         self.tracker.add(server)
         self.metrics.connections.inc()
 
@@ -103,7 +103,6 @@ class EdgeHandler:
 
     def on_session_end(self, server: EdgeSMTP) -> None:
         conn = _conn(server)
-        self.sessions.discard(server)
         self.tracker.discard(server)
         self.metrics.connections.dec()
         if server.gate is None:  # refused before the greeting (limits, PROXY): no session
@@ -159,7 +158,6 @@ class EdgeHandler:
             log.info("mail_refused", session_id=conn.session_id, rule=decision.rule_id)
             return _policy_reply(decision.reply)
         txn.sender, txn.params = path, dict(path.params)
-        txn.mail_from = path.address
         txn.verdict, txn.policy_rule = decision.action.value, decision.rule_id
         conn.transactions += 1
         return replies.reply(250, "Sender OK", "2.1.0")
@@ -185,7 +183,6 @@ class EdgeHandler:
         if not outcome.accepted:
             return self._rcpt_refused(conn, f"upstream_{outcome.status.value}", outcome.reply)
         txn.recipients.append(target)
-        txn.rcpt_tos.append(target)
         self.metrics.recipients.labels("accepted").inc()
         return replies.reply(250, "Recipient OK", "2.1.5")
 

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, AnyStr
+from typing import TYPE_CHECKING, AnyStr
 
 from aiosmtpd.smtp import SMTP, Session, TLSSetupException
 
+from mxgate_gateway import replies
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.logs import get_logger
-from mxgate_gateway.smtp import commands, replies
+from mxgate_gateway.smtp import commands
 from mxgate_gateway.smtp.addresses import Path, parse_path
 from mxgate_gateway.smtp.data import DataStatus, DataStream, stream_data
 from mxgate_gateway.smtp.gatekeeper import Gate
@@ -56,16 +57,14 @@ class EdgeSMTP(SMTP):
         self.conn: Connection | None = None
         self.gate: Gate | None = None  # connection slot and real client (gatekeeper)
         self._lost = False  # connection_lost ran: everything held was released
+        self.txn = Transaction()  # the current mail transaction (empty between them)
 
     # --- connection lifecycle ------------------------------------------------
 
-    def _create_envelope(self) -> Transaction:
-        return Transaction()
-
     def _set_post_data_state(self) -> None:
-        old = getattr(self, "envelope", None)
-        self.envelope = self._create_envelope()
-        if isinstance(old, Transaction) and old.active:
+        """A new, empty transaction (aiosmtpd's Envelope is not used)."""
+        old, self.txn = self.txn, Transaction()
+        if old.active:
             self.handler.on_transaction_end(self, old)
 
     def _set_rset_state(self) -> None:
@@ -117,7 +116,7 @@ class EdgeSMTP(SMTP):
     # --- drain (smtp/drain.py's DrainableSession) -------------------------------------
 
     def in_transaction(self) -> bool:
-        return bool(getattr(self.envelope, "active", False))
+        return self.txn.active
 
     def close_idle(self, reply: str) -> None:
         self.close_with(reply)
@@ -423,6 +422,4 @@ class EdgeSMTP(SMTP):
         return self.session
 
     def _txn(self) -> Transaction:
-        envelope: Any = self.envelope
-        assert isinstance(envelope, Transaction)
-        return envelope
+        return self.txn

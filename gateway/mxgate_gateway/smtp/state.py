@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import Envelope
-
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.smtp.addresses import Path
 from mxgate_gateway.tls.contexts import TLSFacts
@@ -73,20 +71,18 @@ class Connection:
         return self.tls.version if self.tls else None
 
 
-class Transaction(Envelope):
-    """One MAIL..DATA transaction: the envelope plus its live upstream."""
+@dataclass
+class Transaction:
+    """One MAIL..DATA transaction: the envelope (one name per field) plus its live upstream."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.sender: Path | None = None
-        self.params: dict[str, str | None] = {}
-        self.recipients: list[str] = []
-        self.upstream: UpstreamTransaction | None = None
-        self.upstream_failure: RelayOutcome | None = None
-        self.upstream_accepted_any = False
-        self.queue_id = ""  # set when DATA is relayed: one id per message
-        self.verdict = ""  # the policy's action for this message (MAIL, or a stricter RCPT)
-        self.policy_rule = ""
+    sender: Path | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    recipients: list[str] = field(default_factory=list)
+    upstream: UpstreamTransaction | None = None
+    upstream_failure: RelayOutcome | None = None
+    queue_id: str = ""  # set when DATA is relayed: one id per message
+    verdict: str = ""  # the policy's action for this message (MAIL, or a stricter RCPT)
+    policy_rule: str = ""
 
     @property
     def active(self) -> bool:
