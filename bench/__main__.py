@@ -31,7 +31,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small counts: a smoke test (~30 s)")
     p.add_argument(
         "--targets",
-        default="direct,mxgate,mxgate-plain,mxgate-tuned,haraka",
+        default="direct,mxgate,mxgate-plain,mxgate-untuned,haraka",
         help="comma-separated",
     )
     p.add_argument("--workloads", default="", help="comma-separated ids (default: all)")
@@ -92,7 +92,7 @@ def render(results: list[Result], quick: bool, seconds: float) -> str:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     out = f"Run {when} ({mode}, {seconds:.0f} s) on {machine()}; load average at the end {load}\n"
     out += f"\n{table(results)}\n"
-    for subject in ("mxgate", "mxgate-plain", "mxgate-tuned"):
+    for subject in ("mxgate", "mxgate-plain", "mxgate-untuned"):
         if any(r.target == subject and not r.skipped for r in results):
             out += "\n" + verdict_table(verdicts(results, subject), subject)
     skipped = skipped_lines(results)
