@@ -34,7 +34,7 @@ from mxgate_gateway.replies import reply
 from mxgate_gateway.tls.contexts import UpstreamContexts
 
 Observe = Callable[[str, float], None]  # (phase, seconds) for the latency histogram
-FLUSH_AT = 32 * 1024  # message octets queued before a write to the upstream
+FLUSH_AT = 16 * 1024  # message octets queued before a write to the upstream
 
 NO_SMTPUTF8 = reply(550, "Upstream does not support SMTPUTF8", "5.6.7")
 _TIMEOUTS = (aiosmtplib.SMTPTimeoutError, TimeoutError)

@@ -38,7 +38,7 @@ class EdgeSMTP(SMTP):
 
     # The stream reader's buffer limit, not a protocol limit: DATA is streamed read by
     # read (smtp/data.py) and command length is enforced by _read_command.
-    line_length_limit = 64 * 1024
+    line_length_limit = 32 * 1024
 
     def __init__(
         self, handler: EdgeHandler, config: Config, tls_context: ssl.SSLContext | None
