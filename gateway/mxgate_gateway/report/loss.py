@@ -20,7 +20,15 @@ from mxgate_gateway.report.document import FORMAT, ReportDocument, ReportFormatE
 from mxgate_gateway.report.tally import Tally
 from mxgate_gateway.report.topk import CAPACITY
 
-__all__ = ["FORMAT", "LossReport", "client_network", "merge"]
+__all__ = [
+    "FORMAT",
+    "LossReport",
+    "client_network",
+    "count_decision",
+    "count_message",
+    "count_session",
+    "merge",
+]
 NULL_SENDER = "<>"
 WINDOW_MINUTES = 60
 TOP_SHOWN = 10
@@ -33,6 +41,48 @@ def client_network(ip: IPv4Address | IPv6Address | str) -> str:
         addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ip_network(f"{addr}/{prefix}", strict=False))
+
+
+# -- what one fact adds to a tally: shared by the live report and `mxgate estimate` ---------
+
+
+def count_session(tallies: Iterable[Tally], tls_version: str | None) -> None:
+    """A session, by the TLS version it ended up with (None: plaintext)."""
+    label = tls_label(tls_version)
+    for t in tallies:
+        t.sessions[label] += 1
+
+
+def count_decision(tallies: Iterable[Tally], decision: Decision) -> None:
+    """A policy decision under its rule; a ``carried`` RCPT repeat is not recounted."""
+    if decision.carried:
+        return
+    key = (decision.rule_id, decision.mode.value, decision.action.value)
+    for t in tallies:
+        t.rules[key] += 1
+
+
+def count_message(
+    tallies: Iterable[Tally],
+    *,
+    tls_version: str | None,
+    sender_domain: str | None,
+    client_ip: IPv4Address | IPv6Address | str,
+    upstream_accepted: bool | None,
+    recipients: int,
+) -> None:
+    """A message that reached the end of DATA, and how the next hop judged it."""
+    label = tls_label(tls_version)
+    verdict = {True: "accepted", False: "rejected", None: "unknown"}[upstream_accepted]
+    sender = normalize_domain(sender_domain) or NULL_SENDER
+    network = client_network(client_ip) if label == "none" else ""
+    for t in tallies:
+        t.messages[label] += 1
+        t.recipients[label] += max(recipients, 0)
+        t.upstream[(label, verdict)] += 1
+        if label == "none":
+            t.senders.add(sender)
+            t.networks.add(network)
 
 
 class LossReport:
@@ -70,17 +120,11 @@ class LossReport:
 
     def record_session(self, tls_version: str | None) -> None:
         """Count a session, by the TLS version it ended up with (None: plaintext)."""
-        label = tls_label(tls_version)
-        for t in self._tallies():
-            t.sessions[label] += 1
+        count_session(self._tallies(), tls_version)
 
     def record_decision(self, decision: Decision) -> None:
         """Count a policy decision under its rule; a ``carried`` RCPT repeat is not recounted."""
-        if decision.carried:
-            return
-        key = (decision.rule_id, decision.mode.value, decision.action.value)
-        for t in self._tallies():
-            t.rules[key] += 1
+        count_decision(self._tallies(), decision)
 
     def record_message(
         self,
@@ -96,17 +140,14 @@ class LossReport:
         ``upstream_accepted``: True for the upstream's 250, False for its 5xx,
         None when it gave no final verdict (unreachable, timeout, 4xx).
         """
-        label = tls_label(tls_version)
-        verdict = {True: "accepted", False: "rejected", None: "unknown"}[upstream_accepted]
-        sender = normalize_domain(sender_domain) or NULL_SENDER
-        network = client_network(client_ip) if label == "none" else ""
-        for t in self._tallies():
-            t.messages[label] += 1
-            t.recipients[label] += max(recipients, 0)
-            t.upstream[(label, verdict)] += 1
-            if label == "none":
-                t.senders.add(sender)
-                t.networks.add(network)
+        count_message(
+            self._tallies(),
+            tls_version=tls_version,
+            sender_domain=sender_domain,
+            client_ip=client_ip,
+            upstream_accepted=upstream_accepted,
+            recipients=recipients,
+        )
 
     # -- reading ---------------------------------------------------------------
 
