@@ -102,6 +102,12 @@ class Estimator:
                 "no session lines in the log: sessions are not counted"
                 " (Exim: log_selector = +smtp_connection +smtp_no_mail +pid)"
             )
+        accepted = sum(self.tally.upstream[(tls, "accepted")] for tls in self.tally.messages)
+        if accepted and not self.tally.recipients.total():
+            notes.append(
+                "no recipients in the log: recipients are not counted"
+                " (Exim: log_selector = +received_recipients)"
+            )
         unattributed = dict(stats.unattributed)
         if self.unattributed_messages:
             unattributed["message_without_client_address"] = self.unattributed_messages
