@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", metavar="T", help="only lines at or after T (ISO 8601)")
     parser.add_argument("--until", metavar="T", help="only lines before T (ISO 8601)")
     parser.add_argument(
+        "--year",
+        type=int,
+        help="year of syslog timestamps, which carry none (default: each file's modification year)",
+    )
+    parser.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
         default="auto",
@@ -60,8 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_all(names: Sequence[str], forced: str, stdin: BinaryIO | None) -> list[LogFile]:
-    logs = [open_log(name, stdin) for name in names]
+def _open_all(
+    names: Sequence[str], forced: str, stdin: BinaryIO | None, year: int | None
+) -> list[LogFile]:
+    logs = [open_log(name, stdin, year) for name in names]
     for log in logs:
         if forced != "auto":
             log.format = forced
@@ -81,18 +88,24 @@ def estimate(
     stats = ParseStats()
     parsers: dict[str, _Parser] = {}
 
-    def parser_for(fmt: str, year: int) -> _Parser:
+    def parser_for(log: LogFile) -> _Parser:
+        fmt = log.format or "postfix"
         if fmt not in parsers:
             if fmt == "exim":
                 parsers[fmt] = EximParser(estimator.add, window=window, stats=stats)
             else:
-                parsers[fmt] = PostfixParser(estimator.add, year=year, window=window, stats=stats)
-        return parsers[fmt]
+                parsers[fmt] = PostfixParser(
+                    estimator.add, year=log.year, window=window, stats=stats
+                )
+        parser = parsers[fmt]
+        if isinstance(parser, PostfixParser):  # syslog stamps: this file's year
+            parser.year, parser.last_month = log.year, log.last_month
+        return parser
 
     for log in logs:
         if log.format is None:  # an empty file
             continue
-        feed: Callable[[str], None] = parser_for(log.format, log.year).feed
+        feed: Callable[[str], None] = parser_for(log).feed
         if progress is None:
             for line in log.lines():
                 feed(line)
@@ -113,11 +126,13 @@ def estimate(
 
 def run(
     args: argparse.Namespace,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
     stdin: BinaryIO | None = None,
 ) -> int:
     """Read, count and print; return the process exit code."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     try:
         window = Window(
             parse_bound(args.since) if args.since else None,
@@ -139,7 +154,7 @@ def run(
                 print(f"  {field}: {message}", file=stderr)
             return EXIT_POLICY
     try:
-        logs = _open_all(args.logs, args.format, stdin)
+        logs = _open_all(args.logs, args.format, stdin, args.year)
         show = args.progress == "always" or (args.progress == "auto" and stderr.isatty())
         progress = Progress(sum(log.size for log in logs), stderr if show else None)
         estimator, source, stats = estimate(logs, window, replay, progress)

@@ -104,12 +104,13 @@ class EximParser:
         *,
         window: Window | None = None,
         stats: ParseStats | None = None,
+        max_sessions: int = MAX_SESSIONS,
     ) -> None:
         self.emit = emit
         self.window = window or Window()
         self.stats = stats or ParseStats()
-        self._sessions: Bounded[str, _Session] = Bounded(MAX_SESSIONS)
-        self._closing: Bounded[str, _Session] = Bounded(MAX_CLOSING)
+        self._sessions: Bounded[str, _Session] = Bounded(max_sessions)
+        self._closing: Bounded[str, _Session] = Bounded(min(MAX_CLOSING, max_sessions))
         self.saw_pid = False
 
     def feed(self, line: str) -> None:
@@ -311,6 +312,10 @@ class EximParser:
             self._flush(owner)
             pending = owner.pending = _Refusals(sender, tls)
         pending.refused.append((r.group(1), bool(RELAY.search(r.group(2)))))
+
+    def open_state(self) -> int:
+        """Sessions held open right now (bounded by the caps)."""
+        return len(self._sessions) + len(self._closing)
 
     # -- end of input -------------------------------------------------------------------------
 

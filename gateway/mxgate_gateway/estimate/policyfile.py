@@ -39,6 +39,13 @@ def _objects(docs: list[object]) -> Iterator[Mapping[str, object]]:
             yield doc
 
 
+def _sorted(names: object) -> object:
+    """Scope lists sorted as the operator renders them; anything else is left to validation."""
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return sorted(names)
+    return names or []
+
+
 def tlspolicy_rule(obj: Mapping[str, object], source: str) -> Rule:
     """The gateway rule of one TLSPolicy object, as the operator renders it."""
     meta = obj.get("metadata")
@@ -56,9 +63,9 @@ def tlspolicy_rule(obj: Mapping[str, object], source: str) -> Rule:
         "refusal": spec.get("refusal", "permanent"),
         "listener": spec.get("listener", "public-mx"),
         "scope": {
-            "recipient_domains": scope.get("recipientDomains") or [],
-            "sender_domains": scope.get("senderDomains") or [],
-            "client_cidrs": scope.get("clientCIDRs") or [],
+            "recipient_domains": _sorted(scope.get("recipientDomains")),
+            "sender_domains": _sorted(scope.get("senderDomains")),
+            "client_cidrs": _sorted(scope.get("clientCIDRs")),
         },
     }
     return validate(Rule, data, f"{source} ({rule_id})")

@@ -125,13 +125,15 @@ class PostfixParser:
         year: int,
         window: Window | None = None,
         stats: ParseStats | None = None,
+        max_sessions: int = MAX_SESSIONS,
+        max_messages: int = MAX_MESSAGES,
     ) -> None:
         self.emit = emit
-        self.year = year
+        self.year, self.last_month = year, 12
         self.window = window or Window()
         self.stats = stats or ParseStats()
-        self._sessions: Bounded[str, _Session] = Bounded(MAX_SESSIONS)
-        self._messages: Bounded[str, _Message] = Bounded(MAX_MESSAGES)
+        self._sessions: Bounded[str, _Session] = Bounded(max_sessions)
+        self._messages: Bounded[str, _Message] = Bounded(max_messages)
 
     # -- lines ---------------------------------------------------------------------
 
@@ -144,7 +146,7 @@ class PostfixParser:
         if m["iso"]:
             stamp: str | None = iso_stamp(m["iso"])
         else:
-            stamp = syslog_stamp(m["mon"], m["day"], m["hms"], self.year)
+            stamp = syslog_stamp(m["mon"], m["day"], m["hms"], self.year, self.last_month)
         if not self.window.is_open and not self.window.holds(stamp):
             return
         self.stats.saw_time(stamp)
@@ -343,6 +345,10 @@ class PostfixParser:
                 verdict=message.verdict,
             )
         )
+
+    def open_state(self) -> int:
+        """Sessions and messages held open right now (bounded by the caps)."""
+        return len(self._sessions) + len(self._messages)
 
     # -- end of input ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from mxgate_gateway.estimate.stamps import iso_stamp, syslog_stamp
 PEEK_LINES = 200
 GZIP_MAGIC = b"\x1f\x8b"
 _SYSLOG = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)")
+_ROTATED = re.compile(r"\.(\d+)(?:\.gz)?$")
 _ISO = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)")
 
 
@@ -39,6 +40,7 @@ class LogFile:
     name: str
     size: int
     year: int
+    last_month: int  # the month of ``year`` the newest line is from (12: unknown)
     head: list[str]
     format: str | None
     first_stamp: str | None
@@ -70,24 +72,27 @@ def detect(head: list[str]) -> str | None:
     return "postfix" if pf >= ex else "exim"
 
 
-def _stamp(line: str, year: int) -> str | None:
+def _stamp(line: str, year: int, last_month: int) -> str | None:
     m = _ISO.match(line)
     if m:
         return iso_stamp(m.group(1))
     m = _SYSLOG.match(line)
-    return syslog_stamp(m.group(1), m.group(2), m.group(3), year) if m else None
+    return syslog_stamp(m.group(1), m.group(2), m.group(3), year, last_month) if m else None
 
 
-def open_log(name: str, stdin: BinaryIO | None = None) -> LogFile:
-    """Open ``name`` (``-``: stdin), gunzipping by magic bytes, and peek at its head."""
+def open_log(name: str, stdin: BinaryIO | None = None, year: int | None = None) -> LogFile:
+    """Open ``name`` (``-``: stdin), gunzipping by magic bytes, and peek at its head.
+
+    ``year`` is for syslog stamps (which have none); default: the file's mtime year.
+    """
     try:
         if name == "-":
             raw: BinaryIO = stdin or sys.stdin.buffer
-            size, year = 0, datetime.now(UTC).year
+            size, modified = 0, datetime.now(UTC)
         else:
             path = Path(name)
             stat = path.stat()
-            size, year = stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC).year
+            size, modified = stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
             raw = path.open("rb")
         buffered = (
             raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast("Any", raw))
@@ -100,13 +105,27 @@ def open_log(name: str, stdin: BinaryIO | None = None) -> LogFile:
         head = list(itertools.islice(text, PEEK_LINES))
     except (OSError, EOFError) as exc:
         raise LogError(f"{name}: {exc}") from None
-    first = next((s for s in (_stamp(line, year) for line in head) if s), None)
-    return LogFile(name, size, year, head, detect(head), first, raw, text)
+    last_month = 12 if year else modified.month
+    year = year or modified.year
+    first = next((s for s in (_stamp(line, year, last_month) for line in head) if s), None)
+    return LogFile(name, size, year, last_month, head, detect(head), first, raw, text)
+
+
+def _rotation(name: str) -> int:
+    """``maillog.2.gz`` → 2 (older than ``maillog.1``, older than ``maillog``: 0)."""
+    m = _ROTATED.search(name)
+    return int(m.group(1)) if m else 0
 
 
 def chronological(logs: list[LogFile]) -> list[LogFile]:
-    """Oldest first by first timestamp (rotated files named in any order); stdin keeps its place."""
-    return sorted(logs, key=lambda f: (f.first_stamp is None, f.first_stamp or ""))
+    """Oldest first (rotated files named in any order): by first timestamp, then rotation number.
+
+    Stamps have one-second resolution, so two files can start in the same second;
+    then ``maillog.2`` comes before ``maillog.1`` before ``maillog``.
+    """
+    return sorted(
+        logs, key=lambda f: (f.first_stamp is None, f.first_stamp or "", -_rotation(f.name))
+    )
 
 
 class Progress:

@@ -18,11 +18,17 @@ MONTHS = {
 }
 
 
-def syslog_stamp(month: str, day: str, hms: str, year: int) -> str | None:
-    """``("Dec", "1", "03:17:35", 2026)`` → ``2026-12-01T03:17:35``; None if not a month."""
+def syslog_stamp(month: str, day: str, hms: str, year: int, last_month: int = 12) -> str | None:
+    """``("Dec", "1", "03:17:35", 2026)`` → ``2026-12-01T03:17:35``; None if not a month.
+
+    ``year`` is the year of the file's newest line, written in month ``last_month``:
+    a later month belongs to the year before (a log that spans New Year).
+    """
     mm = MONTHS.get(month)
     if mm is None:
         return None
+    if int(mm) > last_month:
+        year -= 1
     return f"{year}-{mm}-{int(day):02d}T{hms}"
 
 
