@@ -112,6 +112,8 @@ class EximParser:
         self._sessions: Bounded[str, _Session] = Bounded(max_sessions)
         self._closing: Bounded[str, _Session] = Bounded(min(MAX_CLOSING, max_sessions))
         self.saw_pid = False
+        self._last_ts = ""
+        self._stamp = ""
 
     def feed(self, line: str) -> None:
         self.stats.lines += 1
@@ -119,10 +121,13 @@ class EximParser:
         if m is None:
             self.stats.unparsed += 1
             return
-        stamp = iso_stamp(m["ts"])
-        if not self.window.is_open and not self.window.holds(stamp):
-            return
-        self.stats.saw_time(stamp)
+        ts = m["ts"]
+        if ts != self._last_ts:  # lines of one second share a stamp: convert it once
+            self._last_ts, self._stamp = ts, iso_stamp(ts)
+            if not self.window.is_open and not self.window.holds(self._stamp):
+                self._last_ts = ""  # stay out until a stamp inside the window
+                return
+            self.stats.saw_time(self._stamp)
         pid, msg = m["pid"], m["msg"]
         if pid is not None:
             self.saw_pid = True

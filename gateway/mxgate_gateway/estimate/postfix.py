@@ -29,7 +29,7 @@ MAX_MESSAGES = 200_000  # open queue ids (messages in the queue)
 MAX_NAMED_RECIPIENTS = 1_000  # recipient names kept per message (counts are exact anyway)
 
 HEADER = re.compile(
-    r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)"
+    r"(?P<ts>(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)\S*)"
     r" \S+ (?P<prog>[\w.-]+)/(?:[\w.-]+/)*(?P<daemon>[\w.-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)"
 )
@@ -134,6 +134,8 @@ class PostfixParser:
         self.stats = stats or ParseStats()
         self._sessions: Bounded[str, _Session] = Bounded(max_sessions)
         self._messages: Bounded[str, _Message] = Bounded(max_messages)
+        self._last_ts: str | None = None
+        self._stamp: str | None = None
 
     # -- lines ---------------------------------------------------------------------
 
@@ -143,14 +145,18 @@ class PostfixParser:
         if m is None:
             self.stats.unparsed += 1
             return
-        if m["iso"]:
-            stamp: str | None = iso_stamp(m["iso"])
-        else:
-            stamp = syslog_stamp(m["mon"], m["day"], m["hms"], self.year, self.last_month)
-        if not self.window.is_open and not self.window.holds(stamp):
-            return
-        self.stats.saw_time(stamp)
-        daemon, msg = m["daemon"], m["msg"].rstrip("\r\n")
+        ts = m["ts"]
+        if ts != self._last_ts:  # lines of one second share a stamp: convert it once
+            self._last_ts = ts
+            if m["iso"]:
+                self._stamp = iso_stamp(m["iso"])
+            else:
+                self._stamp = syslog_stamp(m["mon"], m["day"], m["hms"], self.year, self.last_month)
+            if not self.window.is_open and not self.window.holds(self._stamp):
+                self._last_ts = None  # stay out until a stamp inside the window
+                return
+            self.stats.saw_time(self._stamp)
+        daemon, msg = m["daemon"], m["msg"]
         if daemon == "smtpd":
             self._smtpd(m["pid"], msg)
         elif daemon == "cleanup":
