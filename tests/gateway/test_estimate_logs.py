@@ -24,6 +24,7 @@ from mxgate_gateway.estimate.exim import EximParser, tls_version
 from mxgate_gateway.estimate.facts import SessionSeen, TransactionSeen, Verdict
 from mxgate_gateway.estimate.policyfile import load_replay, tlspolicy_rule
 from mxgate_gateway.estimate.postfix import PostfixParser
+from mxgate_gateway.estimate.reader import Progress, open_log
 from mxgate_gateway.estimate.stamps import syslog_stamp
 from mxgate_gateway.report.document import parse_document
 from mxgate_gateway.report.loss import LossReport
@@ -385,3 +386,16 @@ def test_estimate_counts_what_the_live_report_counts() -> None:
 def test_syslog_stamps_get_their_year(month: str, year: int, last_month: int, stamp: str) -> None:
     """Syslog stamps carry no year: a month after the file's newest is from the year before."""
     assert syslog_stamp(month, "31", "23:59:59", year, last_month) == stamp
+
+
+def test_progress_goes_to_stderr_with_rate_and_share() -> None:
+    """Long inputs show progress on stderr: share of bytes, lines and lines/s, on one line."""
+    out = io.StringIO()
+    log = open_log(str(POSTFIX))
+    progress = Progress(log.size, out, interval=0.0)
+    for n, _ in enumerate(log.lines(), 1):
+        progress.tick(n, log)
+    progress.finish()
+    text = out.getvalue()
+    assert text.startswith("\restimate: ")
+    assert re.search(r"\d+% 0 MB, 177 lines, [\d,]+ lines/s\n$", text)
