@@ -180,6 +180,8 @@ def test_a_truncated_log_yields_what_it_supports(
     assert sum(part["since_start"]["sessions"].values()) >= 1
     if log is POSTFIX:
         assert part["estimate"]["unattributed"]
+        _, table, _ = run(capsys, str(cut))
+        assert "not attributed (the log starts or ends mid-way?): " in table
 
 
 def test_interleaved_sessions_are_told_apart_by_pid() -> None:

@@ -100,6 +100,11 @@ def _estimate_header(info: EstimateInfo) -> list[str]:
     if info.policy:
         lines.append(f"  policy replayed: {info.policy}")
     lines += [f"  note: {note}" for note in info.notes]
+    if info.unattributed:
+        what = ", ".join(
+            f"{k.replace('_', ' ')}: {n}" for k, n in sorted(info.unattributed.items())
+        )
+        lines.append(f"  not attributed (the log starts or ends mid-way?): {what}")
     return lines
 
 
