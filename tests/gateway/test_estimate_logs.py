@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mxgate_gateway.cli import main
 from mxgate_gateway.config.model import Listener
@@ -401,3 +403,32 @@ def test_progress_goes_to_stderr_with_rate_and_share() -> None:
     text = out.getvalue()
     assert text.startswith("\restimate: ")
     assert re.search(r"\d+% 0 MB, 177 lines, [\d,]+ lines/s\n$", text)
+
+
+_LINES = POSTFIX.read_text().splitlines() + EXIM.read_text().splitlines()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_LINES),
+            st.builds(lambda line, cut: line[:cut], st.sampled_from(_LINES), st.integers(0, 200)),
+            st.text(max_size=120),
+        ),
+        max_size=60,
+    )
+)
+def test_no_line_is_fatal(lines: list[str]) -> None:
+    """Shuffled, cut and random lines: both parsers count every line and never raise."""
+    for make in (
+        lambda emit: PostfixParser(emit, year=2026, max_sessions=5, max_messages=5),
+        lambda emit: EximParser(emit, max_sessions=5),
+    ):
+        est = Estimator()
+        parser = make(est.add)
+        for line in lines:
+            parser.feed(line)
+        parser.finish()
+        assert parser.stats.lines == len(lines)
+        parse_document(est.document("test", 1, parser.stats).to_json())
