@@ -114,7 +114,7 @@ def _exim_log(
     selector: str | None, tls_files: dict[str, Path], tmp: Path
 ) -> Iterator[tuple[Path, Truth]]:
     if not exim_available():
-        pytest.skip("Exim is not unpacked (scripts/install-private-mtas.sh, run by make test)")
+        pytest.skip("Exim is not unpacked (scripts/install-mta-senders.sh, run by make test)")
     exim = EximReceiver("estimate", tls_files["cert"], tls_files["key"], selector)
     exim.start()
     try:

@@ -1,6 +1,6 @@
 """A private, real Exim 4 receiver: own config, spool and main log, loopback only.
 
-Runs the Exim binary that ``scripts/install-private-mtas.sh`` unpacks under
+Runs the Exim binary that ``scripts/install-mta-senders.sh`` unpacks under
 ``~/.cache/mxgate/mta`` (never a system Exim) as ``exim4 -C CONF -bdf``. It takes
 mail for ``accepted.test`` and ``vip.test`` and, like the Postfix receiver of the
 estimate tests, refuses ``nosuch*`` recipients (550), relaying (550) and messages
@@ -19,11 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from mtapeers.exim import BINARY, USER, available
 from mtapeers.postfix import free_port
 
-CACHE = Path(os.environ.get("MXGATE_MTA_CACHE", Path.home() / ".cache/mxgate/mta"))
-BINARY = CACHE / "exim/usr/sbin/exim4"
-USER = "Debian-exim"  # compiled into Debian's binary; the install script creates it
+__all__ = ["RICH_SELECTOR", "EximReceiver", "available"]
 
 #: What the estimate needs (README, "Before you install"): sessions with their TLS
 #: (+smtp_connection +smtp_no_mail +pid) and recipients (+received_recipients).
@@ -77,14 +76,6 @@ store:
 """
 
 
-def available() -> bool:
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        return False
-    return BINARY.exists()
-
-
 class EximReceiver:
     """One Exim daemon; ``log_selector`` None keeps Exim's default selector."""
 
@@ -120,7 +111,7 @@ class EximReceiver:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the daemon in the foreground; ready when the log says it listens."""
-        env = {"LD_LIBRARY_PATH": str(CACHE / "lib"), "PATH": os.environ.get("PATH", "")}
+        env = {"PATH": os.environ.get("PATH", "")}
         for _ in range(3):
             conf = self._write_config()
             self._proc = subprocess.Popen(
