@@ -31,6 +31,7 @@ if ((${#need[@]})); then
 fi
 echo "install-system-deps: postfix swaks haproxy etcd openssl present"
 
-# Exim 4 and OpenSMTPD as sending clients (tests/mtapeers): unpacked into a private cache,
-# never installed as packages (they conflict with postfix as mail-transport-agent).
+# Exim 4 and OpenSMTPD as sending clients, and Exim as a receiver for the estimate tests
+# (tests/mtapeers): unpacked into a private cache, never installed as packages (they
+# conflict with postfix as mail-transport-agent).
 bash "$(dirname "$0")/install-mta-senders.sh"

@@ -1,4 +1,4 @@
-"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``report``.
+"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``report``, ``estimate``.
 
 Parses arguments into settings, loads config through the loader, and hands
 off to the composition root. It must not contain protocol logic; errors in
@@ -16,6 +16,8 @@ from pathlib import Path
 from mxgate_gateway import __version__
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.errors import ConfigError, MxgateError
+from mxgate_gateway.estimate.cli import add_arguments as add_estimate_arguments
+from mxgate_gateway.estimate.cli import run as run_estimate
 from mxgate_gateway.policy.standards import standards_warnings
 from mxgate_gateway.report.cli import add_arguments as add_report_arguments
 from mxgate_gateway.report.cli import run as run_report
@@ -43,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="the loss report of one or more gateways, merged")
     add_report_arguments(report)
+
+    est = sub.add_parser(
+        "estimate",
+        help="the loss report from an existing MTA's logs (Postfix, Exim), before installing",
+    )
+    add_estimate_arguments(est)
     return parser
 
 
@@ -52,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.file, args.policy)
     if args.command == "report":
         return run_report(args)
+    if args.command == "estimate":
+        return run_estimate(args)
     if args.command == "gateway":
         settings = GatewaySettings(args.config, args.policy, args.log_format)
         return _run(run_gateway(settings))

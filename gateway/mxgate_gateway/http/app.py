@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -17,8 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from mxgate_gateway.http.health import Health
 from mxgate_gateway.metrics import GatewayMetrics
 from mxgate_gateway.netbind import listen_socket
+from mxgate_gateway.report.document import ReportDocument
 
-ReportSnapshot = Callable[[], dict[str, Any]]
+ReportSnapshot = Callable[[], ReportDocument]
+"""Returns the current ``/report`` document (``report.document``)."""
 
 
 def build_app(
@@ -42,7 +43,7 @@ def build_app(
     async def report_view(_: web.Request) -> web.Response:
         if report is None:
             return web.json_response({"error": "loss report not available"}, status=501)
-        return web.json_response(report())
+        return web.json_response(report().to_json())
 
     app = web.Application()
     app.router.add_get("/livez", livez)

@@ -21,6 +21,7 @@ from mxgate_gateway.mtasts.metrics import TLSRPTRecorder
 from mxgate_gateway.mtasts.policy import POLICY_PATH, render_policy
 from mxgate_gateway.mtasts.summary import organization_key
 from mxgate_gateway.mtasts.tlsrpt import ErrorKind, Report, ReportError, parse_report
+from mxgate_gateway.report.document import ReportDocument
 
 __all__ = [
     "GZIP",
@@ -149,14 +150,14 @@ def _error(status: int, error: str, message: str, field: str | None = None) -> w
 
 
 def with_tlsrpt(
-    snapshot: Callable[[], dict[str, Any]] | None, recorder: TLSRPTRecorder
-) -> Callable[[], dict[str, Any]] | None:
-    """Wrap a ``/report`` snapshot so its body also carries the ``tlsrpt`` section."""
+    snapshot: Callable[[], ReportDocument] | None, recorder: TLSRPTRecorder
+) -> Callable[[], ReportDocument] | None:
+    """Wrap a ``/report`` snapshot so its document also carries the ``tlsrpt`` section."""
     if snapshot is None:
         return None
     inner = snapshot
 
-    def report() -> dict[str, Any]:
-        return {**inner(), "tlsrpt": recorder.summary.as_dict()}
+    def report() -> ReportDocument:
+        return inner().with_tlsrpt(recorder.summary.as_dict())
 
     return report
