@@ -252,3 +252,23 @@ async def test_a_kelvin_sign_domain_is_relayed_in_the_spelling_that_matched(
         await client.close()
     rcpts = [c for c in fake.commands if c.upper().startswith(b"RCPT")]
     assert rcpts == [b"RCPT TO:<u@bank.test>\r\n"]
+
+
+async def test_the_clients_command_timer_does_not_run_while_we_wait_upstream(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """An upstream RCPT slower than our command_timeout: the client still gets the
+    upstream outcome (451 after the upstream timeout), not our 421 idle timeout."""
+    fake.mode = "stall_rcpt"
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "timeout": 2, "tls": "none"}
+    limits = {"command_timeout": 0.5, "drain_timeout": 0}
+    config = gateway_config(fake.port, tls_files, upstreams=[upstream], limits=limits)
+    async with Gateway(config) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        reply = await client.cmd("RCPT TO:<alice@accepted.test>")
+        assert (reply.code, reply.enhanced) == (451, "4.4.2")
+        assert (await client.cmd("QUIT")).code == 221
+        await client.close()

@@ -60,6 +60,15 @@ class RawClient:
         await self.send(data + b"\r\n")
         return await self.reply(timeout)
 
+    async def replies_until_close(self, timeout: float = 10.0) -> list[int]:
+        """The codes of every reply until the server closes the connection."""
+        codes = []
+        while True:
+            try:
+                codes.append((await self.reply(timeout)).code)
+            except ConnectionError:
+                return codes
+
     async def greet(self, helo: str = "client.test") -> Reply:
         banner = await self.reply()
         assert banner.code == 220, banner

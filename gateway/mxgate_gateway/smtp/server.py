@@ -179,8 +179,11 @@ class EdgeSMTP(SMTP):
                     continue
                 if self._over_session_limits(verb.upper()):
                     return
-                self._reset_timeout(self.config.limits.command_timeout)
+                # While we work (an upstream RCPT may take its timeout), the client's
+                # command timer must not run out: it is waiting for us, not we for it.
+                self._reset_timeout(self._relay_wait())
                 await method(arg.strip(" ") or None)
+                self._reset_timeout(self.config.limits.command_timeout)
             except (asyncio.CancelledError, ConnectionError):
                 self._writer.close()
                 raise
@@ -413,9 +416,13 @@ class EdgeSMTP(SMTP):
         await self.say(reply)
 
     def _relay_wait(self) -> float:
-        """How long the client may wait after its dot: our upstream's bounds, plus slack."""
-        waits = (u.timeout + u.final_reply_timeout for u in self.config.upstreams)
-        return max(self.config.limits.command_timeout, max(waits) + 30.0)
+        """How long a client may wait for our reply: every upstream's connect and
+        command bounds (failover), the final reply, plus slack; never below the
+        command timeout."""
+        ups = self.config.upstreams
+        connect = sum(u.connect_timeout + u.timeout for u in ups)
+        wait = connect + max(u.timeout + u.final_reply_timeout for u in ups) + 30.0
+        return max(self.config.limits.command_timeout, wait)
 
     def _sess(self) -> Session:
         assert self.session is not None
