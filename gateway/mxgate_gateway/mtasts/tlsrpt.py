@@ -82,17 +82,40 @@ class Report:
     policies: tuple[PolicyResult, ...]
 
 
+_FEED = 256  # input bytes per decompress() call: bounds what one member's leftover re-copies
+
+
 def gunzip_bounded(data: bytes, limit: int) -> bytes | ReportError:
-    """Decompress gzip ``data`` (one or more members) producing at most ``limit`` bytes."""
-    out = bytearray()
-    rest = data
-    if not rest:
+    """Decompress gzip ``data`` (one or more members) producing at most ``limit`` bytes.
+
+    Input goes to zlib in windows of ``_FEED`` bytes, so a member's end re-copies at most
+    one window (``unused_data``), never the rest of the body: the work is linear in
+    ``len(data)`` however many tiny members it holds (issue 12.8).
+    """
+    if not data:
         return ReportError(ErrorKind.BAD_GZIP, "(body)", "empty body")
-    while rest:
-        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = rest
-        try:
-            while not d.eof:
+    out = bytearray()
+    view = memoryview(data)
+    pos = 0  # next input byte not yet handed to zlib
+    carry = b""  # input handed to the member that ended, not consumed by it
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    started = False  # the current member has been fed at least one byte
+    try:
+        while True:
+            if carry:
+                pending, carry = carry, b""
+            elif pos < len(data):
+                pending, pos = bytes(view[pos : pos + _FEED]), pos + _FEED
+            else:
+                break
+            if (
+                not started
+                and not pending.strip(b"\x00")
+                and not view[pos:].tobytes().strip(b"\x00")
+            ):
+                break  # only NUL padding is left after the last member
+            started = True
+            while pending and not d.eof:
                 chunk = d.decompress(pending, limit - len(out) + 1)
                 out += chunk
                 if len(out) > limit:
@@ -100,15 +123,14 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes | ReportError:
                         ErrorKind.TOO_LARGE, "(body)", f"decompresses to more than {limit} bytes"
                     )
                 pending = d.unconsumed_tail
-                if not chunk and not pending:
-                    break
-        except zlib.error as exc:
-            return ReportError(ErrorKind.BAD_GZIP, "(body)", f"not valid gzip: {exc}")
-        if not d.eof:
-            return ReportError(ErrorKind.BAD_GZIP, "(body)", "gzip stream is truncated")
-        rest = d.unused_data
-        if not rest.strip(b"\x00"):
-            break
+            if d.eof:
+                carry = d.unused_data
+                d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                started = False
+    except zlib.error as exc:
+        return ReportError(ErrorKind.BAD_GZIP, "(body)", f"not valid gzip: {exc}")
+    if started:
+        return ReportError(ErrorKind.BAD_GZIP, "(body)", "gzip stream is truncated")
     return bytes(out)
 
 
