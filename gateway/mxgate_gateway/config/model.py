@@ -288,6 +288,13 @@ class TLSRPTSettings(_Frozen):
     enabled: bool = False
     max_compressed_bytes: int = Field(default=1_048_576, ge=1024, le=64 << 20)
     max_decompressed_bytes: int = Field(default=8_388_608, ge=1024, le=256 << 20)
+    # Per source (client address) and interval: a sender reports once a day per policy
+    # domain, so these only stop floods and counter inflation (issue 12.11).
+    max_reports_per_source: int = Field(default=100, ge=1, le=1_000_000)
+    max_sessions_per_source: int = Field(default=1_000_000_000, ge=1, le=10**12)
+    source_interval: float = Field(default=3600.0, gt=0, le=86_400 * 7)
+    # Proxies (the Ingress controller) whose X-Forwarded-For names the real source.
+    trusted_proxies: tuple[CIDR, ...] = ()
 
     @model_validator(mode="after")
     def _decompressed_not_smaller(self) -> TLSRPTSettings:
