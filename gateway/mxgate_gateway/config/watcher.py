@@ -2,15 +2,22 @@
 
 Mounted ConfigMaps/Secrets are symlinks through ``..data`` that the kubelet swaps
 atomically, so inotify on the file breaks after the first swap; polling the realpath
-does not. A load that fails keeps the last good value. This module must not decide
+does not. A load that fails keeps the last good value. A file rewritten in place may be
+seen half-written, so such a change is loaded only once it stayed the same for two
+consecutive polls; one that arrived by rename (new realpath or inode) is loaded at once.
+Non-regular files (a FIFO) are never opened for reading, and the blocking work runs in
+daemon threads so a stuck reader cannot hold up shutdown. This module must not decide
 what a loaded value means (callers pass ``load`` and ``apply``) and must not log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import stat as stat_mode
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +53,20 @@ class FileStamp:
 MISSING = FileStamp("", 0, 0, -1, "")
 
 
+NOT_REGULAR = "(not a regular file)"
+
+
 def stamp(path: Path, previous: FileStamp | None = None) -> FileStamp:
-    """Stamp ``path`` (following symlinks); reuse ``previous``'s digest if stat is unchanged."""
+    """Stamp ``path`` (following symlinks); reuse ``previous``'s digest if stat is unchanged.
+
+    A FIFO, socket, device or directory is never read (opening a FIFO blocks until a
+    writer comes): it gets the digest ``NOT_REGULAR`` and the loader refuses it.
+    """
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
+        if not stat_mode.S_ISREG(st.st_mode):
+            return FileStamp(real, st.st_ino, st.st_mtime_ns, -1, NOT_REGULAR)
         if (
             previous is not None
             and previous.realpath == real
@@ -58,11 +74,56 @@ def stamp(path: Path, previous: FileStamp | None = None) -> FileStamp:
             == (st.st_ino, st.st_mtime_ns, st.st_size)
         ):
             return previous
-        with open(real, "rb") as fh:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat_mode.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since stat
+                return FileStamp(real, st.st_ino, st.st_mtime_ns, -1, NOT_REGULAR)
             digest = hashlib.sha256(fh.read()).hexdigest()
     except OSError:
         return MISSING
     return FileStamp(real, st.st_ino, st.st_mtime_ns, st.st_size, digest)
+
+
+class NotRegularFileError(OSError):
+    """A watched path is a FIFO, socket, device or directory: refused, never read."""
+
+    def __str__(self) -> str:
+        return "not a regular file (a FIFO, socket, device or directory?)"
+
+
+def arrived_whole(old: FileStamp, new: FileStamp) -> bool:
+    """The change came by rename or symlink swap (kubelet ``..data``, ``mv``), not by an
+    in-place write that may still be under way."""
+    return new.digest == old.digest or (new.realpath, new.inode) != (old.realpath, old.inode)
+
+
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """Run blocking ``fn`` in a daemon thread: a read stuck on a hung mount can neither
+    block the event loop nor keep the process from exiting (unlike the default executor,
+    which interpreter shutdown joins)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(ok: bool, value: object) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)  # type: ignore[arg-type]
+        else:
+            assert isinstance(value, BaseException)
+            future.set_exception(value)
+
+    def work() -> None:
+        try:
+            value: object = fn()
+            ok = True
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            value, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(deliver, ok, value)
+
+    threading.Thread(target=work, name="mxgate-file-io", daemon=True).start()
+    return await future
 
 
 def changed(old: Sequence[FileStamp], new: Sequence[FileStamp]) -> bool:
@@ -72,7 +133,7 @@ def changed(old: Sequence[FileStamp], new: Sequence[FileStamp]) -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, secret-free description of a failed load (field paths, not contents)."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | NotRegularFileError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:500]
 
@@ -132,6 +193,7 @@ class FileWatcher(Generic[T]):
     clock: Callable[[], float] = time.time
     status: WatchStatus = field(default_factory=WatchStatus)
     _stamps: list[FileStamp] = field(default_factory=list)
+    _settling: list[FileStamp] | None = None  # an in-place change seen once, not yet loaded
 
     def __post_init__(self) -> None:
         self._stamps = [stamp(p) for p in self.paths]
@@ -139,19 +201,34 @@ class FileWatcher(Generic[T]):
     def _stamp_all(self) -> list[FileStamp]:
         return [stamp(p, old) for p, old in zip(self.paths, self._stamps, strict=True)]
 
+    def _ready_to_load(self, stamps: list[FileStamp]) -> bool:
+        """Whole arrivals load at once; in-place changes once unchanged since the last poll."""
+        settling, self._settling = self._settling, None
+        if all(arrived_whole(o, n) for o, n in zip(self._stamps, stamps, strict=True)):
+            return True
+        if settling is not None and not changed(settling, stamps):
+            return True
+        self._settling = stamps
+        return False
+
     def _check_and_load(self) -> tuple[list[FileStamp], T | BaseException] | None:
         stamps = self._stamp_all()
         if not changed(self._stamps, stamps):
+            self._settling = None
             self._stamps = stamps  # cheap stat pre-check for next time
             return None
+        if not self._ready_to_load(stamps):
+            return None
+        if any(s.digest == NOT_REGULAR for s in stamps):  # never hand a FIFO to ``load``
+            return stamps, NotRegularFileError()
         try:
             return stamps, self.load()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good value
             return stamps, exc
 
     async def poll_once(self) -> ReloadResult | None:
-        """Check once; reload if the content changed. None means nothing changed."""
-        found = await asyncio.to_thread(self._check_and_load)
+        """Check once; reload if the content changed and settled. None: nothing to apply."""
+        found = await in_daemon_thread(self._check_and_load)
         if found is None:
             return None
         # Stamps taken before loading: a write racing the load is seen next poll.
