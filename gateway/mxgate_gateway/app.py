@@ -18,7 +18,7 @@ from typing import Any
 
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.config.store import ConfigStore
-from mxgate_gateway.http.app import HTTPServer, ReportSnapshot, build_app
+from mxgate_gateway.http.app import HTTPServer, ReportSnapshot, build_app, build_public_app
 from mxgate_gateway.http.health import Health
 from mxgate_gateway.logs import get_logger
 from mxgate_gateway.metrics import GatewayMetrics
@@ -59,7 +59,8 @@ class Gateway:
         self.background: list[Background] = []
         self._stack = AsyncExitStack()
         self.smtp: SMTPListener | None = None
-        self.http: HTTPServer | None = None
+        self.http: HTTPServer | None = None  # admin: health, metrics, report
+        self.public_http: HTTPServer | None = None  # MTA-STS + TLS-RPT, if listen.public
 
     @property
     def config(self) -> Config:
@@ -72,8 +73,14 @@ class Gateway:
 
     @property
     def http_port(self) -> int:
+        """The admin listener's port."""
         assert self.http is not None
         return self.http.port
+
+    @property
+    def public_port(self) -> int | None:
+        """The public listener's port; None without ``listen.public`` (admin serves it)."""
+        return None if self.public_http is None else self.public_http.port
 
     async def __aenter__(self) -> Gateway:
         cfg = self.store.current
@@ -82,14 +89,22 @@ class Gateway:
         if cfg.tls is not None:
             try:
                 self.tls_context = server_context(cfg.tls)
-                self.health.set("tls", True, f"loaded {cfg.tls.cert}")
+                self.health.set("tls", True, "loaded")
             except TLSMaterialError as exc:  # not written yet (cert-manager): start unready
                 log.warning("tls_material_missing", error=str(exc))
-                self.health.set("tls", False, f"waiting for a usable pair: {exc}")
+                # /readyz: no paths or OpenSSL text (issue 12.10); the log has them.
+                self.health.set(
+                    "tls", False, "waiting for a usable pair (see the tls_material_missing log)"
+                )
         try:
-            app = build_app(self.health, self.metrics, self.report_snapshot)
-            add_mtasts_routes(app, lambda: self.store.current.mta_sts, self.tlsrpt)
-            self.http = await self._stack.enter_async_context(HTTPServer(cfg.listen.http, app))
+            admin = build_app(self.health, self.metrics, self.report_snapshot)
+            public = admin if cfg.listen.public is None else build_public_app()
+            add_mtasts_routes(public, lambda: self.store.current.mta_sts, self.tlsrpt)
+            self.http = await self._stack.enter_async_context(HTTPServer(cfg.listen.http, admin))
+            if cfg.listen.public is not None:
+                self.public_http = await self._stack.enter_async_context(
+                    HTTPServer(cfg.listen.public, public)
+                )
             self.smtp = await self._stack.enter_async_context(
                 SMTPListener(cfg.listen.smtp, self.store, self.handler, lambda: self.tls_context)
             )
@@ -97,7 +112,12 @@ class Gateway:
             await self._stack.aclose()
             raise
         self.health.set("smtp_listener", True, f"bound port {self.smtp.port}")
-        log.info("gateway_started", smtp_port=self.smtp.port, http_port=self.http.port)
+        log.info(
+            "gateway_started",
+            smtp_port=self.smtp.port,
+            http_port=self.http.port,
+            public_port=self.public_port,
+        )
         return self
 
     async def __aexit__(

@@ -158,7 +158,10 @@ class ProxyProtocol(_Frozen):
 
 class Listen(_Frozen):
     smtp: HostPort = "127.0.0.1:2525"
-    http: HostPort = "127.0.0.1:8025"
+    http: HostPort = "127.0.0.1:8025"  # admin: /livez /readyz /metrics /report
+    # Public HTTP: only the MTA-STS policy and POST /tlsrpt (what an Ingress routes to).
+    # Unset: those two routes are served on ``http`` too (a single-listener setup).
+    public: HostPort | None = None
     proxy_protocol: ProxyProtocol = ProxyProtocol()
 
 

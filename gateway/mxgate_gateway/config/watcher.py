@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import stat as stat_mode
 import threading
 import time
@@ -138,6 +139,19 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+_PATH = re.compile(r"(?<![\w.:])/[^\s'\",;]*")
+
+
+def probe_detail(exc: BaseException) -> str:
+    """What ``/readyz`` may say about a failed load: field paths and messages with file
+    paths blanked, never OpenSSL or exception text (the log has the full story)."""
+    if isinstance(exc, ConfigError):
+        return "; ".join(f"{field}: {_PATH.sub('<path>', msg)}" for field, msg in exc.errors)[:500]
+    if isinstance(exc, NotRegularFileError):
+        return str(exc)
+    return "not usable (see the config_reload_failed log event)"
+
+
 def restart_required(old: Config, new: Config) -> tuple[str, ...]:
     """Fields that changed but are process settings, read once at start (pure).
 
@@ -166,6 +180,7 @@ class WatchStatus:
     last_result: ReloadResult | None = None
     last_error: str | None = None
     last_change_at: float | None = None
+    probe_error: str | None = None  # ``last_error`` as /readyz may show it (``probe_detail``)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -236,7 +251,9 @@ class FileWatcher(Generic[T]):
         now = self.clock()
         if isinstance(value, BaseException):
             result, error = ReloadResult.FAILURE, describe_error(value)
-            self.status = WatchStatus(self.status.generation, result, error, now)
+            self.status = WatchStatus(
+                self.status.generation, result, error, now, probe_detail(value)
+            )
         else:
             try:
                 outcome = self.apply(value)
@@ -244,7 +261,9 @@ class FileWatcher(Generic[T]):
                     await outcome
             except Exception as exc:  # noqa: BLE001 - a refused swap keeps the last good value
                 result, error = ReloadResult.FAILURE, describe_error(exc)
-                self.status = WatchStatus(self.status.generation, result, error, now)
+                self.status = WatchStatus(
+                    self.status.generation, result, error, now, probe_detail(exc)
+                )
             else:
                 result, error = ReloadResult.SUCCESS, None
                 self.status = WatchStatus(self.status.generation + 1, result, None, now)

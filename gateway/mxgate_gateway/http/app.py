@@ -1,7 +1,9 @@
-"""The gateway's HTTP side on aiohttp: /livez, /readyz, /metrics, /report.
+"""The gateway's HTTP side on aiohttp: the admin app, the public app, and the server.
 
-An async context manager serving the endpoints on ``listen.http``. It must
-not compute anything itself: health, metrics and the report are passed in.
+Admin (``listen.http``): /livez, /readyz, /metrics, /report, cluster-internal. Public
+(``listen.public``): an app the MTA-STS routes are added to, answering everything else
+with a bare 404. It must not compute anything itself: health, metrics and the report
+are passed in.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def build_app(
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/report", report_view)
     return app
+
+
+def build_public_app() -> web.Application:
+    """The public application: empty here; ``mtasts.http.add_routes`` fills it."""
+    return web.Application()
 
 
 class HTTPServer:

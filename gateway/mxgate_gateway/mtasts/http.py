@@ -95,13 +95,13 @@ async def _tlsrpt_view(
     settings = current.tlsrpt if current is not None else None
     if settings is None or not settings.enabled:
         recorder.other_outcome("disabled")
-        return _error(404, "disabled", "TLS-RPT intake is not enabled here")
+        return _error(404, "disabled")
     ctype = request.content_type.lower()
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if ctype not in (GZIP, JSON) or encoding != "identity":
         recorder.other_outcome("unsupported_media_type")
         _log().info("tlsrpt_report_rejected", reason="unsupported_media_type")
-        return _error(415, "unsupported_media_type", f"send {GZIP} or {JSON}, unencoded")
+        return _error(415, "unsupported_media_type")
     limit = settings.max_compressed_bytes
     body = await _read_capped(request, limit)
     if body is None:
@@ -145,10 +145,11 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
 def _refuse(recorder: TLSRPTRecorder, error: ReportError) -> web.Response:
     recorder.refused(error.kind)
     _log().info("tlsrpt_report_rejected", reason=error.kind.value, field=error.path)
-    if error.kind is ErrorKind.OVER_QUOTA:
-        return web.json_response({"error": error.kind.value}, status=429)
-    status = 413 if error.kind is ErrorKind.TOO_LARGE else 400
-    return _error(status, error.kind.value, f"{error.path}: {error.message}", field=error.path)
+    status = {ErrorKind.TOO_LARGE: 413, ErrorKind.OVER_QUOTA: 429}.get(error.kind, 400)
+    # A schema field path ("policies[0].summary") helps the sender; "(body)" and the
+    # message (exception text from zlib/json) stay out of a public answer (issue 12.10).
+    field = None if error.path.startswith("(") else error.path
+    return _error(status, error.kind.value, field=field)
 
 
 def _accept(recorder: TLSRPTRecorder, report: Report) -> web.Response:
@@ -163,8 +164,9 @@ def _accept(recorder: TLSRPTRecorder, report: Report) -> web.Response:
     return web.json_response({"status": "accepted" if fresh else "duplicate"}, status=200)
 
 
-def _error(status: int, error: str, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": error, "message": message[:300]}
+def _error(status: int, error: str, field: str | None = None) -> web.Response:
+    """A public error body: the bounded error kind and, for schema errors, the field."""
+    body: dict[str, str] = {"error": error}
     if field is not None:
         body["field"] = field[:200]
     return web.json_response(body, status=status)

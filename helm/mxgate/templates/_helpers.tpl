@@ -128,7 +128,7 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- $addr := $g.listenAddress -}}
 {{- if contains ":" $addr -}}{{- $addr = printf "[%s]" $addr -}}{{- end -}}
 {{- $proxy := dict "enabled" $g.proxyProtocol.enabled "trusted_networks" $g.proxyProtocol.trustedNetworks "timeout" $g.proxyProtocol.timeout -}}
-{{- $listen := dict "smtp" (printf "%s:2525" $addr) "http" (printf "%s:8025" $addr) "proxy_protocol" $proxy -}}
+{{- $listen := dict "smtp" (printf "%s:2525" $addr) "http" (printf "%s:8025" $addr) "public" (printf "%s:8026" $addr) "proxy_protocol" $proxy -}}
 {{- $upstreams := list -}}
 {{- range $g.upstreams -}}
 {{- $u := dict "address" .address -}}
@@ -151,7 +151,7 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- end -}}
 {{- $rpt := .Values.mtaSts.tlsRpt -}}
 {{- if $rpt.enabled -}}
-{{- $_ := set $cfg "mta_sts" (dict "tlsrpt" (dict "enabled" true "max_compressed_bytes" $rpt.maxCompressedBytes "max_decompressed_bytes" $rpt.maxDecompressedBytes)) -}}
+{{- $_ := set $cfg "mta_sts" (dict "tlsrpt" (dict "enabled" true "max_compressed_bytes" $rpt.maxCompressedBytes "max_decompressed_bytes" $rpt.maxDecompressedBytes "max_reports_per_source" $rpt.maxReportsPerSource "max_sessions_per_source" $rpt.maxSessionsPerSource "source_interval" $rpt.sourceInterval "trusted_proxies" $rpt.trustedProxies)) -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy $g.extraConfig)) -}}
 {{- end -}}
