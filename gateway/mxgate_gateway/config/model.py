@@ -206,6 +206,11 @@ class Limits(_Frozen):
     # NOOP, RSET, VRFY, EXPN, HELP without a message relayed in between (Postfix's
     # smtpd_junk_command_limit); one more is answered 421 4.7.0 and the session closed.
     junk_command_limit: int = Field(default=100, ge=1, le=100_000)
+    # Each HTTP listener (admin, public): open connections (also kept under a quarter of
+    # the descriptor limit), seconds to deliver a request's headers, to read and answer it.
+    http_max_connections: int = Field(default=256, ge=1, le=100_000)
+    http_header_timeout: float = Field(default=10.0, gt=0, le=600)
+    http_request_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
 class SMTPOptions(_Frozen):

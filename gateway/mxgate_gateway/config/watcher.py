@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -80,7 +81,9 @@ def stamp(path: Path, previous: FileStamp | None = None) -> FileStamp:
             if not stat_mode.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since stat
                 return FileStamp(real, st.st_ino, st.st_mtime_ns, -1, NOT_REGULAR)
             digest = hashlib.sha256(fh.read()).hexdigest()
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise  # out of descriptors for a moment: not a vanished file (poll again later)
         return MISSING
     return FileStamp(real, st.st_ino, st.st_mtime_ns, st.st_size, digest)
 
@@ -227,7 +230,10 @@ class FileWatcher(Generic[T]):
         return False
 
     def _check_and_load(self) -> tuple[list[FileStamp], T | BaseException] | None:
-        stamps = self._stamp_all()
+        try:
+            stamps = self._stamp_all()
+        except OSError:  # EMFILE/ENFILE (a connection flood): skip this poll, change nothing
+            return None
         if not changed(self._stamps, stamps):
             self._settling = None
             self._stamps = stamps  # cheap stat pre-check for next time

@@ -8,6 +8,7 @@ are passed in.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from types import TracebackType
@@ -15,6 +16,8 @@ from types import TracebackType
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from mxgate_gateway.config.model import Limits
+from mxgate_gateway.http.guard import HTTPGuard, RateLimitedLog
 from mxgate_gateway.http.health import Health
 from mxgate_gateway.metrics import GatewayMetrics
 from mxgate_gateway.netbind import listen_socket
@@ -61,18 +64,39 @@ def build_public_app() -> web.Application:
 
 
 class HTTPServer:
-    """Runs ``build_app`` on ``address``; ``port`` is the bound port."""
+    """Runs an app on ``address`` behind an ``HTTPGuard``; ``port`` is the bound port."""
 
-    def __init__(self, address: str, app: web.Application) -> None:
+    def __init__(
+        self,
+        address: str,
+        app: web.Application,
+        *,
+        name: str = "admin",
+        limits: Callable[[], Limits] = Limits,
+        refused_log: RateLimitedLog | None = None,
+    ) -> None:
         self.address = address
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        self._site: web.SockSite | None = None
+        self.guard = HTTPGuard(
+            name, limits, refused_log or RateLimitedLog("http_connections_refused")
+        )
+        app.middlewares.append(self.guard.middleware)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=8190,  # request line and each header: bytes
+            max_field_size=8190,
+            max_headers=64,
+        )
+        self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> HTTPServer:
         sock = listen_socket(self.address)  # "[::]:port" serves IPv4 too
         await self._runner.setup()
-        self._site = web.SockSite(self._runner, sock)
-        await self._site.start()
+        inner = self._runner.server
+        assert inner is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self.guard.protocol_factory(inner), sock=sock)
         return self
 
     async def __aexit__(
@@ -81,12 +105,13 @@ class HTTPServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._server is not None:
+            self._server.close()
         with contextlib.suppress(Exception):
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the connections aiohttp still holds
 
     @property
     def port(self) -> int:
-        assert self._site is not None
-        addresses = self._runner.addresses
-        port: int = addresses[0][1]
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
         return port
