@@ -97,3 +97,35 @@ async def test_connections_beyond_the_bound_are_refused_and_then_served_again(
     writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert (await reader.readline()).startswith(b"HTTP/1.1 200")
     writer.close()
+
+
+async def test_a_background_loop_failing_with_emfile_is_restarted_not_fatal() -> None:
+    """Issue 12.5: the config watcher's first poll failing with EMFILE must not end the
+    process: the loop is logged and restarted, and the gateway keeps serving."""
+    import errno  # noqa: PLC0415
+
+    calls: list[float] = []
+
+    async def flaky(_: Gateway) -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        await asyncio.sleep(3600)
+
+    cfg = gateway_config(1, None, limits={"drain_timeout": 0})
+    gateway = Gateway(cfg)
+    gateway.background.append(flaky)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.serve(stop))
+    for _ in range(50):
+        if len(calls) >= 2 or task.done():
+            break
+        await asyncio.sleep(0.1)
+    assert not task.done(), task
+    assert len(calls) == 2
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.smtp_port)
+    assert (await reader.readline()).startswith(b"220 ")
+    writer.close()
+    stop.set()
+    with pytest.raises(BaseExceptionGroup):
+        await task
