@@ -32,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run a STARTTLS gateway relaying to a local Maildir sink")
     dev.add_argument("--dir", type=Path, default=DevSettings.directory, help="state directory")
     dev.add_argument("--smtp", default=DevSettings.smtp, help="SMTP listen host:port")
-    dev.add_argument("--http", default=DevSettings.http, help="HTTP listen host:port")
+    dev.add_argument(
+        "--http", default=DevSettings.http, help="admin HTTP host:port (health, metrics, report)"
+    )
+    dev.add_argument(
+        "--public", default=DevSettings.public, help="public HTTP host:port (MTA-STS, TLS-RPT)"
+    )
 
     gw = sub.add_parser("gateway", help="run the production gateway")
     gw.add_argument("--config", type=Path, required=True, help="gateway config file (YAML)")
@@ -65,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "gateway":
         settings = GatewaySettings(args.config, args.policy, args.log_format)
         return _run(run_gateway(settings))
-    settings_dev = DevSettings(directory=args.dir, smtp=args.smtp, http=args.http)
+    settings_dev = DevSettings(
+        directory=args.dir, smtp=args.smtp, http=args.http, public=args.public
+    )
     return _run(run_dev(settings_dev))
 
 
@@ -156,7 +163,7 @@ async def run_dev(settings: DevSettings) -> int:
         gateway = Gateway(dev_config(settings, cert, key, sink_port))
 
         async def announce(gw: Gateway) -> None:
-            print(instructions(settings, gw.smtp_port, gw.http_port), flush=True)
+            print(instructions(settings, gw.smtp_port, gw.http_port, gw.public_port), flush=True)
 
         gateway.background.append(announce)
         return await run(gateway)

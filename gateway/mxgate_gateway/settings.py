@@ -19,6 +19,7 @@ DEV_DOMAIN = "mxgate.test"
 DEV_HOSTNAME = "mx.mxgate.test"
 DEV_SMTP = "127.0.0.1:2525"
 DEV_HTTP = "127.0.0.1:8025"
+DEV_PUBLIC = "127.0.0.1:8026"
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class DevSettings:
 
     directory: Path = DEV_DIR
     smtp: str = DEV_SMTP
-    http: str = DEV_HTTP
+    http: str = DEV_HTTP  # admin: health, metrics, report
+    public: str = DEV_PUBLIC  # public: MTA-STS policy, TLS-RPT intake
     domain: str = DEV_DOMAIN
     hostname: str = DEV_HOSTNAME
 

@@ -85,6 +85,8 @@ async def test_mxgate_dev_relays_a_swaks_message_into_the_maildir(tmp_path: Path
         f"127.0.0.1:{free_port()}",
         "--http",
         f"127.0.0.1:{free_port()}",
+        "--public",
+        f"127.0.0.1:{free_port()}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -95,6 +97,11 @@ async def test_mxgate_dev_relays_a_swaks_message_into_the_maildir(tmp_path: Path
             line.strip() for line in banner.splitlines() if line.strip().startswith("swaks ")
         )
         assert "--tls" in swaks_line
+        curl_line = next(
+            line.strip() for line in banner.splitlines() if "mta-sts.txt" in line and "curl" in line
+        )
+        policy = await run(*shlex.split(curl_line))
+        assert policy.stdout.startswith("version: STSv1"), policy.stdout  # the public listener
         done = await run(*shlex.split(swaks_line))
         assert done.returncode == 0, done.stdout
         port = int(re.search(r"--server 127\.0\.0\.1:(\d+)", swaks_line).group(1))  # type: ignore[union-attr]

@@ -6,7 +6,10 @@ or reload files (the reloader does) and must not decide policy.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
+import stat
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +27,15 @@ class TLSMaterialError(MxgateError):
     """The configured certificate or key could not be loaded."""
 
 
+def require_regular_files(tls: TLS) -> None:
+    """Raise TLSMaterialError if the cert or key is a FIFO, socket, device or directory:
+    opening a FIFO would block forever (issue 12.9). A missing file is left to the load."""
+    for path in (tls.cert, tls.key):
+        with contextlib.suppress(OSError):
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise TLSMaterialError(f"{path} is not a regular file")
+
+
 def server_context(tls: TLS) -> ssl.SSLContext:
     """A server context for STARTTLS: our chain and key, TLS >= ``min_version``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -31,6 +43,7 @@ def server_context(tls: TLS) -> ssl.SSLContext:
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.verify_mode = ssl.CERT_NONE  # MX clients rarely present certificates
+    require_regular_files(tls)
     try:
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
     except (OSError, ssl.SSLError) as exc:
