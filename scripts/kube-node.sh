@@ -367,7 +367,7 @@ up() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$STATE/pki/sa.pub" --service-account-signing-key-file="$STATE/pki/sa.key" \
     --kubelet-client-certificate="$STATE/pki/kubelet-client.crt" \
-    --kubelet-client-key="$STATE/pki/kubelet-client.key" \
+    --kubelet-client-key="$STATE/pki/kubelet-client.key" --kubelet-preferred-address-types=InternalIP \
     --enable-priority-and-fairness=false --profiling=false --v=1
   wait_for 60 containerd ctr -a "$SOCK" version
   local name ref tar have
