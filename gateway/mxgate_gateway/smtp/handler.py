@@ -227,6 +227,9 @@ class EdgeHandler:
         conn = _conn(server)
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             return _DISCARD
+        # The id is the message's from its first byte on: our Received: names it,
+        # and so do the client's 250 and the message_* log lines.
+        txn.queue_id = new_queue_id()
         txn.upstream.start_data(self._trace_headers(conn, txn))
         return txn.upstream
 
@@ -234,7 +237,6 @@ class EdgeHandler:
         """The client's final dot arrived and the section kept every rule: send the
         upstream's final dot; 250 only after the upstream's 250."""
         conn = _conn(server)
-        txn.queue_id = new_queue_id()
         upstream: dict[str, object] = {}
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             outcome_reply = replies.UPSTREAM_FAILED
@@ -291,7 +293,9 @@ class EdgeHandler:
         if txn.upstream is not None:
             txn.upstream.abandon_data()
         self.metrics.messages.labels("rejected", tls_label(conn.tls_version)).inc()
-        log.info("message_refused", session_id=conn.session_id, reason=why.value)
+        log.info(
+            "message_refused", session_id=conn.session_id, queue_id=txn.queue_id, reason=why.value
+        )
 
     def _trace_headers(self, conn: Connection, txn: Transaction) -> bytes:
         tls = conn.tls
@@ -300,7 +304,7 @@ class EdgeHandler:
                 helo=conn.helo,
                 client_ip=str(conn.client_ip),
                 hostname=conn.config.hostname,
-                session_id=txn.queue_id or conn.session_id,
+                session_id=txn.queue_id,
                 esmtp=conn.esmtp,
                 tls_version=tls.version if tls else None,
                 tls_cipher=tls.cipher if tls else None,
