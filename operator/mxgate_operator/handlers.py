@@ -1,7 +1,7 @@
 """kopf handlers: every TLSPolicy or Certificate change triggers a namespace reconcile.
 
-The only module that speaks kopf: it wires triggers (create/update/delete/resume,
-Certificate events, the report loop) to ``Reconciler`` and translates KubeError
+The only module that speaks kopf: it wires triggers (TLSPolicy and Certificate watch
+events, the report loop) to ``Reconciler`` and translates KubeError
 into kopf's TemporaryError. It must not render, decide or call the API itself.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -47,6 +48,21 @@ async def _run(memo: Any, namespace: str | None, *, read_reports: bool = False) 
         await reconciler.reconcile(namespace, read_reports=read_reports)
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
+
+
+def needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a TLSPolicy watch event can change what is rendered.
+
+    Our own status writes come back as MODIFIED events with an unchanged generation
+    (status is a subresource): those are skipped, everything else reconciles, including
+    the initial listing (``None``) and DELETED, which kopf's on.delete only sees with a
+    finalizer.
+    """
+    if event_type != "MODIFIED":
+        return True
+    generation = (body.get("metadata") or {}).get("generation")
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return bool(generation is None or generation != observed)
 
 
 async def observe(memo: Any) -> None:
@@ -96,16 +112,19 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         if kube is not None:
             await kube.__aexit__(None, None, None)
 
-    @kopf.on.resume(*POLICY, registry=registry)
-    @kopf.on.create(*POLICY, registry=registry)
-    @kopf.on.update(*POLICY, registry=registry)
-    async def policy_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    @kopf.on.event(*POLICY, registry=registry)
+    async def policy_event(
+        namespace: str | None,
+        memo: kopf.Memo,
+        type: str | None,
+        body: kopf.Body,
+        **_: Any,
+    ) -> None:
+        """Watch-driven: every add, edit and delete reconciles at once, without finalizers."""
+        if not needs_reconcile(type, body):
+            return
         if namespace:
             memo.namespaces.add(namespace)
-        await _run(memo, namespace)
-
-    @kopf.on.delete(*POLICY, registry=registry, optional=True)
-    async def policy_deleted(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
         await _run(memo, namespace)
 
     @kopf.on.event(*CERTIFICATE, registry=registry, labels=dict(MANAGED_BY))

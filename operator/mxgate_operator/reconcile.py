@@ -18,7 +18,6 @@ import structlog
 from mxgate_operator.render.certificates import (
     MANAGED_BY,
     CertificateState,
-    Owner,
     certificate_manifest,
     certificate_state,
     plan_certificates,
@@ -129,10 +128,9 @@ class Reconciler:
         kube, settings = self.kube, self.settings
         objects = {o["metadata"]["name"]: o for o in await kube.list_policies(namespace)}
         inputs = [_to_input(namespace, o) for o in objects.values()]
-        result = render_policies(inputs)
+        result = render_policies(inputs, settings.budget)
 
-        owners = [Owner(p.name, p.uid) for p in result.accepted]
-        desired = configmap_manifest(settings.configmap_name, namespace, result, owners)
+        desired = configmap_manifest(settings.configmap_name, namespace, result)
         live = await kube.get_configmap(namespace, settings.configmap_name)
         applied = needs_apply(desired, live)
         if applied:

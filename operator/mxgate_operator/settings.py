@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mxgate_operator.render.gateway_config import DEFAULT_BUDGET_BYTES, Budget
+
 
 def _selector(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -50,6 +52,12 @@ class OperatorSettings:
     report_interval: float = 60.0
     report_timeout: float = 5.0
     kubeconfig: str | None = None
+    policy_budget_bytes: int = DEFAULT_BUDGET_BYTES
+
+    @property
+    def budget(self) -> Budget:
+        """What one rendered policy document may hold (``MXGATE_POLICY_BUDGET_BYTES``)."""
+        return Budget(bytes=self.policy_budget_bytes)
 
     @property
     def configmap_name(self) -> str:
@@ -80,4 +88,7 @@ class OperatorSettings:
             report_interval=float(e.get("MXGATE_REPORT_INTERVAL", base.report_interval)),
             report_timeout=float(e.get("MXGATE_REPORT_TIMEOUT", base.report_timeout)),
             kubeconfig=e.get("MXGATE_KUBECONFIG") or None,
+            policy_budget_bytes=int(
+                e.get("MXGATE_POLICY_BUDGET_BYTES") or base.policy_budget_bytes
+            ),
         )

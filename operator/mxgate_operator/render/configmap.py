@@ -7,10 +7,10 @@ Pure: builds the manifest and compares hashes, never talks to the API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from mxgate_operator.render.certificates import MANAGED_BY, Owner, owner_references
+from mxgate_operator.render.certificates import MANAGED_BY
 from mxgate_operator.render.gateway_config import RenderResult, canonical_json, sha256_hex
 
 POLICY_KEY = "policy.json"
@@ -18,13 +18,13 @@ CONFIG_HASH_ANNOTATION = "mxgate.io/config-hash"
 APPLIED_HASH_ANNOTATION = "mxgate.io/applied-hash"
 
 
-def configmap_manifest(
-    name: str, namespace: str, result: RenderResult, owners: Sequence[Owner]
-) -> dict[str, Any]:
+def configmap_manifest(name: str, namespace: str, result: RenderResult) -> dict[str, Any]:
     """The ConfigMap for a render result, annotated with its own content hash.
 
-    ``applied-hash`` covers data, labels and owners (everything we apply), so an
-    unchanged hash means applying again would change nothing.
+    ``applied-hash`` covers data, labels and annotations (everything we apply), so an
+    unchanged hash means applying again would change nothing. No ownerReferences: one
+    per policy on a shared object does not scale (issue 18); the labels name the owner,
+    and the operator keeps the object (empty) while the namespace has no policy.
     """
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -34,7 +34,6 @@ def configmap_manifest(
             "namespace": namespace,
             "labels": {**MANAGED_BY, "app.kubernetes.io/component": "policy"},
             "annotations": {CONFIG_HASH_ANNOTATION: result.config_hash},
-            "ownerReferences": owner_references(sorted(owners, key=lambda o: o.uid)),
         },
         "data": {POLICY_KEY: result.text},
     }

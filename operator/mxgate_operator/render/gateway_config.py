@@ -15,7 +15,14 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from mxgate_gateway.config.model import MTASTSPolicy, PolicyDocument, Rule
+from mxgate_gateway.config.model import (
+    MAX_DOCUMENT_RULES,
+    MAX_MTA_STS_POLICIES,
+    MAX_POLICY_DOCUMENT_BYTES,
+    MTASTSPolicy,
+    PolicyDocument,
+    Rule,
+)
 from mxgate_operator.render.mtasts import gateway_policies
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
@@ -28,6 +35,27 @@ class Reason(StrEnum):
     CONFLICT = "Conflict"
     CERTIFICATE_CONFLICT = "CertificateConflict"
     MTASTS_CONFLICT = "MTASTSConflict"
+    OVERFLOW = "Overflow"
+
+
+# The default budget for policy.json: three quarters of what a ConfigMap can hold, so the
+# object (metadata, annotations, managedFields) stays far below the API server's limit.
+DEFAULT_BUDGET_BYTES = MAX_POLICY_DOCUMENT_BYTES * 3 // 4
+# {"mta_sts_policies":[],"rules":[],"version":1} plus the trailing newline.
+_DOCUMENT_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one rendered policy document may hold (the gateway's limits, by construction)."""
+
+    bytes: int = DEFAULT_BUDGET_BYTES
+    rules: int = MAX_DOCUMENT_RULES
+    mta_sts_policies: int = MAX_MTA_STS_POLICIES
+
+    def __post_init__(self) -> None:
+        if not 0 < self.bytes <= MAX_POLICY_DOCUMENT_BYTES:
+            raise ValueError(f"budget must be 1..{MAX_POLICY_DOCUMENT_BYTES} bytes")
 
 
 @dataclass(frozen=True)
@@ -110,13 +138,23 @@ def _verdict(rule: Rule) -> tuple[str, str, str]:
     return (rule.mode.value, rule.min_tls_version.value, rule.refusal.value)
 
 
-def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
+def _size(model: Rule | MTASTSPolicy) -> int:
+    """Bytes one entry takes in the canonical document (its JSON plus a comma)."""
+    return len(canonical_json(model.model_dump(mode="json")).encode())
+
+
+def render_policies(policies: Sequence[PolicyInput], budget: Budget | None = None) -> RenderResult:
     """All policies of a namespace → one document; invalid or conflicting ones are skipped.
 
     Conflicts go to the oldest policy (creationTimestamp, then rule id, as in the
     Gateway API), so a new policy cannot unseat a running one; output is sorted by
     rule id, so the bytes do not depend on the order the API server listed them in.
+    Policies are admitted oldest first until ``budget`` (bytes, rules, MTA-STS domains:
+    the gateway's own limits) is reached; the rest are refused with reason Overflow, so
+    whatever is rendered, every gateway can load.
     """
+    limit = budget or Budget()
+    used = _DOCUMENT_OVERHEAD
     admissions: list[Admission] = []
     rules: list[Rule] = []
     accepted: list[PolicyInput] = []
@@ -172,6 +210,27 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
                     )
                 )
                 continue
+        new_domains = [m for m in mine if m.domain not in mta_sts]
+        size = _size(rule) + sum(_size(m) for m in new_domains)
+        full = (
+            used + size > limit.bytes
+            or len(rules) + 1 > limit.rules
+            or len(mta_sts) + len(new_domains) > limit.mta_sts_policies
+        )
+        if full:
+            admissions.append(
+                Admission(
+                    rid,
+                    Reason.OVERFLOW,
+                    f"the gateway policy is full ({used} of {limit.bytes} bytes,"
+                    f" {len(rules)} of {limit.rules} rules, {len(mta_sts)} of"
+                    f" {limit.mta_sts_policies} MTA-STS domains; this policy needs {size} bytes"
+                    f" and {len(new_domains)} domains); older policies are admitted first",
+                )
+            )
+            continue
+        used += size
+        if spec.certificate is not None:
             listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
         seen_scope.setdefault(_conflict_key(rule), rule)
         for m in mine:
@@ -187,4 +246,6 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
     # Only what the operator renders: new optional sections of the model stay out of the bytes.
     keys = {"version", "rules"} | ({"mta_sts_policies"} if served else set())
     text = canonical_json(document.model_dump(mode="json", include=keys))
+    if len(text.encode()) > limit.bytes:  # the estimate above is an upper bound
+        raise AssertionError(f"rendered {len(text.encode())} bytes past budget {limit.bytes}")
     return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))

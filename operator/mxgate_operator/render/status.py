@@ -157,7 +157,10 @@ def policy_status(
         "conditions": conditions,
     }
     if admission.accepted:
-        status_out["configHash"] = config_hash
+        # The hash of the document this generation was rendered into: kept while the
+        # policy's own rule is unchanged, so one edit does not rewrite every status.
+        same = previous.get("observedGeneration") == generation
+        status_out["configHash"] = (previous.get("configHash") if same else None) or config_hash
     if plan is not None:
         certificate: dict[str, Any] = {"name": plan.name, "secretName": plan.secret_name}
         if cert_state is not None and cert_state.not_after:
@@ -170,10 +173,22 @@ def policy_status(
                 Event("Normal", "MTASTSRecordsChanged", wanted["MTASTSRecordsRendered"][2][:1024])
             )
     if effect is not None:
-        status_out["observed"] = observed_status(effect)
+        status_out["observed"] = _unless_same_counts(observed_status(effect), previous)
     elif previous.get("observed"):
         status_out["observed"] = previous["observed"]
     return StatusResult(status_out, tuple(events))
+
+
+def _unless_same_counts(observed: dict[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+    """The previous ``observed`` when only ``updatedAt`` would change (no write per tick)."""
+    before = previous.get("observed")
+    if isinstance(before, Mapping):
+        same = {k: v for k, v in before.items() if k != "updatedAt"} == {
+            k: v for k, v in observed.items() if k != "updatedAt"
+        }
+        if same:
+            return dict(before)
+    return observed
 
 
 def effects_from_reports(
