@@ -16,8 +16,10 @@ from typing import Any
 import kopf
 import structlog
 
+from mxgate_operator import metrics
 from mxgate_operator.errors import KubeError
 from mxgate_operator.kube import Kube
+from mxgate_operator.logs import configure_logging
 from mxgate_operator.reconcile import Reconciler
 from mxgate_operator.render.certificates import MANAGED_BY
 from mxgate_operator.reports import Reports, fetch_reports, report_urls
@@ -90,11 +92,17 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)  # kopf's own settings (kwarg name fixed by kopf)
+        configure_logging("console" if operator_settings.log_format == "console" else "json")
+        if operator_settings.metrics_address:
+            host, _sep, port = operator_settings.metrics_address.rpartition(":")
+            memo.metrics = await metrics.serve(host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104
         kube = Kube.connect(operator_settings.kubeconfig)
 
         async def reports(namespace: str) -> Reports:
             urls = await report_urls(kube, namespace, operator_settings)
-            return await fetch_reports(urls, operator_settings.report_timeout)
+            read = await fetch_reports(urls, operator_settings.report_timeout)
+            metrics.record_report_reads(len(read.documents), len(read.failures))
+            return read
 
         memo.kube = kube
         memo.reconciler = Reconciler(kube, operator_settings, reports)
@@ -108,6 +116,9 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             observer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await observer
+        runner = getattr(memo, "metrics", None)
+        if runner is not None:
+            await runner.cleanup()
         kube: Kube | None = getattr(memo, "kube", None)
         if kube is not None:
             await kube.__aexit__(None, None, None)

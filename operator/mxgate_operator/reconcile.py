@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
+from mxgate_operator import metrics
 from mxgate_operator.render.certificates import (
     MANAGED_BY,
     CertificateState,
@@ -68,6 +70,7 @@ class Outcome:
     events: int
     accepted: int
     skipped: int
+    reasons: dict[str, int]
 
 
 def utcnow() -> str:
@@ -122,7 +125,13 @@ class Reconciler:
         async with self._locks.setdefault(namespace, asyncio.Lock()):
             if not read_reports:
                 self._queued.pop(namespace, None)  # started: later callers queue anew
-            return await self._reconcile(namespace, read_reports=read_reports)
+            try:
+                outcome = await self._reconcile(namespace, read_reports=read_reports)
+            except Exception:
+                metrics.record_reconcile(ok=False)
+                raise
+            metrics.record_reconcile(ok=True, reasons=outcome.reasons)
+            return outcome
 
     async def _reconcile(self, namespace: str, *, read_reports: bool) -> Outcome:
         kube, settings = self.kube, self.settings
@@ -204,6 +213,7 @@ class Reconciler:
             events=events,
             accepted=accepted,
             skipped=len(result.admissions) - accepted,
+            reasons=dict(Counter(a.reason.value for a in result.admissions)),
         )
         log.info("namespace_reconciled", namespace=namespace, **outcome.__dict__)
         return outcome
