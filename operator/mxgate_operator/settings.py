@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mxgate_operator.render.allowed import CertificateRules
 from mxgate_operator.render.gateway_config import DEFAULT_BUDGET_BYTES, Budget
 
 
@@ -54,6 +55,7 @@ class OperatorSettings:
     kubeconfig: str | None = None
     policy_budget_bytes: int = DEFAULT_BUDGET_BYTES
     metrics_address: str = ""
+    certificate_rules: CertificateRules = field(default_factory=CertificateRules)
     log_format: str = "json"
 
     @property
@@ -91,6 +93,11 @@ class OperatorSettings:
             report_timeout=float(e.get("MXGATE_REPORT_TIMEOUT", base.report_timeout)),
             kubeconfig=e.get("MXGATE_KUBECONFIG") or None,
             metrics_address=e.get("MXGATE_METRICS_ADDRESS", ""),
+            certificate_rules=CertificateRules.parse(
+                e.get("MXGATE_ALLOWED_ISSUERS", ""),
+                e.get("MXGATE_ALLOWED_DNS_NAMES", ""),
+                e.get("MXGATE_MIN_CERTIFICATE_DURATION", ""),
+            ),
             log_format=e.get("MXGATE_LOG_FORMAT") or base.log_format,
             policy_budget_bytes=int(
                 e.get("MXGATE_POLICY_BUDGET_BYTES") or base.policy_budget_bytes
@@ -115,6 +122,9 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("MXGATE_POLICY_BUDGET_BYTES", str(DEFAULT_BUDGET_BYTES), "max bytes of policy.json"),
     ("MXGATE_METRICS_ADDRESS", "", "host:port for GET /metrics; empty means off"),
     ("MXGATE_LOG_FORMAT", "json", "json or console"),
+    ("MXGATE_ALLOWED_ISSUERS", "", "Kind/name issuers policies may use (Issuer/* ok)"),
+    ("MXGATE_ALLOWED_DNS_NAMES", "", "names or *.suffix patterns certificates may carry"),
+    ("MXGATE_MIN_CERTIFICATE_DURATION", "", "shortest certificate duration, e.g. 720h"),
 )
 
 

@@ -27,6 +27,7 @@ DOMAIN_PATTERN = (
 )
 HOST_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 ISSUER_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+GROUP_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DURATION_PATTERN = r"^([0-9]{1,5}(h|m|s)){1,3}$"
 MAX_SCOPE_ITEMS = 64
 MAX_DNS_NAMES = 16
@@ -224,6 +225,7 @@ def _certificate(c: Checker, raw: object) -> CertificateSpec:
             ref.get("group"),
             default="cert-manager.io",
             max_length=253,
+            pattern=GROUP_PATTERN,
         )
         or "cert-manager.io",
     )

@@ -163,6 +163,12 @@ BAD = [
         "spec.certificate.dnsNames",
         "should have at least 1 items",
     ),
+    Case(  # issue 18 item 3: free-text group
+        "cert-issuer-group",
+        spec(certificate={**CERT, "issuerRef": {"name": "x", "group": "Cert Manager/io"}}),
+        "spec.certificate.issuerRef.group",
+        "should match",
+    ),
     Case(
         "cert-issuer-kind",
         spec(certificate={**CERT, "issuerRef": {"name": "x", "kind": "Vault"}}),

@@ -23,6 +23,7 @@ from mxgate_gateway.config.model import (
     PolicyDocument,
     Rule,
 )
+from mxgate_operator.render.allowed import CertificateRules
 from mxgate_operator.render.mtasts import gateway_policies
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
@@ -36,6 +37,7 @@ class Reason(StrEnum):
     CERTIFICATE_CONFLICT = "CertificateConflict"
     MTASTS_CONFLICT = "MTASTSConflict"
     OVERFLOW = "Overflow"
+    CERTIFICATE_NOT_ALLOWED = "CertificateNotAllowed"
 
 
 # The default budget for policy.json: three quarters of what a ConfigMap can hold, so the
@@ -143,7 +145,11 @@ def _size(model: Rule | MTASTSPolicy) -> int:
     return len(canonical_json(model.model_dump(mode="json")).encode())
 
 
-def render_policies(policies: Sequence[PolicyInput], budget: Budget | None = None) -> RenderResult:
+def render_policies(
+    policies: Sequence[PolicyInput],
+    budget: Budget | None = None,
+    certificates: CertificateRules | None = None,
+) -> RenderResult:
     """All policies of a namespace → one document; invalid or conflicting ones are skipped.
 
     Conflicts go to the oldest policy (creationTimestamp, then rule id, as in the
@@ -154,6 +160,7 @@ def render_policies(policies: Sequence[PolicyInput], budget: Budget | None = Non
     whatever is rendered, every gateway can load.
     """
     limit = budget or Budget()
+    allowed = certificates or CertificateRules()
     used = _DOCUMENT_OVERHEAD
     admissions: list[Admission] = []
     rules: list[Rule] = []
@@ -197,6 +204,10 @@ def render_policies(policies: Sequence[PolicyInput], budget: Budget | None = Non
                     " in this policy's scope; one policy per domain",
                 )
             )
+            continue
+        refused = allowed.refusal(spec.certificate) if spec.certificate is not None else None
+        if refused is not None:
+            admissions.append(Admission(rid, Reason.CERTIFICATE_NOT_ALLOWED, refused))
             continue
         if spec.certificate is not None:
             owner = listener_cert.get(spec.listener.value)

@@ -1,0 +1,79 @@
+"""What a TLSPolicy may ask cert-manager for: the chart's allowed issuers, names, duration.
+
+A policy author with rights on TLSPolicies only must not obtain certificates they could
+not request themselves (issue 18 item 3). Pure: takes a parsed CertificateSpec and the
+operator's settings, returns why it is refused (or None); it must not talk to the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mxgate_operator.spec import DEFAULT_DURATION, CertificateSpec, go_duration_seconds
+
+CERT_MANAGER_GROUP = "cert-manager.io"
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+
+def name_allowed(name: str, patterns: tuple[str, ...]) -> bool:
+    """``name`` equals a pattern, or a ``*.suffix`` pattern covers exactly one more label."""
+    name = name.lower()
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            head, _, rest = name.partition(".")
+            if head and rest == pattern[2:]:
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class CertificateRules:
+    """The chart's declaration; an empty tuple means that dimension is not restricted.
+
+    issuers: ``Kind/name`` entries (``ClusterIssuer/letsencrypt``, ``Issuer/*`` for any
+        Issuer in the namespace); when set, ``issuerRef.group`` must be cert-manager.io.
+    dns_names: exact names or ``*.suffix`` patterns (the gateway's hostnames).
+    min_duration: seconds a requested ``duration`` must at least last (ACME rate limits).
+    """
+
+    issuers: tuple[str, ...] = ()
+    dns_names: tuple[str, ...] = ()
+    min_duration: int = 0
+
+    @classmethod
+    def parse(cls, issuers: str, dns_names: str, min_duration: str) -> CertificateRules:
+        return cls(
+            issuers=_split(issuers),
+            dns_names=_split(dns_names),
+            min_duration=go_duration_seconds(min_duration) if min_duration else 0,
+        )
+
+    def refusal(self, cert: CertificateSpec) -> str | None:
+        """Why this request is not allowed, or None when it is."""
+        ref = cert.issuer_ref
+        if self.issuers:
+            wanted = {f"{ref.kind}/{ref.name}".lower(), f"{ref.kind}/*".lower()}
+            if ref.group != CERT_MANAGER_GROUP or not wanted & set(self.issuers):
+                return (
+                    f"issuerRef {ref.group}/{ref.kind}/{ref.name} is not one the chart allows"
+                    f" (operator.certificates.allowedIssuers: {', '.join(self.issuers)})"
+                )
+        if self.dns_names:
+            bad = [n for n in cert.dns_names if not name_allowed(n, self.dns_names)]
+            if bad:
+                return (
+                    f"dnsNames {', '.join(bad)} are not the gateway's names"
+                    f" (operator.certificates.allowedDNSNames: {', '.join(self.dns_names)})"
+                )
+        duration = go_duration_seconds(cert.duration or DEFAULT_DURATION)
+        if duration < self.min_duration:
+            return (
+                f"duration {cert.duration} is shorter than the chart's minimum"
+                f" ({self.min_duration // 3600}h, operator.certificates.minDuration)"
+            )
+        return None
