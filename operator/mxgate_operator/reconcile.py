@@ -146,7 +146,12 @@ class Reconciler:
             await kube.apply(desired)
             log.info("policy_configmap_applied", namespace=namespace, hash=result.config_hash)
 
-        plans = plan_certificates(settings.prefix, result.accepted, settings.secret_names())
+        plans = plan_certificates(
+            settings.prefix,
+            result.accepted,
+            settings.secret_names(),
+            excluded=result.certificate_conflicts,
+        )
         existing = await kube.list_certificates(namespace, MANAGED_BY)
         certs: dict[str, dict[str, Any]] = {}
         if existing is not None:
@@ -178,6 +183,9 @@ class Reconciler:
                 cert_state = certificate_state(certs.get(plan.name))
                 if existing is None:
                     cert_state = CERT_MANAGER_MISSING
+                conflict = result.certificate_conflicts.get(p.rule_id)
+                if conflict is not None:
+                    cert_state = CertificateState(False, "CertificateConflict", conflict, None)
             previous = objects[p.name].get("status") or {}
             out = policy_status(
                 generation=p.generation,

@@ -113,7 +113,7 @@ def test_the_older_policy_wins_a_conflict() -> None:
         ("internal-nets", Reason.ACCEPTED),
         ("broken", Reason.INVALID),
         ("partners-twin", Reason.CONFLICT),
-        ("other-cert", Reason.CERTIFICATE_CONFLICT),
+        ("other-cert", Reason.ACCEPTED),  # its rule applies; its certificate request not
     ],
 )
 def test_each_policy_is_admitted_or_skipped_with_a_reason(name: str, reason: Reason) -> None:
@@ -173,7 +173,7 @@ def test_any_valid_policies_render_a_loadable_file(specs: list[dict[str, Any]]) 
 def test_certificates_one_per_listener_with_owners(golden: Any) -> None:
     """One Certificate per listener, deterministic Secret name, owned by its policies."""
     result = render_policies(MIXED)
-    plans = plan_certificates("mxgate", result.accepted)
+    plans = plan_certificates("mxgate", result.accepted, excluded=result.certificate_conflicts)
     assert [(p.name, p.secret_name) for p in plans] == [
         ("mxgate-internal", "mxgate-internal-tls"),
         ("mxgate-public-mx", "mxgate-public-mx-tls"),
@@ -184,6 +184,43 @@ def test_certificates_one_per_listener_with_owners(golden: Any) -> None:
         ("TLSPolicy", "partners", "uid-partners")
     ]
     golden("certificates-mixed.json", json.dumps(manifests, indent=2, sort_keys=True) + "\n")
+
+
+def test_certificate_requests_never_decide_which_rules_apply() -> None:
+    """Issue 18 item 4: a newer policy whose certificate differs from the listener's still
+    has its rule rendered; only its request is refused (reported on it alone), the oldest
+    request (by creation, not by last edit) is served, and editing the holder's dnsNames
+    later evicts nothing."""
+    holder = policy(
+        "author",
+        {"mode": "audit", "scope": {"senderDomains": ["a.test"]}, "certificate": CERT},
+        created="2026-01-01T00:00:00Z",
+    )
+    admin_spec = {
+        "mode": "require",
+        "scope": {"senderDomains": ["bank.example"]},
+        "certificate": {**CERT, "dnsNames": ["mx.example.com"]},
+    }
+    admin = policy("admin", admin_spec, created="2026-02-01T00:00:00Z")
+    result = render_policies([admin, holder])
+    assert result.admission("mail/admin").accepted
+    assert "mail/admin" in {r.id for r in result.document.rules}
+    assert set(result.certificate_conflicts) == {"mail/admin"}
+    plans = plan_certificates("mxgate", result.accepted, excluded=result.certificate_conflicts)
+    assert [(p.spec.dns_names, [o.name for o in p.owners]) for p in plans] == [
+        (tuple(CERT["dnsNames"]), ["author"])
+    ]
+    edited = policy(
+        "author",
+        {
+            "mode": "audit",
+            "scope": {"senderDomains": ["a.test"]},
+            "certificate": {**CERT, "dnsNames": ["other.example.com"]},
+        },
+        created="2026-01-01T00:00:00Z",
+    )
+    again = render_policies([admin, edited])
+    assert [a.rule_id for a in again.admissions if a.accepted] == ["mail/admin", "mail/author"]
 
 
 def test_configmap_applied_only_when_its_hash_changes() -> None:

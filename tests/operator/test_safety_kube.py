@@ -255,3 +255,63 @@ def test_operator_logs_json_and_serves_metrics(operator: Any) -> None:
     events = [json.loads(x) for x in lines]  # every line parses
     assert any(e.get("event") == "namespace_reconciled" for e in events)
     assert any(str(e.get("logger", "")).startswith("kopf") for e in events), lines[:5]
+
+
+def certificates(d: Deployed) -> dict[str, dict[str, Any]]:
+    return {c["metadata"]["name"]: c for c in d.get("certificates")["items"]}
+
+
+def test_only_certificates_the_chart_allows_are_requested(operator: Any) -> None:
+    """Item 3: with the chart's allowlist, a ClusterIssuer, a foreign name or a 1 h duration
+    is refused (Accepted=False, CertificateNotAllowed) and no Certificate is created; an
+    allowed request is served."""
+    d: Deployed = operator(
+        MXGATE_ALLOWED_ISSUERS="Issuer/*",
+        MXGATE_ALLOWED_DNS_NAMES="mx1.example.test",
+        MXGATE_MIN_CERTIFICATE_DURATION="24h",
+    )
+    ok = {"issuerRef": {"name": "ca", "kind": "Issuer"}, "dnsNames": ["mx1.example.test"]}
+    bad = {
+        "cluster-issuer": {**ok, "issuerRef": {"name": "production", "kind": "ClusterIssuer"}},
+        "other-tenant": {**ok, "dnsNames": ["mx.other-tenant.example", "localhost"]},
+        "one-hour": {**ok, "duration": "1h"},
+    }
+    apply_all(
+        d.kubectl,
+        d.namespace,
+        [audit("allowed", certificate=ok)]
+        + [audit(name, certificate=cert, listener="internal") for name, cert in bad.items()],
+    )
+    names = ["allowed", *bad]
+    d.wait("every status", lambda: all(reconciled(d, n) for n in names))
+    assert accepted(d, "allowed") == ("True", "Accepted")
+    for name in bad:
+        assert accepted(d, name) == ("False", "CertificateNotAllowed"), name
+    assert set(certificates(d)) == {"mxgate-public-mx"}
+    assert rule_ids(d) == {"allowed"}
+
+
+def test_a_certificate_request_never_decides_whether_a_rule_applies(operator: Any) -> None:
+    """Item 4: an author's older certificate on the listener does not drop the
+    administrator's later policy: its rule applies, its request is reported as
+    CertificateReady=False/CertificateConflict on it alone, and the holder is the oldest."""
+    d: Deployed = operator()
+    author = {"issuerRef": {"name": "ca", "kind": "Issuer"}, "dnsNames": ["mx1.example.test"]}
+    d.kubectl(
+        *("apply", "-n", d.namespace, "-f", "-"),
+        stdin=json.dumps(audit("author", certificate=author)),
+    )
+    time.sleep(1.1)  # strictly newer
+    admin = {**author, "dnsNames": ["mx.example.test"]}
+    spec = {"mode": "require", "scope": {"senderDomains": ["bank.test"]}, "certificate": admin}
+    d.kubectl(
+        *("apply", "-n", d.namespace, "-f", "-"),
+        stdin=json.dumps(policy_manifest("admin", spec)),
+    )
+    d.wait("both statuses", lambda: reconciled(d, "author") and reconciled(d, "admin"))
+    assert accepted(d, "admin") == ("True", "Accepted")
+    assert rule_ids(d) == {"author", "admin"}
+    cert = d.conditions("admin")["CertificateReady"]
+    assert (cert["status"], cert["reason"]) == ("False", "CertificateConflict")
+    assert certificates(d)["mxgate-public-mx"]["spec"]["dnsNames"] == ["mx1.example.test"]
+    assert d.conditions("author")["CertificateReady"]["reason"] != "CertificateConflict"

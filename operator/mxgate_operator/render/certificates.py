@@ -7,7 +7,7 @@ chart can mount the Secret up front. Pure: builds manifests, never applies them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,12 @@ def plan_certificates(
     prefix: str,
     accepted: Sequence[PolicyInput],
     secret_names: Mapping[str, str] | None = None,
+    excluded: Collection[str] = (),
 ) -> tuple[CertificatePlan, ...]:
     """Group accepted policies that ask for a certificate by listener (specs already agree).
+
+    ``excluded``: rule ids whose request conflicts with the listener's (RenderResult.
+    certificate_conflicts); their rules apply, their requests are not served.
 
     ``secret_names`` overrides the Secret name per listener (the chart's gateway Secret).
     """
@@ -60,7 +64,7 @@ def plan_certificates(
     by_listener: dict[str, tuple[CertificateSpec, list[Owner]]] = {}
     for policy in accepted:
         spec = policy.parsed.spec
-        if spec is None or spec.certificate is None:
+        if spec is None or spec.certificate is None or policy.rule_id in excluded:
             continue
         entry = by_listener.setdefault(spec.listener.value, (spec.certificate, []))
         entry[1].append(Owner(policy.name, policy.uid))

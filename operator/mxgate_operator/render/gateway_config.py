@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import ValidationError
@@ -34,7 +34,7 @@ class Reason(StrEnum):
     ACCEPTED = "Accepted"
     INVALID = "InvalidSpec"
     CONFLICT = "Conflict"
-    CERTIFICATE_CONFLICT = "CertificateConflict"
+    CERTIFICATE_CONFLICT = "CertificateConflict"  # a CertificateReady reason, never Accepted
     MTASTS_CONFLICT = "MTASTSConflict"
     OVERFLOW = "Overflow"
     CERTIFICATE_NOT_ALLOWED = "CertificateNotAllowed"
@@ -98,6 +98,8 @@ class RenderResult:
     config_hash: str
     admissions: tuple[Admission, ...]
     accepted: tuple[PolicyInput, ...]
+    # rule id -> why its certificate request is not served (its rule still applies)
+    certificate_conflicts: Mapping[str, str] = field(default_factory=dict)
 
     def admission(self, rule_id: str) -> Admission:
         return next(a for a in self.admissions if a.rule_id == rule_id)
@@ -168,6 +170,7 @@ def render_policies(
     seen_scope: dict[tuple[object, ...], Rule] = {}
     listener_cert: dict[str, tuple[str, CertificateSpec]] = {}
     mta_sts: dict[str, tuple[str, MTASTSPolicy]] = {}  # domain -> (owner rule id, policy)
+    cert_conflicts: dict[str, str] = {}
     for policy in sorted(policies, key=lambda p: (p.created, p.rule_id)):
         rid = policy.rule_id
         spec = policy.parsed.spec
@@ -209,18 +212,6 @@ def render_policies(
         if refused is not None:
             admissions.append(Admission(rid, Reason.CERTIFICATE_NOT_ALLOWED, refused))
             continue
-        if spec.certificate is not None:
-            owner = listener_cert.get(spec.listener.value)
-            if owner is not None and owner[1] != spec.certificate:
-                admissions.append(
-                    Admission(
-                        rid,
-                        Reason.CERTIFICATE_CONFLICT,
-                        f"listener {spec.listener.value} already has a different certificate"
-                        f" from {owner[0]}; policies on one listener must agree on it",
-                    )
-                )
-                continue
         new_domains = [m for m in mine if m.domain not in mta_sts]
         size = _size(rule) + sum(_size(m) for m in new_domains)
         full = (
@@ -241,8 +232,14 @@ def render_policies(
             )
             continue
         used += size
-        if spec.certificate is not None:
-            listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
+        if spec.certificate is not None:  # the request is judged apart from the rule
+            owner = listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
+            if owner[1] != spec.certificate:
+                cert_conflicts[rid] = (
+                    f"listener {spec.listener.value} already has a different certificate"
+                    f" from {owner[0]} (the oldest request wins); this policy's rule applies,"
+                    " its certificate request does not"
+                )
         seen_scope.setdefault(_conflict_key(rule), rule)
         for m in mine:
             mta_sts.setdefault(m.domain, (rid, m))
@@ -259,4 +256,6 @@ def render_policies(
     text = canonical_json(document.model_dump(mode="json", include=keys))
     if len(text.encode()) > limit.bytes:  # the estimate above is an upper bound
         raise AssertionError(f"rendered {len(text.encode())} bytes past budget {limit.bytes}")
-    return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))
+    return RenderResult(
+        document, text, sha256_hex(text), tuple(admissions), tuple(accepted), cert_conflicts
+    )
