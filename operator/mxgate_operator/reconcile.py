@@ -137,7 +137,9 @@ class Reconciler:
         kube, settings = self.kube, self.settings
         objects = {o["metadata"]["name"]: o for o in await kube.list_policies(namespace)}
         inputs = [_to_input(namespace, o) for o in objects.values()]
-        result = render_policies(inputs, settings.budget, settings.certificate_rules)
+        result = render_policies(
+            inputs, settings.budget, settings.certificate_rules, settings.mta_sts_rules
+        )
 
         desired = configmap_manifest(settings.configmap_name, namespace, result)
         live = await kube.get_configmap(namespace, settings.configmap_name)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mxgate_operator.render.allowed import CertificateRules
+from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
 from mxgate_operator.render.gateway_config import DEFAULT_BUDGET_BYTES, Budget
 
 
@@ -56,6 +56,13 @@ class OperatorSettings:
     policy_budget_bytes: int = DEFAULT_BUDGET_BYTES
     metrics_address: str = ""
     certificate_rules: CertificateRules = field(default_factory=CertificateRules)
+    gateway_domains: tuple[str, ...] = ()
+
+    @property
+    def mta_sts_rules(self) -> MTASTSRules:
+        """MTA-STS only for the gateway's domains, mx only among its allowed names."""
+        return MTASTSRules(self.gateway_domains, self.certificate_rules.dns_names)
+
     log_format: str = "json"
 
     @property
@@ -93,6 +100,11 @@ class OperatorSettings:
             report_timeout=float(e.get("MXGATE_REPORT_TIMEOUT", base.report_timeout)),
             kubeconfig=e.get("MXGATE_KUBECONFIG") or None,
             metrics_address=e.get("MXGATE_METRICS_ADDRESS", ""),
+            gateway_domains=tuple(
+                d.strip().lower().rstrip(".")
+                for d in e.get("MXGATE_GATEWAY_DOMAINS", "").split(",")
+                if d.strip()
+            ),
             certificate_rules=CertificateRules.parse(
                 e.get("MXGATE_ALLOWED_ISSUERS", ""),
                 e.get("MXGATE_ALLOWED_DNS_NAMES", ""),
@@ -125,6 +137,7 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("MXGATE_ALLOWED_ISSUERS", "", "Kind/name issuers policies may use (Issuer/* ok)"),
     ("MXGATE_ALLOWED_DNS_NAMES", "", "names or *.suffix patterns certificates may carry"),
     ("MXGATE_MIN_CERTIFICATE_DURATION", "", "shortest certificate duration, e.g. 720h"),
+    ("MXGATE_GATEWAY_DOMAINS", "", "the gateway's domains: only these get MTA-STS"),
 )
 
 

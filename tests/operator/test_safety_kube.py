@@ -315,3 +315,33 @@ def test_a_certificate_request_never_decides_whether_a_rule_applies(operator: An
     assert (cert["status"], cert["reason"]) == ("False", "CertificateConflict")
     assert certificates(d)["mxgate-public-mx"]["spec"]["dnsNames"] == ["mx1.example.test"]
     assert d.conditions("author")["CertificateReady"]["reason"] != "CertificateConflict"
+
+
+def test_mta_sts_only_for_the_gateways_domains_and_names(operator: Any) -> None:
+    """Item 5: publishing enforce with a foreign mx for the gateway's own domain, or any
+    MTA-STS for a domain the gateway does not serve, is refused (MTASTSNotAllowed) and
+    nothing is served; a policy within the chart's names is served."""
+    d: Deployed = operator(
+        MXGATE_GATEWAY_DOMAINS="accepted.test",
+        MXGATE_ALLOWED_DNS_NAMES="mx1.example.test",
+    )
+    attacker = {"mode": "enforce", "mx": ["mx.attacker.example"], "maxAge": 31557600}
+    apply_all(
+        d.kubectl,
+        d.namespace,
+        [
+            audit("attacker", ["accepted.test"], mtaSts=attacker),
+            audit(
+                "elsewhere",
+                ["other.example"],
+                mtaSts={"mode": "testing", "mx": ["mx1.example.test"]},
+            ),
+            audit("own", ["accepted.test"], mtaSts={"mode": "testing", "mx": ["mx1.example.test"]}),
+        ],
+    )
+    d.wait("every status", lambda: all(reconciled(d, n) for n in ("attacker", "elsewhere", "own")))
+    assert accepted(d, "attacker") == ("False", "MTASTSNotAllowed")
+    assert accepted(d, "elsewhere") == ("False", "MTASTSNotAllowed")
+    assert accepted(d, "own") == ("True", "Accepted")
+    served = (document(d) or {}).get("mta_sts_policies", [])
+    assert [(p["domain"], p["mx"]) for p in served] == [("accepted.test", ["mx1.example.test"])]

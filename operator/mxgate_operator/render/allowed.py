@@ -77,3 +77,39 @@ class CertificateRules:
                 f" ({self.min_duration // 3600}h, operator.certificates.minDuration)"
             )
         return None
+
+
+@dataclass(frozen=True)
+class MTASTSRules:
+    """What a TLSPolicy may publish MTA-STS for (issue 18 item 5); empty: not restricted.
+
+    domains: the gateway's own ``domains`` (only those may get a policy).
+    mx_names: the gateway's host names and the chart's allowed certificate names; every
+        ``mtaSts.mx`` entry must be one of them (or covered by a ``*.suffix`` entry).
+    """
+
+    domains: tuple[str, ...] = ()
+    mx_names: tuple[str, ...] = ()
+
+    def refusal(self, published: tuple[str, ...], mx: tuple[str, ...]) -> str | None:
+        """Why publishing MTA-STS for ``published`` with ``mx`` is not allowed, or None."""
+        if self.domains:
+            foreign = [d for d in published if d.lower().rstrip(".") not in self.domains]
+            if foreign:
+                return (
+                    f"MTA-STS for {', '.join(foreign)}: not one of the gateway's domains"
+                    f" ({', '.join(self.domains)})"
+                )
+        if self.mx_names:
+            bad = [
+                m
+                for m in mx
+                if m.lower() not in self.mx_names
+                and (m.startswith("*.") or not name_allowed(m, self.mx_names))
+            ]
+            if bad:
+                return (
+                    f"mtaSts.mx {', '.join(bad)} is not a name of this gateway"
+                    f" ({', '.join(self.mx_names)}); senders would refuse the real MX"
+                )
+        return None

@@ -23,8 +23,8 @@ from mxgate_gateway.config.model import (
     PolicyDocument,
     Rule,
 )
-from mxgate_operator.render.allowed import CertificateRules
-from mxgate_operator.render.mtasts import gateway_policies
+from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
+from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
 
@@ -38,6 +38,7 @@ class Reason(StrEnum):
     MTASTS_CONFLICT = "MTASTSConflict"
     OVERFLOW = "Overflow"
     CERTIFICATE_NOT_ALLOWED = "CertificateNotAllowed"
+    MTASTS_NOT_ALLOWED = "MTASTSNotAllowed"
 
 
 # The default budget for policy.json: three quarters of what a ConfigMap can hold, so the
@@ -142,6 +143,18 @@ def _verdict(rule: Rule) -> tuple[str, str, str]:
     return (rule.mode.value, rule.min_tls_version.value, rule.refusal.value)
 
 
+def _contested(admission: Admission, claimants: list[str] | None) -> Admission:
+    """Show a holder that later policies claimed its MTA-STS domains (never silently)."""
+    if not claimants or not admission.accepted:
+        return admission
+    return Admission(
+        admission.rule_id,
+        admission.reason,
+        f"{admission.message}; a different MTA-STS policy for its domains was also claimed by"
+        f" {', '.join(sorted(claimants))} (refused there: the older claim serves)",
+    )
+
+
 def _size(model: Rule | MTASTSPolicy) -> int:
     """Bytes one entry takes in the canonical document (its JSON plus a comma)."""
     return len(canonical_json(model.model_dump(mode="json")).encode())
@@ -151,6 +164,7 @@ def render_policies(
     policies: Sequence[PolicyInput],
     budget: Budget | None = None,
     certificates: CertificateRules | None = None,
+    mta_sts_rules: MTASTSRules | None = None,
 ) -> RenderResult:
     """All policies of a namespace → one document; invalid or conflicting ones are skipped.
 
@@ -163,6 +177,8 @@ def render_policies(
     """
     limit = budget or Budget()
     allowed = certificates or CertificateRules()
+    publishing = mta_sts_rules or MTASTSRules()
+    contested: dict[str, list[str]] = {}  # holder rule id -> refused later claimants
     used = _DOCUMENT_OVERHEAD
     admissions: list[Admission] = []
     rules: list[Rule] = []
@@ -195,10 +211,16 @@ def render_policies(
             )
             continue
         mine = gateway_policies(spec)
+        if spec.mta_sts is not None:
+            why = publishing.refusal(published_domains(spec), spec.mta_sts.mx)
+            if why is not None:
+                admissions.append(Admission(rid, Reason.MTASTS_NOT_ALLOWED, why))
+                continue
         clash = next(
             (mta_sts[m.domain] for m in mine if mta_sts.get(m.domain, (rid, m))[1] != m), None
         )
         if clash is not None:
+            contested.setdefault(clash[0], []).append(rid)
             admissions.append(
                 Admission(
                     rid,
@@ -247,6 +269,7 @@ def render_policies(
         accepted.append(policy)
         admissions.append(Admission(rid, Reason.ACCEPTED, "rendered into the gateway policy"))
     rules.sort(key=lambda r: r.id)
+    admissions = [_contested(a, contested.get(a.rule_id)) for a in admissions]
     admissions.sort(key=lambda a: a.rule_id)
     accepted.sort(key=lambda p: p.rule_id)
     served = tuple(m for _, (_, m) in sorted(mta_sts.items()))
