@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +31,7 @@ from mxgate_operator.settings import OperatorSettings
 POLICY = ("mxgate.io", "v1alpha1", "tlspolicies")
 CERTIFICATE = ("cert-manager.io", "v1", "certificates")
 RETRY_DELAY = 5.0
+LEASE_SECONDS = 15
 log = structlog.get_logger("mxgate_operator.handlers")
 
 
@@ -43,8 +47,8 @@ def configure(kopf_settings: kopf.OperatorSettings) -> None:
 
 
 async def _run(memo: Any, namespace: str | None, *, read_reports: bool = False) -> None:
-    if not namespace:
-        return
+    if not namespace or not memo.leader.is_set():
+        return  # not the leader: the leader reconciles; we catch up when elected
     reconciler: Reconciler = memo.reconciler
     try:
         await reconciler.reconcile(namespace, read_reports=read_reports)
@@ -78,12 +82,46 @@ async def observe(memo: Any) -> None:
     """
     reconciler: Reconciler = memo.reconciler
     while True:
+        await memo.leader.wait()
         for namespace in sorted(memo.namespaces):
             try:
                 await reconciler.reconcile(namespace, read_reports=True)
             except Exception as exc:  # noqa: BLE001 - the loop outlives any one failed pass
                 log.warning("report_reconcile_failed", namespace=namespace, error=repr(exc))
         await asyncio.sleep(reconciler.settings.report_interval)
+
+
+async def _catch_up(memo: Any, namespace: str) -> None:
+    try:
+        await memo.reconciler.reconcile(namespace)
+    except Exception as exc:  # noqa: BLE001 - the next event or report pass retries
+        log.warning("catch_up_failed", namespace=namespace, error=repr(exc))
+
+
+async def lead(memo: Any, kube: Kube, settings: OperatorSettings, identity: str) -> None:
+    """Hold the release's Lease (``<prefix>-operator`` in the home namespace); only the
+    holder reconciles, so a second operator of the same release never fights the first.
+
+    On election it reconciles every known namespace (events dropped meanwhile included).
+    """
+    name = f"{settings.prefix}-operator"
+    while True:
+        try:
+            held = await kube.hold_lease(settings.namespace, name, identity, LEASE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - unknown means not leading
+            log.warning("lease_failed", lease=name, error=repr(exc))
+            held = False
+        if held and not memo.leader.is_set():
+            log.info("leader_elected", lease=name, identity=identity)
+            memo.leader.set()
+            for namespace in sorted(memo.namespaces):
+                task = asyncio.create_task(_catch_up(memo, namespace))
+                memo.catch_up.add(task)
+                task.add_done_callback(memo.catch_up.discard)
+        elif not held and memo.leader.is_set():
+            log.warning("leadership_lost", lease=name, identity=identity)
+            memo.leader.clear()
+        await asyncio.sleep(LEASE_SECONDS / 3)
 
 
 def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
@@ -107,15 +145,25 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         memo.kube = kube
         memo.reconciler = Reconciler(kube, operator_settings, reports)
         memo.namespaces = {operator_settings.namespace} if operator_settings.namespace else set()
+        memo.leader = asyncio.Event()
+        memo.catch_up = set()
+        if operator_settings.namespace:
+            identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            memo.lease = asyncio.create_task(
+                lead(memo, kube, operator_settings, identity), name="mxgate-lease"
+            )
+        else:
+            memo.leader.set()  # no home namespace: nowhere to keep a Lease
         memo.observer = asyncio.create_task(observe(memo), name="mxgate-report-observer")
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        observer: asyncio.Task[None] | None = getattr(memo, "observer", None)
-        if observer is not None:
-            observer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await observer
+        for task_name in ("lease", "observer"):
+            task: asyncio.Task[None] | None = getattr(memo, task_name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         runner = getattr(memo, "metrics", None)
         if runner is not None:
             await runner.cleanup()

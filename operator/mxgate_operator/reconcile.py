@@ -22,7 +22,9 @@ from mxgate_operator.render.certificates import (
     CertificateState,
     certificate_manifest,
     certificate_state,
+    owned_by_other,
     plan_certificates,
+    release_of,
 )
 from mxgate_operator.render.configmap import configmap_manifest, needs_apply
 from mxgate_operator.render.gateway_config import PolicyInput, render_policies
@@ -141,9 +143,13 @@ class Reconciler:
             inputs, settings.budget, settings.certificate_rules, settings.mta_sts_rules
         )
 
-        desired = configmap_manifest(settings.configmap_name, namespace, result)
+        release = settings.prefix
+        desired = configmap_manifest(settings.configmap_name, namespace, result, release)
         live = await kube.get_configmap(namespace, settings.configmap_name)
         applied = needs_apply(desired, live)
+        if owned_by_other(live, release):  # another release's operator: touch nothing here
+            log.warning("owned_by_another_release", kind="ConfigMap", release=release_of(live))
+            return Outcome(result.config_hash, False, (), 0, 0, 0, 0, {})
         if applied:
             await kube.apply(desired)
             log.info("policy_configmap_applied", namespace=namespace, hash=result.config_hash)
@@ -157,9 +163,21 @@ class Reconciler:
         existing = await kube.list_certificates(namespace, MANAGED_BY)
         certs: dict[str, dict[str, Any]] = {}
         if existing is not None:
-            certs = {c["metadata"]["name"]: c for c in existing}
+            theirs = {c["metadata"]["name"]: c for c in existing if owned_by_other(c, release)}
+            certs = {
+                c["metadata"]["name"]: c for c in existing if c["metadata"]["name"] not in theirs
+            }
             for cert_plan in plans:
-                certs[cert_plan.name] = await kube.apply(certificate_manifest(cert_plan, namespace))
+                if cert_plan.name in theirs:
+                    log.warning(
+                        "owned_by_another_release",
+                        kind="Certificate",
+                        name=cert_plan.name,
+                        release=release_of(theirs[cert_plan.name]),
+                    )
+                    continue
+                manifest = certificate_manifest(cert_plan, namespace, release)
+                certs[cert_plan.name] = await kube.apply(manifest)
             for stale in set(certs) - {p.name for p in plans}:
                 await kube.delete_certificate(namespace, stale)
         elif plans:

@@ -52,7 +52,7 @@ def start(
 ) -> Deployed:
     """The operator for ``namespace`` (closed with ``stack``), once its ConfigMap exists."""
     reports = stack.enter_context(_closing(FakeGatewayReports()))
-    log = tmp_path / "operator.log"
+    log = tmp_path / f"operator-{len(list(tmp_path.glob('operator-*.log')))}.log"
     settings = {"MXGATE_REPORT_URLS": reports.url, "MXGATE_REPORT_INTERVAL": "600", **env}
     stack.enter_context(running_operator(kubeconfig, namespace, log, **settings))
     d = Deployed(namespace, kubectl, reports, log)
@@ -345,3 +345,43 @@ def test_mta_sts_only_for_the_gateways_domains_and_names(operator: Any) -> None:
     assert accepted(d, "own") == ("True", "Accepted")
     served = (document(d) or {}).get("mta_sts_policies", [])
     assert [(p["domain"], p["mx"]) for p in served] == [("accepted.test", ["mx1.example.test"])]
+
+
+def test_a_second_operator_never_fights_the_first(operator: Any) -> None:
+    """Item 7: a second operator of the same release (a manual run with other settings)
+    waits for the Lease instead of rewriting the Certificate; one of another release whose
+    names collide refuses objects labelled for the first release."""
+    d: Deployed = operator()
+    cert = {"issuerRef": {"name": "ca", "kind": "Issuer"}, "dnsNames": ["mx1.example.test"]}
+    apply_all(d.kubectl, d.namespace, [audit("served", certificate=cert), audit("plain")])
+    d.wait("reconciled", lambda: reconciled(d, "served") and reconciled(d, "plain"))
+    first = certificates(d)["mxgate-public-mx"]
+    cm = d.get("configmap", CONFIGMAP)["metadata"]
+    assert first["metadata"]["labels"]["mxgate.io/release"] == "mxgate"
+    assert cm["labels"]["mxgate.io/release"] == "mxgate"
+
+    same_release = operator(MXGATE_TLS_SECRET="not-the-gateways-secret")
+    other_release = operator(
+        MXGATE_PREFIX="other",
+        MXGATE_POLICY_CONFIGMAP=CONFIGMAP,
+        MXGATE_POLICY_BUDGET_BYTES="4096",
+        MXGATE_TLS_SECRET="x",
+    )
+    d.kubectl(
+        "patch",
+        "tlspolicy",
+        "plain",
+        "-n",
+        d.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"priority": 9}}),
+    )
+    d.wait("the first operator's edit", lambda: reconciled(d, "plain"))
+    time.sleep(5)
+    now = certificates(d)["mxgate-public-mx"]
+    assert now["spec"]["secretName"] == first["spec"]["secretName"] == "mxgate-public-mx-tls"
+    assert now["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert d.get("configmap", CONFIGMAP)["metadata"]["labels"]["mxgate.io/release"] == "mxgate"
+    assert b"owned_by_another_release" in other_release.log.read_bytes()
+    assert b"leader_elected" not in same_release.log.read_bytes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mxgate_operator.render.certificates import MANAGED_BY
+from mxgate_operator.render.certificates import MANAGED_BY, RELEASE_LABEL
 from mxgate_operator.render.gateway_config import RenderResult, canonical_json, sha256_hex
 
 POLICY_KEY = "policy.json"
@@ -18,7 +18,9 @@ CONFIG_HASH_ANNOTATION = "mxgate.io/config-hash"
 APPLIED_HASH_ANNOTATION = "mxgate.io/applied-hash"
 
 
-def configmap_manifest(name: str, namespace: str, result: RenderResult) -> dict[str, Any]:
+def configmap_manifest(
+    name: str, namespace: str, result: RenderResult, release: str = ""
+) -> dict[str, Any]:
     """The ConfigMap for a render result, annotated with its own content hash.
 
     ``applied-hash`` covers data, labels and annotations (everything we apply), so an
@@ -32,7 +34,11 @@ def configmap_manifest(name: str, namespace: str, result: RenderResult) -> dict[
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {**MANAGED_BY, "app.kubernetes.io/component": "policy"},
+            "labels": {
+                **MANAGED_BY,
+                "app.kubernetes.io/component": "policy",
+                **({RELEASE_LABEL: release} if release else {}),
+            },
             "annotations": {CONFIG_HASH_ANNOTATION: result.config_hash},
         },
         "data": {POLICY_KEY: result.text},
