@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,7 @@ def control_plane_tools() -> Tools:
 
 
 def main(n: int = 1000) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
     tools = control_plane_tools()
     work = Path(tempfile.mkdtemp(prefix="mxgate-opscale-"))
     plane = ControlPlane(tools=tools, workdir=work)
@@ -110,6 +112,7 @@ def main(n: int = 1000) -> None:
 
         env = {
             **os.environ,
+            "KUBECONFIG": str(plane.kubeconfig),  # kopf's own login
             "MXGATE_KUBECONFIG": str(plane.kubeconfig),
             "MXGATE_NAMESPACE": ns,
             "MXGATE_REPORT_URLS": "http://127.0.0.1:9/report",  # refused at once: a failing read

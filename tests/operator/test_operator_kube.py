@@ -200,6 +200,19 @@ def test_certificate_ready_mirrors_cert_manager(deployed: Deployed) -> None:
     body = deployed.policy("internal-require")["status"]
     assert body["certificate"]["notAfter"] == "2027-02-26T12:00:00Z"
     assert deployed.conditions("internal-require")["Ready"]["status"] == "True"
+    deployed.wait(  # issue 16 item 7: Normal events, not only Warnings
+        "the Normal CertificateIssued and Ready events",
+        lambda: (
+            {("Normal", "CertificateIssued"), ("Normal", "Ready")}
+            <= set(deployed.events("internal-require"))
+        ),
+    )
+    wide = deployed.kubectl(
+        "get", "tlsp", "internal-require", "-n", deployed.namespace, "-o", "wide"
+    )
+    header, row = wide.stdout.splitlines()
+    assert header.split()[-4:] == ["REASON", "MESSAGE", "SECRET", "NOTAFTER"]
+    assert "mxgate-internal-tls" in row
 
 
 def test_configmap_is_applied_once_per_hash(deployed: Deployed) -> None:

@@ -85,11 +85,12 @@ async def test_second_reconcile_writes_nothing() -> None:
     kube = FakeKube(POLICIES)
     r = reconciler(kube)
     first = await r.reconcile(NS)
-    assert (first.configmap_applied, first.statuses_written, first.events) == (True, 2, 1)
+    # audit: Normal Ready; partners: Warning RequireOnPublicMX (its certificate is pending)
+    assert (first.configmap_applied, first.statuses_written, first.events) == (True, 2, 2)
     again = await r.reconcile(NS)
     assert (again.configmap_applied, again.statuses_written, again.events) == (False, 0, 0)
     assert kube.calls["apply ConfigMap"] == 1
-    assert kube.events == [("partners", "RequireOnPublicMX")]
+    assert kube.events == [("audit", "Ready"), ("partners", "RequireOnPublicMX")]
 
 
 async def test_concurrent_triggers_coalesce() -> None:

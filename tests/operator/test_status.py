@@ -72,7 +72,7 @@ REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
                 "StandardsCompliant": ("True", "Compliant"),
                 "Ready": ("True", "Ready"),
             },
-            [],
+            [("Normal", "Ready")],
         ),
         (
             REQUIRE_INT,
@@ -82,7 +82,7 @@ REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
                 "Ready": ("True", "Ready"),
                 "StandardsCompliant": ("True", "Compliant"),
             },
-            [],
+            [("Normal", "CertificateIssued"), ("Normal", "Ready")],
         ),
         (
             REQUIRE_INT,
@@ -103,7 +103,11 @@ REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
             REQUIRE_MX,
             READY,
             {"StandardsCompliant": ("False", "RequireOnPublicMX"), "Ready": ("True", "Ready")},
-            [("Warning", "RequireOnPublicMX")],
+            [
+                ("Normal", "CertificateIssued"),
+                ("Warning", "RequireOnPublicMX"),
+                ("Normal", "Ready"),
+            ],
         ),
         (
             {"mode": "audit", "scope": {}},
@@ -123,7 +127,8 @@ def test_conditions_table(
     expected: dict[str, tuple[str, str]],
     events: list[tuple[str, str]],
 ) -> None:
-    """Each situation yields the expected conditions and Warning events."""
+    """Each situation yields the expected conditions and events: Warnings for trouble,
+    Normal for Ready and an issued certificate (issue 16 item 7), only on transitions."""
     status, got_events = status_for(spec, cert=cert)
     got = conds(status)
     assert {k: got[k] for k in expected} == expected
@@ -279,3 +284,11 @@ def test_another_policys_edit_does_not_rewrite_this_status() -> None:
         now=LATER,
     )
     assert edited.status["configHash"] == "sha256:another-document"
+
+
+def test_normal_events_only_on_the_transition() -> None:
+    """Ready and CertificateIssued are posted once, not on every reconcile."""
+    first, events = status_for(REQUIRE_INT, cert=READY)
+    assert ("Normal", "Ready") in events
+    _, again = status_for(REQUIRE_INT, cert=READY, previous=first, now=LATER)
+    assert again == []

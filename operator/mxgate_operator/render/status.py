@@ -1,7 +1,8 @@
 """Compute a TLSPolicy's status (conditions, certificate, observed effect) and its events.
 
 Conditions have the metav1.Condition shape; lastTransitionTime moves only when a
-condition's status changes, and Warning events are produced only on transitions,
+condition's status changes, and events (Warning on trouble, Normal for Ready and an issued
+certificate) are produced only on transitions,
 so re-running with the same inputs changes nothing. Pure: no I/O, no clock.
 """
 
@@ -22,6 +23,10 @@ RFC3207_MESSAGE = (
     " (RFC 3207 §4); senders without TLS cannot deliver. Measure the cost with mode audit first"
     " (see `mxgate report`), and prefer MTA-STS for senders that support it."
 )
+
+
+# Normal events on a transition to True (issue 16 item 7), besides the Warnings.
+NORMAL_EVENTS = {"Ready": "Ready", "CertificateReady": "CertificateIssued"}
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,9 @@ def policy_status(
         bad = status == "False" and ctype in ("Accepted", "StandardsCompliant")
         if bad and (changed or prior.get("reason") != reason):
             events.append(Event("Warning", reason, message[:1024]))
+        good = NORMAL_EVENTS.get(ctype) if status == "True" and changed else None
+        if good is not None and (ctype != "CertificateReady" or reason != "NotRequested"):
+            events.append(Event("Normal", good, message[:1024]))
     status_out: dict[str, Any] = {
         "observedGeneration": generation,
         "ruleId": rule_id,
