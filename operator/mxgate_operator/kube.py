@@ -83,6 +83,12 @@ class Kube:
             if exc.response is not None and exc.response.status_code == 404:
                 return None
             raise _error(exc, "list Certificates") from exc
+        except Exception as exc:
+            # Without the CRD lightkube's list raises its HTTP library's status error, not
+            # ApiError: every reconcile died there, before any status was written.
+            if getattr(getattr(exc, "response", None), "status_code", None) == 404:
+                return None
+            raise
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

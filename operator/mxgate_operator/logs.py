@@ -51,4 +51,5 @@ def configure_logging(fmt: Literal["json", "console"] = "json") -> None:
     root.handlers[:] = [handler]
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for noisy in ("aiohttp.access", "httpx", "httpx2"):  # one line per API request
+        logging.getLogger(noisy).setLevel(logging.WARNING)
