@@ -356,8 +356,8 @@ class Config(_Frozen):
     def with_policy_document(self, doc: PolicyDocument) -> Config:
         """Merge an operator-rendered policy document into this config (pure).
 
-        The config file's own MTA-STS domains win over the document's for the same
-        domain; a rule id in both is an error (the gateway then starts without the file).
+        A rule id or MTA-STS domain defined in both is an error; at start the gateway then
+        serves without the file (reloading.load_for_start).
         """
         rules = self.policy.rules + doc.rules
         policy = Policy.model_validate(
@@ -370,12 +370,10 @@ class Config(_Frozen):
         if not doc.mta_sts_policies:
             return self.model_copy(update={"policy": policy})
         base = self.mta_sts if self.mta_sts is not None else MTASTS()
-        own = {p.domain for p in base.policies}
-        extra = tuple(p for p in doc.mta_sts_policies if p.domain not in own)
         mta_sts = MTASTS.model_validate(
             {
                 **base.model_dump(),
-                "policies": [p.model_dump() for p in base.policies + extra],
+                "policies": [p.model_dump() for p in base.policies + doc.mta_sts_policies],
             }
         )
         return self.model_copy(update={"policy": policy, "mta_sts": mta_sts})
