@@ -2,7 +2,8 @@
 
 The only module that speaks kopf: it wires triggers (TLSPolicy and Certificate watch
 events, the report loop) to ``Reconciler`` and translates KubeError
-into kopf's TemporaryError. It must not render, decide or call the API itself.
+into a logged retry (kopf does not retry event handlers). It must not render, decide or
+call the API itself.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import kopf
@@ -53,7 +54,15 @@ async def _run(memo: Any, namespace: str | None, *, read_reports: bool = False) 
     try:
         await reconciler.reconcile(namespace, read_reports=read_reports)
     except KubeError as exc:
-        raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
+        # kopf does not retry event handlers: retry here, once per failure, after a pause.
+        log.warning("reconcile_failed", namespace=namespace, error=str(exc), retry_in=RETRY_DELAY)
+        _spawn(memo, _catch_up(memo, namespace, delay=RETRY_DELAY))
+
+
+def _spawn(memo: Any, coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(coro)
+    memo.catch_up.add(task)
+    task.add_done_callback(memo.catch_up.discard)
 
 
 def needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
@@ -91,9 +100,15 @@ async def observe(memo: Any) -> None:
         await asyncio.sleep(reconciler.settings.report_interval)
 
 
-async def _catch_up(memo: Any, namespace: str) -> None:
+async def _catch_up(memo: Any, namespace: str, delay: float = 0.0) -> None:
+    await asyncio.sleep(delay)
+    if not memo.leader.is_set():
+        return
     try:
         await memo.reconciler.reconcile(namespace)
+    except KubeError as exc:
+        log.warning("reconcile_failed", namespace=namespace, error=str(exc), retry_in=RETRY_DELAY)
+        _spawn(memo, _catch_up(memo, namespace, delay=RETRY_DELAY))
     except Exception as exc:  # noqa: BLE001 - the next event or report pass retries
         log.warning("catch_up_failed", namespace=namespace, error=repr(exc))
 
@@ -115,9 +130,7 @@ async def lead(memo: Any, kube: Kube, settings: OperatorSettings, identity: str)
             log.info("leader_elected", lease=name, identity=identity)
             memo.leader.set()
             for namespace in sorted(memo.namespaces):
-                task = asyncio.create_task(_catch_up(memo, namespace))
-                memo.catch_up.add(task)
-                task.add_done_callback(memo.catch_up.discard)
+                _spawn(memo, _catch_up(memo, namespace))
         elif not held and memo.leader.is_set():
             log.warning("leadership_lost", lease=name, identity=identity)
             memo.leader.clear()
@@ -158,6 +171,8 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        for pending in list(getattr(memo, "catch_up", ())):
+            pending.cancel()
         for task_name in ("lease", "observer"):
             task: asyncio.Task[None] | None = getattr(memo, task_name, None)
             if task is not None:

@@ -377,11 +377,20 @@ def test_a_second_operator_never_fights_the_first(operator: Any) -> None:
         "-p",
         json.dumps({"spec": {"priority": 9}}),
     )
+    other_release.wait(
+        "the other release to refuse the ConfigMap",
+        lambda: b"owned_by_another_release" in other_release.log.read_bytes(),
+        timeout=90,
+    )
+    same_release.wait(
+        "the second operator to start",
+        lambda: b"startup' succeeded" in same_release.log.read_bytes(),
+        timeout=90,
+    )
+    time.sleep(6)  # more than one Lease attempt (every 5 s)
     d.wait("the first operator's edit", lambda: reconciled(d, "plain"))
-    time.sleep(5)
     now = certificates(d)["mxgate-public-mx"]
     assert now["spec"]["secretName"] == first["spec"]["secretName"] == "mxgate-public-mx-tls"
     assert now["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert d.get("configmap", CONFIGMAP)["metadata"]["labels"]["mxgate.io/release"] == "mxgate"
-    assert b"owned_by_another_release" in other_release.log.read_bytes()
     assert b"leader_elected" not in same_release.log.read_bytes()
