@@ -185,6 +185,7 @@ def test_operator_runs_standalone_in_the_release_namespace_with_least_privilege(
         "configmaps",
         "events",
         "pods",
+        "leases",  # leader election (issue 18 item 7)
     } == resources
     assert rendered.all("ClusterRole") == []
 
