@@ -35,6 +35,6 @@ ENV PATH=/opt/mxgate/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 10001:10001
 WORKDIR /tmp
 # SMTP (the Service maps port 25 to it) and HTTP (/livez, /readyz, /metrics, /report).
-EXPOSE 2525 8025
+EXPOSE 2525 8025 8026
 ENTRYPOINT ["mxgate"]
 CMD ["gateway", "--config", "/etc/mxgate/config/config.yaml", "--policy", "/etc/mxgate/policy/policy.json"]

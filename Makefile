@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools
+.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools images kube-up kube-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,9 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/mxgate dev
 
-## Install everything the tests need (apt packages, venv, control plane) and run all checks.
-test: system-deps $(STAMP) control-plane chart-tools
+## Install everything the tests need (apt packages, venv, control plane, node, images) and run
+## all checks (the `pods` tests start a real one-node cluster: scripts/kube-node.sh).
+test: system-deps $(STAMP) control-plane images chart-tools
 	$(MAKE) lint
 	$(BIN)/pytest
 
@@ -29,6 +30,20 @@ test: system-deps $(STAMP) control-plane chart-tools
 ## `kube` tests say why: skipped when Go or its module proxy is missing, errors otherwise.
 control-plane:
 	bash scripts/build-control-plane.sh all || echo "control-plane: not built; the kube tests report why"
+
+## Build or reuse the test node's images (gateway from the Dockerfile, Postfix, pause) and its
+## kubelet, scheduler, controller-manager, kube-proxy. On failure the `pods` tests say why.
+images:
+	bash scripts/build-control-plane.sh node && bash scripts/build-images.sh all \
+	  || echo "images: not built; the pods tests report why"
+
+## A one-node cluster on this machine (real kubelet, containerd, kube-proxy); prints
+## `export KUBECONFIG=...`. `make kube-down` stops it by PID and restores the host.
+kube-up: system-deps
+	bash scripts/kube-node.sh up
+
+kube-down:
+	bash scripts/kube-node.sh down
 
 ## checkov, kubernetes-validate, hadolint in .venv-tools (apart from the product's pins).
 chart-tools:

@@ -29,11 +29,15 @@ from bench.workloads import applies, workloads
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small counts: a smoke test (~30 s)")
-    p.add_argument("--targets", default="direct,mxgate,mxgate-tuned,haraka", help="comma-separated")
+    p.add_argument(
+        "--targets",
+        default="direct,mxgate,mxgate-plain,mxgate-untuned,haraka",
+        help="comma-separated",
+    )
     p.add_argument("--workloads", default="", help="comma-separated ids (default: all)")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="output directory")
     p.add_argument("--profile", action="store_true", help="py-spy the mxgate target per run")
-    p.add_argument("--budget", type=float, default=540.0, help="stop starting runs after N s")
+    p.add_argument("--budget", type=float, default=900.0, help="stop starting runs after N s")
     return p.parse_args(argv)
 
 
@@ -88,7 +92,7 @@ def render(results: list[Result], quick: bool, seconds: float) -> str:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     out = f"Run {when} ({mode}, {seconds:.0f} s) on {machine()}; load average at the end {load}\n"
     out += f"\n{table(results)}\n"
-    for subject in ("mxgate", "mxgate-tuned"):
+    for subject in ("mxgate", "mxgate-plain", "mxgate-untuned"):
         if any(r.target == subject and not r.skipped for r in results):
             out += "\n" + verdict_table(verdicts(results, subject), subject)
     skipped = skipped_lines(results)

@@ -19,7 +19,8 @@ from bench.loadgen import Load, LoadResult, ReplyError, hold_idle, percentile, r
 from bench.procs import Usage, quiesce
 from bench.sink import Sink
 from bench.source import run_source
-from bench.targets import Running, start_target
+from bench.targets import TARGETS, Running, start_target
+from bench.tls_upstream import PostfixTLSUpstream
 from bench.workloads import Workload
 
 
@@ -103,7 +104,15 @@ async def run_one(target: str, w: Workload, workdir: Path, profile: bool = False
     """Run workload ``w`` on a freshly started ``target``; never raises for target failures."""
     wd = workdir / f"{w.id}-{target}"
     cert = make_cert(workdir, w.cert)
-    sink = await Sink.start(wd)
+    spec = TARGETS.get(target)
+    sink: Sink | PostfixTLSUpstream
+    if spec is not None and spec.upstream == "postfix-tls":
+        try:
+            sink = await PostfixTLSUpstream.start(cert)
+        except (OSError, RuntimeError, ImportError) as exc:
+            return Result(target, w.id, errors=(f"TLS upstream failed: {exc}"[:400],))
+    else:
+        sink = await Sink.start(wd)
     try:
         try:
             running = await start_target(target, sink, wd, cert)
@@ -117,7 +126,9 @@ async def run_one(target: str, w: Workload, workdir: Path, profile: bool = False
         await sink.stop()
 
 
-async def _measure(w: Workload, t: Running, sink: Sink, profile_dir: Path | None) -> Result:
+async def _measure(
+    w: Workload, t: Running, sink: Sink | PostfixTLSUpstream, profile_dir: Path | None
+) -> Result:
     warm = await run_load(t.host, t.port, Load(messages=5, sessions=1), 30)
     if warm.failed:
         return Result(t.name, w.id, errors=tuple(f"warm-up: {e}" for e in warm.errors))

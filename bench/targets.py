@@ -1,10 +1,14 @@
 """The things being measured, each started fresh per workload and pointed at the sink.
 
-``direct`` is the sink itself (the limit of this box), ``mxgate`` the gateway
-process (``mxgate-tuned``: with uvloop and pooled upstream sessions), ``haraka``
-the peer, and ``blackhole`` a second smtp-sink that is NOT the counted upstream
-(it proves a run whose 250s never reach the sink fails). This module starts and
-stops targets; it must not generate load or judge results.
+``direct`` is the sink itself (the limit of this box); ``mxgate`` the gateway as
+users run it (the default production config: upstream TLS opportunistic to a
+Postfix that offers STARTTLS, JSON logs at info, the policy engine in audit with
+a rule, the loss report); ``mxgate-plain`` the same process with ``tls: none`` to
+smtp-sink and warning-level logs; ``mxgate-untuned`` that without uvloop and
+pooled upstream sessions (the two defaults it measures); ``haraka`` the peer;
+``blackhole`` a second smtp-sink that is NOT the counted upstream (it proves a run
+whose 250s never reach the sink fails). This module starts and stops targets; it
+must not generate load or judge results.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from bench import haraka
 from bench.certs import HOSTNAME, CertPair
 from bench.procs import Child, free_port, wait_smtp_banner
 from bench.sink import Sink
+from bench.tls_upstream import PostfixTLSUpstream
 
 START_TIMEOUT = 30.0
 
@@ -46,34 +51,60 @@ class Running:
 class TargetSpec:
     name: str
     tls: bool  # can be measured on STARTTLS workloads
+    upstream: str = "sink"  # "sink" (smtp-sink, plaintext) | "postfix-tls" (offers STARTTLS)
 
 
 TARGETS: dict[str, TargetSpec] = {
     "direct": TargetSpec("direct", tls=False),
-    "mxgate": TargetSpec("mxgate", tls=True),
-    "mxgate-tuned": TargetSpec("mxgate-tuned", tls=True),  # uvloop + upstream pool
+    "mxgate": TargetSpec("mxgate", tls=True, upstream="postfix-tls"),  # the headline row
+    "mxgate-plain": TargetSpec("mxgate-plain", tls=True),  # tls: none upstream, warning logs
+    "mxgate-untuned": TargetSpec("mxgate-untuned", tls=True),  # plain, no uvloop, no pool
     "haraka": TargetSpec("haraka", tls=True),
     "blackhole": TargetSpec("blackhole", tls=False),
 }
 
 
 def mxgate_config(
-    port: int, http_port: int, upstream_port: int, cert: CertPair
+    port: int, http_port: int, upstream_port: int, cert: CertPair, production: bool = True
 ) -> dict[str, object]:
-    """The gateway config used for the bench: one upstream (the sink), limits opened up."""
+    """The gateway config used for the bench: one upstream, connection limits opened up.
+
+    ``production``: what examples/gateway-production.yaml and the defaults give a user
+    (upstream TLS opportunistic, JSON logs at info, the policy engine in audit with a
+    scoped rule, default message size); otherwise the lean variant (``tls: none``,
+    warning-level logs, no rules).
+    """
+    upstream: dict[str, object] = {"address": f"127.0.0.1:{upstream_port}"}
+    policy: dict[str, object] = {"mode": "opportunistic"}
+    level = "warning"
+    if production:
+        upstream["tls"] = "opportunistic"
+        policy = {
+            "mode": "audit",
+            "rules": [
+                {
+                    "id": "partners",
+                    "mode": "require",
+                    "priority": 100,
+                    "scope": {"sender_domains": ["bank.example", "*.bank.example"]},
+                }
+            ],
+        }
+        level = "info"
+    else:
+        upstream["tls"] = "none"
     return {
         "hostname": HOSTNAME,
         "listen": {"smtp": f"127.0.0.1:{port}", "http": f"127.0.0.1:{http_port}"},
         "domains": ["accepted.test"],
         "tls": {"cert": str(cert.cert), "key": str(cert.key)},
-        "upstreams": [{"address": f"127.0.0.1:{upstream_port}", "tls": "none"}],
-        "policy": {"mode": "opportunistic"},
+        "upstreams": [upstream],
+        "policy": policy,
         "limits": {
             "max_connections": 5000,  # workload (e) holds 1,000 idle connections from one IP
             "max_connections_per_ip": 5000,
-            "max_message_size": 10 * 1024 * 1024,
         },
-        "log": {"format": "json", "level": "warning"},
+        "log": {"format": "json", "level": level},
     }
 
 
@@ -85,7 +116,9 @@ def mxgate_argv(config: Path) -> list[str]:
     return [exe, "gateway", "--config", str(config)]
 
 
-async def start_target(name: str, sink: Sink, workdir: Path, cert: CertPair) -> Running:
+async def start_target(
+    name: str, sink: Sink | PostfixTLSUpstream, workdir: Path, cert: CertPair
+) -> Running:
     """Start target ``name`` relaying to ``sink``; return once it greets with 220."""
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "direct":
@@ -94,12 +127,16 @@ async def start_target(name: str, sink: Sink, workdir: Path, cert: CertPair) -> 
         hole = await Sink.start(workdir, name="blackhole")
         return Running(name, hole.child.pid, hole.port, tls=False, stop=hole.stop)
     port = free_port()
-    if name in ("mxgate", "mxgate-tuned"):
+    if name.startswith("mxgate"):
         config = workdir / "mxgate.yaml"
-        config.write_text(yaml.safe_dump(mxgate_config(port, free_port(), sink.port, cert)))
+        production = name == "mxgate"
+        data = mxgate_config(port, free_port(), sink.port, cert, production)
+        config.write_text(yaml.safe_dump(data))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        tuned = "1" if name == "mxgate-tuned" else "0"  # opt-in speed-ups (bench/README.md)
-        env["MXGATE_UVLOOP"] = env["MXGATE_UPSTREAM_POOL"] = tuned
+        env.pop("MXGATE_UVLOOP", None)  # the defaults (on), unless measuring without them
+        env.pop("MXGATE_UPSTREAM_POOL", None)
+        if name == "mxgate-untuned":
+            env["MXGATE_UVLOOP"] = env["MXGATE_UPSTREAM_POOL"] = "0"
         child = await Child.start(name, mxgate_argv(config), workdir / "mxgate.log", env)
     elif name == "haraka":
         binary = await haraka.ensure_installed()

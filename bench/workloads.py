@@ -16,6 +16,7 @@ from bench.source import SourceLoad
 
 KiB = 1024
 MiB = 1024 * KiB
+BIG = 25 * MiB - 64 * KiB  # "25 MiB": the default SIZE limit (25 MiB) less room for headers
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def _full() -> list[Workload]:
                  load=Load(messages=2000, sessions=20, per_session=100)),
         Workload("a-rss", "(a) three times in one process: RSS after each", "source",
                  source=SourceLoad(messages=2000, sessions=20), repeats=3,
-                 only=("mxgate", "mxgate-tuned", "haraka")),
+                 only=("mxgate", "mxgate-untuned", "haraka")),
         Workload("b", "one session per message, 20 concurrent, plaintext (smtp-source)", "source",
                  source=SourceLoad(messages=1000, sessions=20, reuse=False)),
         Workload("c", "STARTTLS, 20 sessions x 50 msgs, 4 KiB (RSA-2048)", "load",
@@ -68,6 +69,14 @@ def _full() -> list[Workload]:
                  load=Load(messages=200, sessions=20, per_session=10, size=100 * KiB)),
         Workload("f-5m", "5 MiB messages, 20 concurrent, one each", "load",
                  load=Load(messages=20, sessions=20, per_session=1, size=5 * MiB, timeout=60)),
+        Workload("f-25m", "25 MiB messages, 20 concurrent, one each", "load",
+                 load=Load(messages=20, sessions=20, per_session=1, size=BIG, timeout=120),
+                 only=("direct", "mxgate", "mxgate-plain", "mxgate-untuned"), limit=240.0),
+        Workload("f-25m-1", "one 25 MiB message: RSS growth", "load",
+                 load=Load(messages=1, sessions=1, per_session=1, size=BIG, timeout=120),
+                 only=("direct", "mxgate", "mxgate-plain", "mxgate-untuned")),
+        Workload("a-half", "(a-lat) at half the concurrency (10 sessions): added p99", "load",
+                 load=Load(messages=1000, sessions=10, per_session=100)),
     ]  # fmt: skip
 
 

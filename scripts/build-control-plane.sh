@@ -4,9 +4,11 @@
 #   kube-apiserver  k8s.io/kubernetes/cmd/kube-apiserver via the wrapper module tools/k8s/kube-apiserver
 #   cert-manager-crds  cert-manager's CRD YAML from its Go module zip
 #   cert-manager    cert-manager's certificate controllers (CA, SelfSigned) via tools/k8s/cert-manager
+#   node            kubelet, kube-scheduler, kube-controller-manager, kube-proxy for the test node
+#                   (scripts/kube-node.sh), same wrapper module and version as kube-apiserver
 # Binaries are cached outside the repo in ~/.cache/mxgate/bin/<tool>-<version>, keyed by version.
-# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|cert-manager-crds|cert-manager|all]
-#        (default all)
+# Usage: scripts/build-control-plane.sh [helm|kube-apiserver|cert-manager-crds|cert-manager|node|all]
+#        (default all: everything but node)
 #        MXGATE_REBUILD=1 rebuilds even when a cached binary exists.
 # Prints one line per tool: "<tool> <version> <built|cached|fetched> <path>". Exit 3: no Go.
 # etcd comes from Debian's etcd-server package and kubectl from the machine (not built here).
@@ -78,14 +80,25 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
-build_kube_apiserver() {
-  local dest=$1
+build_kube() { # dest cmd: one main package of k8s.io/kubernetes at KUBE_VERSION
+  local dest=$1 cmd=$2
   (cd "$ROOT/tools/k8s/kube-apiserver" &&
     go build -p "$GO_P" -trimpath -ldflags "-s -w \
       -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 \
       -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)" \
-      -o "$dest" k8s.io/kubernetes/cmd/kube-apiserver)
+      -o "$dest" "k8s.io/kubernetes/cmd/$cmd")
+}
+build_kube_apiserver() { build_kube "$1" kube-apiserver; }
+build_kubelet() { build_kube "$1" kubelet; }
+build_kube_scheduler() { build_kube "$1" kube-scheduler; }
+build_kube_controller_manager() { build_kube "$1" kube-controller-manager; }
+build_kube_proxy() { build_kube "$1" kube-proxy; }
+node() {
+  locked_build kubelet "$KUBE_VERSION" build_kubelet
+  locked_build kube-scheduler "$KUBE_VERSION" build_kube_scheduler
+  locked_build kube-controller-manager "$KUBE_VERSION" build_kube_controller_manager
+  locked_build kube-proxy "$KUBE_VERSION" build_kube_proxy
 }
 
 cert_manager_crds() {
@@ -120,6 +133,7 @@ case $what in
   kube-apiserver) locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver ;;
   cert-manager-crds) cert_manager_crds ;;
   cert-manager) locked_build cert-manager-controller "$CM_KEY" build_cert_manager ;;
+  node) node ;;
   all)
     locked_build helm "$HELM_VERSION" build_helm
     locked_build kube-apiserver "$KUBE_VERSION" build_kube_apiserver
@@ -127,7 +141,7 @@ case $what in
     locked_build cert-manager-controller "$CM_KEY" build_cert_manager
     ;;
   *)
-    echo "usage: $0 [helm|kube-apiserver|cert-manager-crds|cert-manager|all]" >&2
+    echo "usage: $0 [helm|kube-apiserver|cert-manager-crds|cert-manager|node|all]" >&2
     exit 2
     ;;
 esac

@@ -1,4 +1,4 @@
-"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``report``.
+"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``report``, ``estimate``.
 
 Parses arguments into settings, loads config through the loader, and hands
 off to the composition root. It must not contain protocol logic; errors in
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,10 +16,12 @@ from pathlib import Path
 from mxgate_gateway import __version__
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.errors import ConfigError, MxgateError
+from mxgate_gateway.estimate.cli import add_arguments as add_estimate_arguments
+from mxgate_gateway.estimate.cli import run as run_estimate
 from mxgate_gateway.policy.standards import standards_warnings
 from mxgate_gateway.report.cli import add_arguments as add_report_arguments
 from mxgate_gateway.report.cli import run as run_report
-from mxgate_gateway.settings import DevSettings, GatewaySettings
+from mxgate_gateway.settings import DevSettings, GatewaySettings, Tuning
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run a STARTTLS gateway relaying to a local Maildir sink")
     dev.add_argument("--dir", type=Path, default=DevSettings.directory, help="state directory")
     dev.add_argument("--smtp", default=DevSettings.smtp, help="SMTP listen host:port")
-    dev.add_argument("--http", default=DevSettings.http, help="HTTP listen host:port")
+    dev.add_argument(
+        "--http", default=DevSettings.http, help="admin HTTP host:port (health, metrics, report)"
+    )
+    dev.add_argument(
+        "--public", default=DevSettings.public, help="public HTTP host:port (MTA-STS, TLS-RPT)"
+    )
 
     gw = sub.add_parser("gateway", help="run the production gateway")
     gw.add_argument("--config", type=Path, required=True, help="gateway config file (YAML)")
@@ -44,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="the loss report of one or more gateways, merged")
     add_report_arguments(report)
+
+    est = sub.add_parser(
+        "estimate",
+        help="the loss report from an existing MTA's logs (Postfix, Exim), before installing",
+    )
+    add_estimate_arguments(est)
     return parser
 
 
@@ -53,16 +65,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.file, args.policy)
     if args.command == "report":
         return run_report(args)
+    if args.command == "estimate":
+        return run_estimate(args)
     if args.command == "gateway":
         settings = GatewaySettings(args.config, args.policy, args.log_format)
         return _run(run_gateway(settings))
-    settings_dev = DevSettings(directory=args.dir, smtp=args.smtp, http=args.http)
+    settings_dev = DevSettings(
+        directory=args.dir, smtp=args.smtp, http=args.http, public=args.public
+    )
     return _run(run_dev(settings_dev))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when MXGATE_UVLOOP=1 and it is installed (bench/README.md: less CPU per message)."""
-    if os.environ.get("MXGATE_UVLOOP", "") not in ("1", "true", "yes"):
+    """uvloop unless MXGATE_UVLOOP=0, when installed (bench/README.md: less CPU per message)."""
+    if not Tuning.from_env().uvloop:
         return None
     try:
         import uvloop  # noqa: PLC0415 - optional
@@ -150,7 +166,7 @@ async def run_dev(settings: DevSettings) -> int:
         gateway = Gateway(dev_config(settings, cert, key, sink_port))
 
         async def announce(gw: Gateway) -> None:
-            print(instructions(settings, gw.smtp_port, gw.http_port), flush=True)
+            print(instructions(settings, gw.smtp_port, gw.http_port, gw.public_port), flush=True)
 
         gateway.background.append(announce)
         return await run(gateway)

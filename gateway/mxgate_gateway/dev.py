@@ -97,8 +97,12 @@ def dev_config(settings: DevSettings, cert: Path, key: Path, sink_port: int) -> 
     return Config.model_validate(
         {
             "hostname": settings.hostname,
-            "listen": {"smtp": settings.smtp, "http": settings.http},
+            "listen": {"smtp": settings.smtp, "http": settings.http, "public": settings.public},
             "domains": [settings.domain],
+            "mta_sts": {
+                "policies": [{"domain": settings.domain, "mx": [settings.hostname]}],
+                "tlsrpt": {"enabled": True},
+            },
             "tls": {"cert": str(cert), "key": str(key)},
             "upstreams": [{"address": f"127.0.0.1:{sink_port}", "tls": "none"}],
             "log": {"format": "console"},
@@ -106,14 +110,24 @@ def dev_config(settings: DevSettings, cert: Path, key: Path, sink_port: int) -> 
     )
 
 
-def instructions(settings: DevSettings, smtp_port: int, http_port: int) -> str:
+def instructions(
+    settings: DevSettings, smtp_port: int, http_port: int, public_port: int | None = None
+) -> str:
     """What ``mxgate dev`` prints: how to send a message and where to look."""
     d = settings.directory.resolve()
+    public = (
+        ""
+        if public_port is None
+        else (
+            f"  HTTP public (MTA-STS, TLS-RPT): http://127.0.0.1:{public_port}/.well-known/mta-sts.txt"
+            f"  (Host: mta-sts.{settings.domain})  POST /tlsrpt\n"
+        )
+    )
     return f"""
 mxgate dev is running.
   SMTP (STARTTLS, self-signed): 127.0.0.1:{smtp_port}
-  HTTP:                          http://127.0.0.1:{http_port}/readyz  /metrics  /report
-
+  HTTP admin:                    http://127.0.0.1:{http_port}/readyz  /metrics  /report
+{public}
 Send a test message:
   swaks --server 127.0.0.1:{smtp_port} --tls --to someone@{settings.domain} --from you@example.org
 
@@ -121,6 +135,7 @@ Then look at:
   ls {d}/Maildir/new/            # each relayed message, our Received: header on top
   curl -s http://127.0.0.1:{http_port}/metrics | grep ^mxgate_
   curl -s http://127.0.0.1:{http_port}/report
+  curl -s -H 'Host: mta-sts.{settings.domain}' http://127.0.0.1:{public_port}/.well-known/mta-sts.txt
 
 Press Ctrl-C to stop.
 """

@@ -17,15 +17,12 @@ from prometheus_client import (
 )
 
 from mxgate_gateway import __version__
+from mxgate_gateway.negotiated import NegotiatedTLS
 
-TLS_LABELS = ("none", "TLSv1.2", "TLSv1.3")
-
-
-def tls_label(version: str | None) -> str:
-    """Bound a negotiated TLS version to ``none``, ``TLSv1.2``, ``TLSv1.3`` or ``other``."""
-    if version is None:
-        return "none"
-    return version if version in TLS_LABELS else "other"
+# Label values present from the start (what the server can negotiate, and plaintext).
+TLS_LABELS = (NegotiatedTLS.NONE.value, NegotiatedTLS.TLS1_2.value, NegotiatedTLS.TLS1_3.value)
+# Why a 4xx after the relayed dot: the upstream said 4xx, or no usable reply (Failure).
+AMBIGUOUS_REASONS = ("upstream_4xx", "timeout", "disconnected", "protocol", "tls")
 
 
 class GatewayMetrics:
@@ -120,6 +117,13 @@ class GatewayMetrics:
             "Times an upstream's circuit breaker opened (which one: see the log).",
             registry=r,
         )
+        self.ambiguous_outcomes = Counter(
+            "mxgate_ambiguous_outcomes_total",
+            "4xx answers given after the final dot was relayed (the upstream may have stored"
+            " the message; the sender's retry may duplicate it), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.unhandled_errors = Counter(
             "mxgate_unhandled_errors_total",
             "Exceptions caught by the catch-all (answered 451 4.3.0).",
@@ -127,6 +131,8 @@ class GatewayMetrics:
         )
         for result in ("success", "failure"):
             self.config_reloads.labels(result)
+        for reason in AMBIGUOUS_REASONS:
+            self.ambiguous_outcomes.labels(reason)
         for label in TLS_LABELS:
             self.sessions.labels(label)
         for outcome in ("relayed", "rejected", "tempfailed"):

@@ -100,8 +100,9 @@ def watch_files(
         if policy_path is not None and (error is None or str(config_path) not in error):
             policy_file_state(gateway, error)
         detail = f"generation {gateway.store.generation}"
-        if error is not None:
-            detail += f"; last reload refused, still serving the last good config: {error}"
+        if error is not None:  # /readyz gets the path-free version (issue 12.10)
+            detail += "; last reload refused, still serving the last good config: "
+            detail += watcher.status.probe_error or "see the config_reload_failed log event"
         gateway.health.set("config", True, detail)
 
     watcher: FileWatcher[Config] = FileWatcher(
@@ -134,7 +135,8 @@ def _tls_loop(config: Config, interval: float) -> Background:
             _count(gateway, "tls", r, error)
             detail = f"serving {reloader.material.subject}"
             if error is not None:
-                detail += f"; last reload refused, still serving the last good pair: {error}"
+                detail += "; last reload refused, still serving the last good pair: "
+                detail += reloader.status.probe_error or "see the config_reload_failed log event"
             gateway.health.set("tls", True, detail)
 
         # Until a usable pair exists (cert-manager has not written it yet, or it broke

@@ -1,7 +1,8 @@
 """Fetch ``GET /report`` JSON from the gateways (fixed URLs or pods by label selector).
 
-I/O only: returns the parsed documents and a note about the ones that failed; the
-per-rule reading is pure (render.status.rule_counts). It must not write status.
+I/O only: returns the parsed documents (``report.document``, the gateway's typed owner)
+and a note about the ones that failed; the per-rule reading is pure
+(render.status.rule_counts). It must not write status.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
+from mxgate_gateway.report.document import ReportDocument, parse_document
 from mxgate_operator.kube import Kube
 from mxgate_operator.settings import OperatorSettings
 
@@ -21,7 +22,7 @@ from mxgate_operator.settings import OperatorSettings
 class Reports:
     """The reports read this round, and why any URL could not be read."""
 
-    documents: tuple[dict[str, Any], ...]
+    documents: tuple[ReportDocument, ...]
     failures: tuple[str, ...]
 
     @property
@@ -35,13 +36,11 @@ class Reports:
         return ""
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+async def _fetch(session: aiohttp.ClientSession, url: str) -> ReportDocument:
     async with session.get(url) as response:
         response.raise_for_status()
         data = await response.json(content_type=None)
-    if not isinstance(data, dict):
-        raise ValueError("report is not a JSON object")
-    return data
+    return parse_document(data)  # ReportFormatError (a ValueError) → noted as a failure
 
 
 async def fetch_reports(urls: Sequence[str], per_request_timeout: float) -> Reports:
@@ -51,7 +50,7 @@ async def fetch_reports(urls: Sequence[str], per_request_timeout: float) -> Repo
     client_timeout = aiohttp.ClientTimeout(total=per_request_timeout)
     async with aiohttp.ClientSession(timeout=client_timeout) as session:
         results = await asyncio.gather(*(_fetch(session, u) for u in urls), return_exceptions=True)
-    docs: list[dict[str, Any]] = []
+    docs: list[ReportDocument] = []
     failures: list[str] = []
     for url, result in zip(urls, results, strict=True):
         if isinstance(result, BaseException):

@@ -17,6 +17,7 @@ from bench.loadgen import Load, make_body, percentile
 from bench.runner import Result, run_one, sink_mismatch
 from bench.sink import parse_count
 from bench.source import completed
+from bench.tls_upstream import parse_sent
 from bench.workloads import Workload, workloads
 
 pytestmark = pytest.mark.postfix
@@ -44,6 +45,16 @@ def test_a_run_fails_unless_the_sink_got_exactly_the_acknowledged_messages(
 def test_the_sink_count_is_the_last_counter_smtp_sink_printed(output: bytes, count: int) -> None:
     """smtp-sink -c prints running counters; the last mesg= is the total."""
     assert parse_count(output) == count
+
+
+def test_the_tls_upstream_counts_what_postfixs_discard_agent_delivered() -> None:
+    """Postfix logs one status=sent per delivered recipient; deferrals do not count."""
+    log = (
+        b"postfix/discard[9]: 4Q: to=<a@accepted.test>, relay=none, status=sent (bench)\n"
+        b"postfix/discard[9]: 5R: to=<b@accepted.test>, relay=none, status=sent (bench)\n"
+        b"postfix/qmgr[8]: 6S: to=<c@accepted.test>, status=deferred (busy)\n"
+    )
+    assert parse_sent(log) == 2
 
 
 @pytest.mark.parametrize(("output", "count"), [(b"", 0), (b"1\r2\r3\r\n", 3), (b"7\r", 7)])
@@ -114,7 +125,8 @@ def test_the_cli_reports_a_table_and_exits_nonzero_on_a_failed_run(tmp_path: Pat
     importlib.util.find_spec("mxgate_gateway.cli") is None, reason="gateway CLI not written yet"
 )
 async def test_mxgate_relays_every_acknowledged_message_to_the_sink(tmp_path: Path) -> None:
-    """Through the gateway, the sink counts exactly the messages the clients got 250 for."""
+    """Through the gateway (the headline config: upstream TLS opportunistic to a Postfix
+    offering STARTTLS), the upstream counts exactly the messages the clients got 250 for."""
     result = await run_one("mxgate", QUICK["a"], tmp_path)
     assert result.errors == ()
     assert result.ok == 200

@@ -48,15 +48,20 @@ async def test_upstream_killed_and_restarted_during_load(tmp_path: Path) -> None
 
 
 async def test_upstream_slower_than_its_timeout_tempfails(tmp_path: Path) -> None:
-    """An upstream that answers the final dot after our timeout yields 4xx, never 250."""
-    async with scenario(tmp_path, delay=2.5, upstream_options={"timeout": 1}) as sc:
+    """An upstream that answers the final dot after our final-reply timeout yields 4xx,
+    never 250, and each such 4xx is counted as an ambiguous outcome."""
+    options = {"timeout": 1, "final_reply_timeout": 1}
+    async with scenario(tmp_path, delay=2.5, upstream_options=options) as sc:
         sent = await Load("127.0.0.1", sc.smtp_port, total=20, concurrency=10).run()
         await asyncio.sleep(3)  # let the slow upstream finish storing what it got
         ledger = check(sent, sc.upstream.message_ids())
         print("ledger:", ledger)  # shown with -s / on failure
+        metrics = await sc.gateway.metrics()
     assert ledger.problems == (), ledger
     assert ledger.accepted == 0
     assert ledger.tempfailed >= 10
+    ambiguous = f'mxgate_ambiguous_outcomes_total{{reason="timeout"}} {ledger.tempfailed}.0'
+    assert ambiguous in metrics
 
 
 async def test_dead_first_upstream_fails_over_and_its_breaker_opens(tmp_path: Path) -> None:

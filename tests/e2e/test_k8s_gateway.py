@@ -178,6 +178,7 @@ def mail(
         "--set", "gateway.upstreams[0].tls=none",
         "--set", f"gateway.extraConfig.listen.smtp=127.0.0.1:{smtp_port}",
         "--set", f"gateway.extraConfig.listen.http=127.0.0.1:{http_port}",
+        "--set", f"gateway.extraConfig.listen.public=127.0.0.1:{free_port()}",
         "--set", f"gateway.extraConfig.tls.cert={tls_dir}/tls.crt",
         "--set", f"gateway.extraConfig.tls.key={tls_dir}/tls.key",
         "--set", "gateway.log.format=console",

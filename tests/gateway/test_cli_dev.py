@@ -85,6 +85,8 @@ async def test_mxgate_dev_relays_a_swaks_message_into_the_maildir(tmp_path: Path
         f"127.0.0.1:{free_port()}",
         "--http",
         f"127.0.0.1:{free_port()}",
+        "--public",
+        f"127.0.0.1:{free_port()}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -95,6 +97,11 @@ async def test_mxgate_dev_relays_a_swaks_message_into_the_maildir(tmp_path: Path
             line.strip() for line in banner.splitlines() if line.strip().startswith("swaks ")
         )
         assert "--tls" in swaks_line
+        curl_line = next(
+            line.strip() for line in banner.splitlines() if "mta-sts.txt" in line and "curl" in line
+        )
+        policy = await run(*shlex.split(curl_line))
+        assert policy.stdout.startswith("version: STSv1"), policy.stdout  # the public listener
         done = await run(*shlex.split(swaks_line))
         assert done.returncode == 0, done.stdout
         port = int(re.search(r"--server 127\.0\.0\.1:(\d+)", swaks_line).group(1))  # type: ignore[union-attr]
@@ -174,6 +181,18 @@ async def test_mxgate_gateway_process_logs_json_events_without_bodies(
     assert (relayed["client_ip"], relayed["tls"]) == ("127.0.0.1", "TLSv1.3")
     assert ended["relayed"] == 1
     assert secret not in err.decode()
+    # A postmaster follows the message: our queue id (what the client was told), the
+    # upstream it went to and the upstream's reply, which names Postfix's own queue id.
+    assert f"Queued as {relayed['queue_id']}" in done.stdout
+    assert relayed["queue_id"] != relayed["session_id"]
+    assert relayed["upstream"] == f"127.0.0.1:{postfix_upstream.port}"
+    postfix_id = relayed["upstream_reply"].rsplit("queued as ", 1)[1]
+    assert f"{postfix_id}: " in postfix_upstream.log()
+    assert (relayed["recipients"], relayed["verdict"]) == (1, "accept")
+    assert relayed["size"] > len(secret)
+    assert by_name["starttls_completed"]["client_ip"] == "127.0.0.1"
+    assert "cipher" in relayed
+    assert all(e.get("cipher", "") is not None for e in events)  # absent, never null
 
 
 def test_check_config_merges_the_operator_policy_file(

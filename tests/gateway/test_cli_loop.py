@@ -1,4 +1,4 @@
-"""The event loop is chosen by MXGATE_UVLOOP: uvloop only when asked and installed (<1 s)."""
+"""The event loop is chosen by MXGATE_UVLOOP: uvloop unless turned off, when installed (<1 s)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ uvloop = pytest.importorskip("uvloop")
 
 @pytest.mark.parametrize(
     ("value", "uses_uvloop"),
-    [(None, False), ("", False), ("0", False), ("no", False), ("1", True), ("true", True)],
+    [(None, True), ("", True), ("0", False), ("no", False), ("1", True), ("true", True)],
 )
-def test_uvloop_is_opt_in(
+def test_uvloop_is_the_default(
     monkeypatch: pytest.MonkeyPatch, value: str | None, uses_uvloop: bool
 ) -> None:
-    """Unset or falsy: asyncio's own loop; 1/true/yes: uvloop's."""
+    """0/no/false/off: asyncio's own loop; unset or anything else: uvloop's (issue 13.5)."""
     if value is None:
         monkeypatch.delenv("MXGATE_UVLOOP", raising=False)
     else:

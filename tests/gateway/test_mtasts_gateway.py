@@ -9,7 +9,7 @@ import aiohttp
 
 from mxgate_gateway.app import Gateway
 from mxgate_gateway.config.model import Config
-from mxgate_gateway.report import LossReport, merge
+from mxgate_gateway.report import LossReport, merge, parse_document
 from mxgate_gateway.report.render import render_table
 
 RFC_EXAMPLE = (Path(__file__).parent / "data" / "rfc8460-example-report.json").read_bytes()
@@ -59,6 +59,7 @@ async def test_gateway_serves_policy_and_reports_tlsrpt_results() -> None:
     assert report["tlsrpt"]["sessions"] == {"successful": 5326, "failed": 303}
     assert report["tlsrpt"]["organizations"][0]["organization"] == "Company-X"
     assert 'mxgate_tlsrpt_sessions_total{policy_type="sts",result="failed"} 303.0' in metrics
-    merged = merge([report, report])
-    assert merged["tlsrpt"]["sessions"]["failed"] == 606
+    merged = merge([parse_document(report), parse_document(report)])
+    assert merged.tlsrpt is not None
+    assert merged.tlsrpt["sessions"]["failed"] == 606
     assert "TLS-RPT" in render_table(merged)

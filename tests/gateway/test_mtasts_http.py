@@ -198,3 +198,55 @@ async def test_logs_name_the_outcome_never_the_report_contents(served: Served) -
     text = repr(logs)
     for secret in ("sts-reporting@company-x.example", "5065427c", "2001:db8", "203.0.113"):
         assert secret not in text
+
+
+def _report(report_id: str, successful: int = 5326, failed: int = 303) -> bytes:
+    import json  # noqa: PLC0415
+
+    doc = json.loads(RFC_EXAMPLE)
+    doc["report-id"] = report_id
+    doc["policies"][0]["summary"] = {
+        "total-successful-session-count": successful,
+        "total-failure-session-count": failed,
+    }
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("successful", "failed"), [(8 * 10**15, 0), (10**9 + 1, 0), (10**9, 1), (0, 2 * 10**9)]
+)
+async def test_implausible_session_counts_are_refused(
+    served: Served, successful: int, failed: int
+) -> None:
+    """Issue 12.11: more than 10^9 sessions in one report is nonsense; nothing is counted."""
+    status, reply = await served.post(_report("big", successful, failed), JSON)
+    assert (status, reply["error"]) == (400, "invalid_value")
+    assert served.recorder.summary.as_dict()["sessions"] == {"successful": 0, "failed": 0}
+    assert (
+        served.metric("mxgate_tlsrpt_sessions_total", policy_type="sts", result="successful") == 0
+    )
+
+
+async def test_one_source_gets_a_bounded_number_of_reports_per_interval(served: Served) -> None:
+    """Issue 12.11: past ``max_reports_per_source`` a source gets 429 and adds nothing."""
+    tlsrpt = SECTION.tlsrpt.model_copy(update={"max_reports_per_source": 3})
+    served.config["current"] = SECTION.model_copy(update={"tlsrpt": tlsrpt})
+    for i in range(3):
+        assert await served.post(_report(f"r{i}"), JSON) == (200, {"status": "accepted"})
+    status, reply = await served.post(_report("r3"), JSON)
+    assert (status, reply) == (429, {"error": "over_quota"})
+    assert served.recorder.summary.as_dict()["reports"]["accepted"] == 3
+    assert served.metric("mxgate_tlsrpt_rejected_reports_total", reason="over_quota") == 1
+
+
+async def test_one_source_contributes_a_bounded_number_of_sessions_per_interval(
+    served: Served,
+) -> None:
+    """Issue 12.11: a source's sessions per interval are capped; the report that would pass
+    the cap is refused whole (no partial counts)."""
+    tlsrpt = SECTION.tlsrpt.model_copy(update={"max_sessions_per_source": 10_000})
+    served.config["current"] = SECTION.model_copy(update={"tlsrpt": tlsrpt})
+    assert (await served.post(_report("a", 6000, 0), JSON))[0] == 200
+    assert (await served.post(_report("b", 6000, 0), JSON))[0] == 429
+    assert (await served.post(_report("c", 4000, 0), JSON))[0] == 200
+    assert served.recorder.summary.as_dict()["sessions"]["successful"] == 10_000

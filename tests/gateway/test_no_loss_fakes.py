@@ -15,8 +15,10 @@ import pytest
 
 from mtapeers.fakes import FakeUpstream
 from mtapeers.gwconfig import gateway_config
-from mtapeers.raw import RawClient
+from mtapeers.observe import metric
+from mtapeers.raw import RawClient, Reply
 from mxgate_gateway.app import Gateway
+from mxgate_gateway.metrics import AMBIGUOUS_REASONS
 
 BODY = b"Subject: no-loss\r\n\r\n" + b"line of text that makes the body long enough\r\n" * 10
 
@@ -36,6 +38,7 @@ async def relay_through(
     upstream = {
         "address": f"127.0.0.1:{fake.port}",
         "timeout": 1,
+        "final_reply_timeout": 1,
         "connect_timeout": 1,
         "tls": "none",
     }
@@ -136,5 +139,136 @@ async def test_client_leaving_during_a_slow_rcpt_releases_the_upstream(
         await client.cmd("MAIL FROM:<s@example.org>")
         await client.send(b"RCPT TO:<alice@accepted.test>\r\n")
         await asyncio.sleep(0.3)  # the RCPT is now waiting at the upstream
-        await client.close()
+        await client.reset()  # a hang-up (RST), not a half-close (FIN)
         await asyncio.wait_for(fake.hung_up.wait(), 5)
+
+
+async def test_client_half_closing_during_a_slow_rcpt_is_answered_then_released(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """Half-close is not hang-up: the pending RCPT still gets its (4xx, bounded by the
+    upstream timeout) reply, then the gateway closes and hangs up on the upstream."""
+    fake.mode = "stall_rcpt"
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "timeout": 1, "tls": "none"}
+    async with Gateway(gateway_config(fake.port, tls_files, upstreams=[upstream])) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        await client.send(b"RCPT TO:<alice@accepted.test>\r\n")
+        client.writer.write_eof()
+        assert (await client.reply()).code // 100 == 4
+        assert await client.closed()
+        await asyncio.wait_for(fake.hung_up.wait(), 5)
+        await client.close()
+
+
+async def relay_one(
+    fake: FakeUpstream, tls_files: dict[str, Path], **upstream: object
+) -> tuple[Reply, dict[str, float]]:
+    """One message through a gateway to ``fake``: the final reply and ambiguous counts."""
+    await fake.start()
+    options = {"address": f"127.0.0.1:{fake.port}", "tls": "none", "timeout": 1, **upstream}
+    async with Gateway(gateway_config(fake.port, tls_files, upstreams=[options])) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        assert (await client.cmd("RCPT TO:<alice@accepted.test>")).code == 250
+        assert (await client.cmd("DATA")).code == 354
+        final = await client.cmd(BODY + b".", timeout=30)
+        await client.close()
+        ambiguous = {
+            reason: metric(gw, "mxgate_ambiguous_outcomes_total", reason=reason)
+            for reason in AMBIGUOUS_REASONS
+        }
+    return final, {k: v for k, v in ambiguous.items() if v}
+
+
+async def test_upstream_answering_2xx_to_data_gives_4xx_and_stores_nothing(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """The only road to 250 is 354 then 250: a 250 to DATA itself is a broken upstream."""
+    fake.mode = "data_2xx"
+    final, ambiguous = await relay_one(fake, tls_files)
+    assert (final.code // 100, final.enhanced[:2]) == (4, "4.")
+    assert fake.received == []
+    assert fake.stored == 0
+    assert ambiguous == {}  # the dot never left: not ambiguous
+
+
+async def test_upstream_refusing_data_with_5xx_is_passed_through(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """A 5xx the upstream gave for this message is the one way to a 5xx after DATA."""
+    fake.mode = "data_554"
+    final, ambiguous = await relay_one(fake, tls_files)
+    assert final.code == 554
+    assert ambiguous == {}
+
+
+async def test_a_slow_final_reply_is_waited_for_beyond_the_command_timeout(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """The upstream takes longer than ``timeout`` to answer the dot: still one 250, one copy."""
+    fake.mode, fake.delay = "slow_dot", 2.5
+    final, ambiguous = await relay_one(fake, tls_files, timeout=1, final_reply_timeout=20)
+    assert final.code == 250
+    assert fake.stored == 1
+    assert ambiguous == {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("stall_data", "timeout"), ("dot_451", "upstream_4xx"), ("garbage_dot", "protocol")],
+)
+async def test_every_4xx_after_the_relayed_dot_is_counted_as_ambiguous(
+    fake: FakeUpstream, tls_files: dict[str, Path], mode: str, reason: str
+) -> None:
+    """A 4xx after the upstream saw the whole message may duplicate it: counted, by reason."""
+    fake.mode = mode
+    final, ambiguous = await relay_one(fake, tls_files, final_reply_timeout=1)
+    assert final.code // 100 == 4
+    assert fake.received
+    assert fake.received[0].endswith(b".\r\n")
+    assert ambiguous == {reason: 1.0}
+
+
+async def test_a_kelvin_sign_domain_is_relayed_in_the_spelling_that_matched(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """RCPT TO:<u@banK.test> with U+212A matches bank.test by its A-label and reaches the
+    upstream as u@bank.test: never a domain spelled differently from what matched."""
+    fake.smtputf8 = True
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "tls": "none", "timeout": 1}
+    config = gateway_config(fake.port, tls_files, upstreams=[upstream], domains=["bank.test"])
+    async with Gateway(config) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        assert (await client.cmd("MAIL FROM:<s@example.org> SMTPUTF8")).code == 250
+        assert (await client.cmd("RCPT TO:<u@ban\u212a.test>")).code == 250
+        assert (await client.cmd("RCPT TO:<v@\u200d.bank.test>")).code == 550  # does not map
+        await client.cmd("QUIT")
+        await client.close()
+    rcpts = [c for c in fake.commands if c.upper().startswith(b"RCPT")]
+    assert rcpts == [b"RCPT TO:<u@bank.test>\r\n"]
+
+
+async def test_the_clients_command_timer_does_not_run_while_we_wait_upstream(
+    fake: FakeUpstream, tls_files: dict[str, Path]
+) -> None:
+    """An upstream RCPT slower than our command_timeout: the client still gets the
+    upstream outcome (451 after the upstream timeout), not our 421 idle timeout."""
+    fake.mode = "stall_rcpt"
+    await fake.start()
+    upstream = {"address": f"127.0.0.1:{fake.port}", "timeout": 2, "tls": "none"}
+    limits = {"command_timeout": 0.5, "drain_timeout": 0}
+    config = gateway_config(fake.port, tls_files, upstreams=[upstream], limits=limits)
+    async with Gateway(config) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        reply = await client.cmd("RCPT TO:<alice@accepted.test>")
+        assert (reply.code, reply.enhanced) == (451, "4.4.2")
+        assert (await client.cmd("QUIT")).code == 221
+        await client.close()

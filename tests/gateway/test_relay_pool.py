@@ -82,7 +82,7 @@ def start_sink(tmp_path: Path, idle_timeout: int) -> Iterator[Sink]:
 
 @pytest.fixture(autouse=True)
 def pooling_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pooling is opt-in (MXGATE_UPSTREAM_POOL=1); these tests are about it."""
+    """Pooling is the default; set it explicitly, since these tests are about it."""
     monkeypatch.setenv("MXGATE_UPSTREAM_POOL", "1")
 
 

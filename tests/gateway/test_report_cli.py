@@ -21,7 +21,8 @@ async def report_server(body: Callable[[], Any]) -> AsyncIterator[str]:
     """A stand-in for a gateway's HTTP side: a real aiohttp server serving only GET /report."""
 
     async def handle(_: web.Request) -> web.Response:
-        return web.json_response(body())
+        data = body()
+        return web.json_response(data.to_json() if hasattr(data, "to_json") else data)
 
     app = web.Application()
     app.router.add_get("/report", handle)

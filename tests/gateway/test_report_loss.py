@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from mxgate_gateway.config.model import Listener, Mode, Policy
 from mxgate_gateway.policy import Action, Decision, SessionFacts, Stage, decide_mail, decide_rcpt
-from mxgate_gateway.report import LossReport, ReportFormatError, client_network, merge, render_table
+from mxgate_gateway.report import (
+    LossReport,
+    ReportFormatError,
+    client_network,
+    merge,
+    parse_document,
+    render_table,
+)
 
 
 class FakeClock:
@@ -55,7 +62,7 @@ def test_report_arithmetic() -> None:
     """Every number in the report follows from what was recorded."""
     r = LossReport(FakeClock())
     feed(r, MESSAGES)
-    s = r.snapshot()["since_start"]
+    s = r.snapshot().to_json()["since_start"]
     assert s["sessions"] == {"TLSv1.3": 2, "TLSv1.2": 1, "none": 4}
     assert s["messages"] == {"TLSv1.3": 2, "TLSv1.2": 1, "none": 4}
     assert s["recipients"] == {"TLSv1.3": 3, "TLSv1.2": 1, "none": 6}
@@ -81,7 +88,7 @@ def test_report_arithmetic() -> None:
         "127.8.0.0/24",
         "2001:db8:1::/48",
     ]
-    json.dumps(r.snapshot())  # the /report body is JSON-able
+    json.dumps(r.snapshot().to_json())  # the /report body is JSON-able
 
 
 @pytest.mark.parametrize(
@@ -113,7 +120,7 @@ def test_decisions_are_counted_per_rule_and_carried_rcpt_repeats_are_not() -> No
     r.record_decision(decide_mail(pol, f, "s.test"))
     for rcpt in ("a.test", "b.test", "fin.test", "fin.test"):
         r.record_decision(decide_rcpt(pol, f, "s.test", rcpt))
-    rules = r.snapshot()["since_start"]["rules"]
+    rules = r.snapshot().to_json()["since_start"]["rules"]
     assert rules == [
         {"rule": "(default)", "mode": "audit", "accept": 0, "refuse": 0, "would_refuse": 1},
         {"rule": "fin", "mode": "require", "accept": 0, "refuse": 2, "would_refuse": 0},
@@ -125,7 +132,7 @@ def test_a_rule_switched_from_audit_to_require_keeps_both_rows() -> None:
     r = LossReport(FakeClock())
     r.record_decision(Decision(Action.WOULD_REFUSE, "bank", Mode.AUDIT, None))
     r.record_decision(Decision(Action.REFUSE, "bank", Mode.REQUIRE, (530, "5.7.0 x"), Stage.RCPT))
-    modes = [(row["rule"], row["mode"]) for row in r.snapshot()["since_start"]["rules"]]
+    modes = [(row["rule"], row["mode"]) for row in r.snapshot().to_json()["since_start"]["rules"]]
     assert modes == [("bank", "audit"), ("bank", "require")]
 
 
@@ -136,14 +143,14 @@ def test_rolling_window_forgets_old_minutes_but_since_start_does_not() -> None:
     feed(r, MESSAGES[:3])  # minute 0: three TLS messages
     clock.now += 30 * 60
     feed(r, MESSAGES[3:])  # minute 30: four plaintext messages
-    snap = r.snapshot()
+    snap = r.snapshot().to_json()
     assert sum(snap["window"]["messages"].values()) == 7
     clock.now += 31 * 60  # minute 61: minute 0 has left the window, minute 30 has not
-    snap = r.snapshot()
+    snap = r.snapshot().to_json()
     assert snap["window"]["messages"] == {"TLSv1.3": 0, "TLSv1.2": 0, "none": 4}
     assert sum(snap["since_start"]["messages"].values()) == 7
     clock.now += 30 * 60  # minute 91: nothing left in the window
-    assert sum(r.snapshot()["window"]["messages"].values()) == 0
+    assert sum(r.snapshot().to_json()["window"]["messages"].values()) == 0
 
 
 def test_window_memory_is_bounded_by_its_minutes() -> None:
@@ -154,7 +161,7 @@ def test_window_memory_is_bounded_by_its_minutes() -> None:
         feed(r, MESSAGES[:1])
         clock.now += 60
     assert len(r._minutes) <= 5
-    assert sum(r.snapshot()["since_start"]["messages"].values()) == 50
+    assert sum(r.snapshot().to_json()["since_start"]["messages"].values()) == 50
 
 
 msg = st.tuples(
@@ -174,11 +181,11 @@ def test_two_gateways_merge_exactly(a: list[Msg], b: list[Msg]) -> None:
     feed(ga, a)
     feed(gb, b)
     feed(one, a + b)
-    merged = merge([ga.snapshot(), json.loads(json.dumps(gb.snapshot()))])
+    merged = merge([ga.snapshot(), parse_document(json.loads(json.dumps(gb.snapshot().to_json())))])
     expected = one.snapshot()
-    assert merged["gateways"] == 2
-    assert merged["since_start"] == expected["since_start"]
-    assert merged["window"] == expected["window"]
+    assert merged.gateways == 2
+    assert merged.since_start == expected.since_start
+    assert merged.window == expected.window
 
 
 def test_merging_a_merge_adds_gateways() -> None:
@@ -186,8 +193,8 @@ def test_merging_a_merge_adds_gateways() -> None:
     r = LossReport(FakeClock())
     feed(r, MESSAGES)
     twice = merge([r.snapshot(), r.snapshot()])
-    assert merge([twice, r.snapshot()])["gateways"] == 3
-    assert merge([twice, r.snapshot()])["since_start"]["messages"]["none"] == 12
+    assert merge([twice, r.snapshot()]).gateways == 3
+    assert merge([twice, r.snapshot()]).since_start.messages["none"] == 12
 
 
 @pytest.mark.parametrize(
@@ -205,8 +212,9 @@ def test_merge_refuses_what_is_not_a_report(mangle: Any) -> None:
     """A body that is not an mxgate report (or a different window) fails loudly."""
     r = LossReport(FakeClock())
     feed(r, MESSAGES)
+    body = r.snapshot().to_json()
     with pytest.raises(ReportFormatError):
-        merge([r.snapshot(), mangle(r.snapshot())])
+        merge([r.snapshot(), parse_document(mangle(body))])
 
 
 def test_render_table_shows_the_answer() -> None:
@@ -244,5 +252,5 @@ def test_report_memory_does_not_grow_with_senders(senders: int, capacity: int) -
         for sketch in (tally.senders, tally.networks):
             assert len(sketch.top) <= capacity
             assert sketch.distinct.footprint() <= max(128, 4096)
-    top = r.snapshot()["since_start"]["top_plaintext_sender_domains"]
+    top = r.snapshot().to_json()["since_start"]["top_plaintext_sender_domains"]
     assert len(top) <= min(10, capacity)

@@ -8,12 +8,12 @@ import pytest
 
 from mxgate_gateway.config.model import Mode
 from mxgate_gateway.policy import Action, Decision, Stage
-from mxgate_gateway.report import LossReport, merge, render_table
+from mxgate_gateway.report import LossReport, ReportDocument, merge, render_table
 
 GOLDEN = Path(__file__).with_name("golden") / "report_table.txt"
 
 
-def two_gateways() -> list[dict[str, object]]:
+def two_gateways() -> list[ReportDocument]:
     """Gateway A: a heavy plaintext sender among 400 one-off ones; gateway B: TLS and a rule."""
     now = [10_000.0]
     a = LossReport(lambda: now[0], top_capacity=20, top_shown=5)

@@ -8,10 +8,16 @@ from datetime import UTC, datetime
 import pytest
 
 from mxgate_gateway.config.model import BareLineEndings
-from mxgate_gateway.smtp.addresses import Path, parse_path, relay_refusal
+from mxgate_gateway.replies import Reply, from_upstream, with_enhanced
+from mxgate_gateway.smtp.addresses import (
+    Path,
+    canonical_domain,
+    parse_path,
+    relay_refusal,
+    relay_target,
+)
 from mxgate_gateway.smtp.data import DataStatus, read_data
 from mxgate_gateway.smtp.received import TraceFacts, received_header
-from mxgate_gateway.smtp.replies import Reply, from_upstream, with_enhanced
 
 DOMAINS = ("accepted.test",)
 
@@ -42,6 +48,52 @@ def test_only_plain_addresses_in_our_domains_are_relayed(arg: str, relayed: bool
     path = parse_path(arg, "TO:")
     ok = isinstance(path, Path) and relay_refusal(path, DOMAINS) is None
     assert ok is relayed
+
+
+KELVIN = "\u212a"  # KELVIN SIGN: str.lower() folds it to "k"
+
+
+@pytest.mark.parametrize(
+    ("domain", "canonical"),
+    [
+        ("bank.test", "bank.test"),
+        ("BANK.Test", "bank.test"),
+        (f"ban{KELVIN}.test", "bank.test"),  # UTS #46 maps it to k
+        ("\uff42ank.test", "bank.test"),  # fullwidth b
+        ("b\u00fccher.test", "xn--bcher-kva.test"),  # U-label -> A-label
+        ("XN--BCHER-KVA.test", "xn--bcher-kva.test"),
+        ("xn--zz.test", None),  # not a valid A-label
+        ("\u200d.test", None),  # a lone ZWJ does not map
+        ("a..test", None),
+    ],
+)
+def test_domains_are_compared_in_their_idna_a_label_form(
+    domain: str, canonical: str | None
+) -> None:
+    """UTS #46 mapping then IDNA A-label, lower case; what does not map is None."""
+    assert canonical_domain(domain) == canonical
+
+
+@pytest.mark.parametrize(
+    ("arg", "target"),
+    [
+        ("TO:<u@bank.test>", "u@bank.test"),
+        ("TO:<u@BANK.test>", "u@bank.test"),
+        (f"TO:<u@ban{KELVIN}.test>", "u@bank.test"),  # never relayed with the Kelvin sign
+        ("TO:<u@\uff42ank.test>", "u@bank.test"),
+        ("TO:<u@b\u00fccher.test>", "u@xn--bcher-kva.test"),
+        ("TO:<u@xn--zz.test>", None),
+        ("TO:<u@other.test>", None),
+    ],
+)
+def test_recipients_are_relayed_with_the_spelling_that_matched(
+    arg: str, target: str | None
+) -> None:
+    """The relayed address carries our canonical domain, never the client's spelling."""
+    path = parse_path(arg, "TO:")
+    assert isinstance(path, Path)
+    got = relay_target(path, ("bank.test", "xn--bcher-kva.test"))
+    assert (got if isinstance(got, str) else None) == target
 
 
 @pytest.mark.parametrize(

@@ -106,3 +106,28 @@ def test_not_after_is_read_from_the_leaf(ca: Any) -> None:
     not_after, subject = certificate_not_after(pem)
     assert not_after == end.timestamp()
     assert subject.startswith("CN=leaf.mx.test,")
+
+
+async def test_certificate_swapped_for_a_fifo_is_refused_not_read(tmp_path: Any) -> None:
+    """Issue 12.9: a FIFO at the certificate path is a failed reload, never a hung read."""
+    import os  # noqa: PLC0415
+
+    for name, data in pair(trustme.CA(), "one.example").items():
+        (tmp_path / name).write_bytes(data)
+    reloader = TLSReloader(TLS(cert=tmp_path / "tls.crt", key=tmp_path / "tls.key"))
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "fifo").replace(tmp_path / "tls.crt")
+    assert await asyncio.wait_for(reloader.poll_once(), 5) is ReloadResult.FAILURE
+    assert "not a regular file" in (reloader.status.last_error or "")
+
+
+def test_a_fifo_certificate_at_start_is_refused_unread(tmp_path: Any) -> None:
+    """Issue 12.9: a FIFO as ``tls.cert`` at start-up is an error, not a hung event loop."""
+    import os  # noqa: PLC0415
+
+    from mxgate_gateway.tls.contexts import TLSMaterialError, server_context  # noqa: PLC0415
+
+    os.mkfifo(tmp_path / "tls.crt")
+    (tmp_path / "tls.key").write_text("x")
+    with pytest.raises(TLSMaterialError, match="not a regular file"):
+        server_context(TLS(cert=tmp_path / "tls.crt", key=tmp_path / "tls.key"))

@@ -331,3 +331,49 @@ def test_any_value_anywhere_never_raises(path: list[str | int], value: Any) -> N
     if isinstance(result, ReportError):
         assert result.path
         assert result.message
+
+
+class _CountingDecompressor:
+    """A real zlib decompressor that adds up the input bytes it is handed (the work)."""
+
+    def __init__(self, fed: list[int], **kwargs: Any) -> None:
+        self._d = zlib.decompressobj(**kwargs)
+        self._fed = fed
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        self._fed[0] += len(data)
+        return self._d.decompress(data, max_length)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._d, name)
+
+
+@pytest.mark.parametrize("members", [2_000, 20_000])
+def test_many_tiny_gzip_members_cost_linear_work(
+    members: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12.8: each of N tiny members must not re-feed the rest of the body (N² work).
+
+    The input handed to zlib stays within a constant multiple of the body size,
+    whatever the member count; the output is still the concatenation.
+    """
+    import types  # noqa: PLC0415
+
+    from mxgate_gateway.mtasts import tlsrpt  # noqa: PLC0415
+
+    fed = [0]
+    fake_zlib = types.SimpleNamespace(
+        decompressobj=lambda **kw: _CountingDecompressor(fed, **kw),
+        error=zlib.error,
+        MAX_WBITS=zlib.MAX_WBITS,
+    )
+    monkeypatch.setattr(tlsrpt, "zlib", fake_zlib)
+    body = gzip.compress(b"", mtime=0) * (members - 1) + gzip.compress(b"{}", mtime=0)
+    assert gunzip_bounded(body, LIMIT) == b"{}"
+    assert fed[0] <= 16 * len(body), f"{fed[0]} bytes fed for a {len(body)}-byte body"
+
+
+def test_nul_padding_after_the_last_member_is_ignored() -> None:
+    """Trailing NUL padding (longer than one input window) after the last member is not an error."""
+    assert gunzip_bounded(gzip.compress(b"{}") + b"\0" * 1000, LIMIT) == b"{}"
+    assert isinstance(gunzip_bounded(gzip.compress(b"{}")[:-3], LIMIT), ReportError)

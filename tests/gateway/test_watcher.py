@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,56 @@ async def test_in_place_edit_without_symlinks_is_seen_too(tmp_path: Path) -> Non
     watcher: FileWatcher[Config] = FileWatcher((path,), lambda: load_config(path), rec.apply)
     with path.open("w") as fh:
         fh.write(config("audit"))
+    assert await watcher.poll_once() is None  # changed in place: wait one poll to see it settle
     assert await watcher.poll_once() is ReloadResult.SUCCESS
     assert rec.applied[0].policy.mode is Mode.AUDIT
+
+
+async def test_half_written_file_is_not_applied_until_it_settles(tmp_path: Path) -> None:
+    """Issue 12.6: a non-atomic write seen mid-way (domains list cut short, or cut mid-word)
+    is not applied; the completed file is, once it stayed the same for two polls."""
+    path = tmp_path / "c.yaml"
+    full = config().replace("[accepted.test]", "[accepted.test, other.test, third.test]")
+    path.write_text(config())
+    rec = Recorder()
+    watcher: FileWatcher[Config] = FileWatcher((path,), lambda: load_config(path), rec.apply)
+    with path.open("w") as fh:  # truncate + write, as `cat > file` or an editor without rename
+        fh.write(full[: full.index("other.test") + 3])  # "... [accepted.test, oth"
+        fh.flush()
+        assert await watcher.poll_once() is None
+        fh.write(full[full.index("other.test") + 3 :])
+    assert await watcher.poll_once() is None  # differs from the last poll: still settling
+    assert rec.applied == []
+    assert await watcher.poll_once() is ReloadResult.SUCCESS
+    assert rec.applied[0].domains == ("accepted.test", "other.test", "third.test")
+
+
+async def test_atomic_rename_is_applied_at_once(tmp_path: Path) -> None:
+    """Issue 12.6: a file that arrived by rename (write elsewhere, then mv) is complete."""
+    path = tmp_path / "c.yaml"
+    path.write_text(config())
+    rec = Recorder()
+    watcher: FileWatcher[Config] = FileWatcher((path,), lambda: load_config(path), rec.apply)
+    (tmp_path / "c.yaml.tmp").write_text(config("audit"))
+    (tmp_path / "c.yaml.tmp").replace(path)
+    assert await watcher.poll_once() is ReloadResult.SUCCESS
+    assert rec.applied[0].policy.mode is Mode.AUDIT
+
+
+async def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """Issue 12.9: a config path that is a FIFO is a failure naming it, never a hung read."""
+    import os  # noqa: PLC0415
+
+    path = tmp_path / "c.yaml"
+    path.write_text(config())
+    rec = Recorder()
+    watcher: FileWatcher[Config] = FileWatcher((path,), lambda: load_config(path), rec.apply)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "fifo").replace(path)
+    assert await asyncio.wait_for(watcher.poll_once(), 5) is ReloadResult.FAILURE
+    assert "not a regular file" in (watcher.status.last_error or "")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        await asyncio.wait_for(asyncio.to_thread(load_config, path), 5)
 
 
 async def test_identical_content_relinked_is_not_a_reload(kubelet_mount: Any) -> None:

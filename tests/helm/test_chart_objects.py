@@ -31,7 +31,7 @@ def test_gateway_pod_is_hardened(render) -> None:
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert "add" not in sc["capabilities"]
-    assert {p["containerPort"] for p in container["ports"]} == {2525, 8025}
+    assert {p["containerPort"] for p in container["ports"]} == {2525, 8025, 8026}
 
 
 def test_gateway_runs_the_console_script_with_config_and_policy_files(render) -> None:
@@ -97,11 +97,16 @@ def test_smtp_service_is_port_25_keeping_client_ips(render) -> None:
 
 
 def test_http_port_is_never_on_the_load_balancer(render) -> None:
-    """/metrics and /report stay on a ClusterIP Service; the public Service has only SMTP."""
+    """/metrics and /report stay on a ClusterIP Service; the public Service has only SMTP.
+    The public HTTP port (MTA-STS, TLS-RPT) has its own ClusterIP Service for the Ingress."""
     rendered = render()
     http = rendered.get("Service", "-gateway-http")["spec"]
     assert http["type"] == "ClusterIP"
     assert [p["port"] for p in http["ports"]] == [8025]
+    public = rendered.get("Service", "-gateway-public")["spec"]
+    assert public["type"] == "ClusterIP"
+    assert [(p["port"], p["targetPort"]) for p in public["ports"]] == [(8026, "public")]
+    assert rendered.gateway_config()["listen"]["public"].endswith(":8026")
     assert [p["port"] for p in rendered.get("Service", "-gateway")["spec"]["ports"]] == [25]
 
 
@@ -207,14 +212,18 @@ def test_admission_policy_warns_on_require_for_public_mx_or_denies(render, actio
 
 
 def test_network_policies_open_smtp_and_close_the_rest(render) -> None:
-    """Gateway: SMTP from anyone, HTTP from operator and monitoring, egress to upstream ports."""
+    """Gateway: SMTP from anyone, public HTTP from anyone (mtaSts.ingress.from empty), admin
+    HTTP from the operator, egress to upstream ports."""
     rendered = render(
         {"gateway": {"upstreams": [{"address": "a.svc:25"}, {"address": "[::1]:10025"}]}}
     )
     gw = rendered.get("NetworkPolicy", "-gateway")["spec"]
-    smtp, http = gw["ingress"]
+    smtp, public, http = gw["ingress"]
     assert "from" not in smtp
     assert smtp["ports"][0]["port"] == "smtp"
+    assert "from" not in public
+    assert public["ports"] == [{"port": "public", "protocol": "TCP"}]
+    assert http["ports"][0]["port"] == "http"
     assert (
         http["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
     )
@@ -281,7 +290,8 @@ def test_mta_sts_ingress_exposes_only_the_policy_path_per_domain(render) -> None
             ("/.well-known/mta-sts.txt", "Exact"),
             ("/tlsrpt", "Exact"),
         ]
-        assert {p["backend"]["service"]["name"] for p in paths} == {"mx-mxgate-gateway-http"}
+        assert {p["backend"]["service"]["name"] for p in paths} == {"mx-mxgate-gateway-public"}
+        assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"public"}
     assert render().all("Ingress") == []
     assert rendered.gateway_config()["mta_sts"]["tlsrpt"]["enabled"] is True
     assert "mta_sts" not in render().gateway_config()
@@ -320,9 +330,59 @@ def test_pods_roll_exactly_when_the_gateway_cannot_reload_the_change(
 
 
 def test_http_port_closed_when_no_peer_is_allowed(render) -> None:
-    """Without the operator and with httpFrom empty, no rule admits anyone to port 8025."""
+    """Without the operator and with httpFrom empty, no rule admits anyone to port 8025
+    (the public port 8026 has its own rule)."""
     rendered = render(
         {"operator": {"enabled": False}, "gateway": {"networkPolicy": {"httpFrom": []}}}
     )
     ingress = rendered.get("NetworkPolicy", "-gateway")["spec"]["ingress"]
-    assert [rule["ports"][0]["port"] for rule in ingress] == ["smtp"]
+    assert [rule["ports"][0]["port"] for rule in ingress] == ["smtp", "public"]
+
+
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+INGRESS_NGINX = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+}
+
+
+def _rules_by_port(rendered) -> dict[str, list[dict]]:
+    rules: dict[str, list[dict]] = {}
+    for rule in rendered.get("NetworkPolicy", "-gateway")["spec"]["ingress"]:
+        for port in rule["ports"]:
+            rules.setdefault(port["port"], []).append(rule)
+    return rules
+
+
+def test_narrow_http_from_does_not_block_mta_sts(render) -> None:
+    """Issue 16.6: httpFrom narrowed to monitoring still lets the ingress controller reach the
+    port the MTA-STS Ingress routes to, and only that port; the admin port (/report) is not
+    opened to the ingress controller."""
+    rendered = render(
+        {
+            "gateway": {"networkPolicy": {"httpFrom": [MONITORING]}},
+            "mtaSts": {"ingress": {"enabled": True, "from": [INGRESS_NGINX]}},
+        }
+    )
+    backend_ports = {
+        p["backend"]["service"]["port"]["name"]
+        for rule in rendered.get("Ingress", "-mta-sts")["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    }
+    service = rendered.get("Service", "-gateway-public")["spec"]["ports"]
+    target = {p["targetPort"] for p in service if p["name"] in backend_ports}
+    rules = _rules_by_port(rendered)
+    assert target == {"public"}
+    assert [r.get("from") for r in rules["public"]] == [[INGRESS_NGINX]]
+    (admin,) = rules["http"]
+    assert INGRESS_NGINX not in admin["from"]
+    assert MONITORING in admin["from"]
+
+
+def test_report_is_not_open_to_the_whole_cluster_by_default(render) -> None:
+    """Issue 16.6: by default the admin port (/report: sender data) admits only the operator,
+    never every namespace; the public port admits anyone (it serves only public data)."""
+    rules = _rules_by_port(render())
+    (admin,) = rules["http"]
+    assert {"namespaceSelector": {}} not in admin["from"]
+    assert all(set(peer) == {"podSelector"} for peer in admin["from"])
+    assert [r.get("from") for r in rules["public"]] == [None]

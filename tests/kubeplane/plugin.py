@@ -1,20 +1,24 @@
-"""pytest plugin: session-wide etcd + kube-apiserver and the fixtures tests use to reach it.
+"""pytest plugin: session-wide etcd + kube-apiserver and the fixtures tests use to reach it,
+and a real one-node cluster (``kube_node``: kubelet, containerd, kube-proxy) for pod tests.
 
-Tests that use any fixture below are marked ``kube``. The binaries are built or reused at
-collection time (outside per-test timeouts) only when such a test is selected; when Go or its
-module proxy is missing they are skipped with one line saying why. Never skipped silently.
+Tests that use any fixture below are marked ``kube``; those on the real node also ``pods``.
+The binaries (and the node's images) are built or reused at collection time (outside
+per-test timeouts) only when such a test is selected; when Go, its module proxy, root,
+CAP_NET_ADMIN or the CNI plugins are missing they are skipped with one line saying why.
+Never skipped silently.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kubeplane import node
 from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import ControlPlane, write_kubeconfig
 from kubeplane.runner import CommandFailed, Runner
@@ -33,8 +37,11 @@ KUBE_FIXTURES = frozenset(
         "cert_manager",
     }
 )
+POD_FIXTURES = frozenset({"kube_node", "node_kubectl", "node_helm", "node_cert_manager"})
 _TOOLS = pytest.StashKey[Tools | Unavailable | BuildFailed]()
 _STARTED = pytest.StashKey[str]()
+_NODE = pytest.StashKey[str | None]()  # why the node cannot run here (None: it can)
+_NODE_STARTED = pytest.StashKey[str]()
 __all__ = ["CommandFailed", "Runner", "TokenMinter"]  # what tests import from here
 
 
@@ -60,14 +67,21 @@ class TokenMinter:
         return write_kubeconfig(path, cp.server, cp.ca_file, token, namespace)
 
 
+def uses_pods(item: pytest.Item) -> bool:
+    return bool(POD_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
 def uses_kube(item: pytest.Item) -> bool:
-    return bool(KUBE_FIXTURES & set(getattr(item, "fixturenames", ())))
+    return bool(KUBE_FIXTURES & set(getattr(item, "fixturenames", ()))) or uses_pods(item)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark tests that use the control plane ``kube`` (before any ``-m`` deselection)."""
+    """Mark tests that use the control plane ``kube`` and the real node also ``pods``
+    (before any ``-m`` deselection)."""
     if uses_kube(item):
         item.add_marker(pytest.mark.kube)
+    if uses_pods(item):
+        item.add_marker(pytest.mark.pods)
 
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: build only for selected tests
@@ -92,13 +106,43 @@ def pytest_collection_modifyitems(
         skip = pytest.mark.skip(reason=f"no real Kubernetes control plane: {result.reason}")
         for item in kube_items:
             item.add_marker(skip)
+        return
+    pod_items = [it for it in kube_items if uses_pods(it)]
+    if pod_items:
+        lines: list[str] = []
+        why = _prepare_node(lines.append)
+        for line in lines:
+            if writer is not None:
+                writer.write_line(f"kubeplane: {line}")
+        config.stash[_NODE] = why
+        if why is not None:
+            skip = pytest.mark.skip(reason=f"no real Kubernetes node: {why}")
+            for item in pod_items:
+                item.add_marker(skip)
+
+
+def _prepare_node(report: Callable[[str], None]) -> str | None:
+    """Why the node cannot run here, or None after building its binaries and images."""
+    why = node.unavailable()
+    if why is not None:
+        return why
+    done = node.prepare()
+    if done.returncode == node.NO_TOOL_EXIT:
+        return done.stderr.strip().splitlines()[-1]
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-20:])
+        raise node.NodeFailed(f"building the node's binaries and images failed:\n{tail}")
+    for line in done.stdout.strip().splitlines():
+        report(line)
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """One line saying how long the control plane took to become ready, if it ran."""
-    line = config.stash.get(_STARTED, None)
-    if line is not None:
-        terminalreporter.write_line(line)
+    for key in (_STARTED, _NODE_STARTED):
+        line = config.stash.get(key, None)
+        if line is not None:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -198,4 +242,60 @@ def cert_manager(
     return CertManager(
         kube_tools.cert_manager_controller, kubectl, kubeconfig,
         tmp_path_factory.mktemp("cert-manager"),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def kube_node(kube_tools: Tools, pytestconfig: pytest.Config) -> Iterator[node.KubeNode]:
+    """A real one-node cluster (scripts/kube-node.sh: kubelet, containerd, kube-proxy, CNI)
+    with the gateway, Postfix and pause images loaded. Reuses a node ``make kube-up`` left
+    running (and leaves it running); otherwise starts one and stops it, restoring the host."""
+    why = pytestconfig.stash.get(_NODE, "node not prepared at collection")
+    if why is not None:
+        pytest.skip(f"no real Kubernetes node: {why}")
+    reused = node.running(node.STATE)
+    started = reused or node.up(node.STATE)
+    verb = "reused" if reused else f"ready in {started.startup_seconds:.1f} s"
+    pytestconfig.stash[_NODE_STARTED] = (
+        f"kubeplane: node (kubelet, containerd, kube-proxy) {verb} (logs in {started.state}/logs)"
+    )
+    try:
+        yield started
+    finally:
+        if reused is None:
+            node.down(node.STATE)
+
+
+@pytest.fixture(scope="session")
+def node_kubectl(kube_tools: Tools, kube_node: node.KubeNode) -> Runner:
+    """The machine's kubectl against the real node's API server (admin)."""
+    return Runner(kube_tools.kubectl, kube_node.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def node_helm(kube_tools: Tools, kube_node: node.KubeNode) -> Runner:
+    """The pinned helm against the real node's API server."""
+    return Runner(kube_tools.helm, kube_node.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def node_cert_manager(
+    kube_tools: Tools,
+    node_kubectl: Runner,
+    kube_node: node.KubeNode,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> CertManager:
+    """cert-manager's CRDs and real controllers (``running(ns)``) on the real node's cluster."""
+    for name in CERT_MANAGER_CRDS:
+        manifest = kube_tools.cert_manager_crds / f"cert-manager.io_{name}.yaml"
+        node_kubectl("apply", "--server-side", "--field-manager=kubeplane", "-f", str(manifest))
+    node_kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{name}.cert-manager.io" for name in CERT_MANAGER_CRDS),
+    )
+    return CertManager(
+        kube_tools.cert_manager_controller, node_kubectl, kube_node.kubeconfig,
+        tmp_path_factory.mktemp("node-cert-manager"),
     )  # fmt: skip

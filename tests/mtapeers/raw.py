@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
 from dataclasses import dataclass
 
 
@@ -58,6 +60,15 @@ class RawClient:
         await self.send(data + b"\r\n")
         return await self.reply(timeout)
 
+    async def replies_until_close(self, timeout: float = 10.0) -> list[int]:
+        """The codes of every reply until the server closes the connection."""
+        codes = []
+        while True:
+            try:
+                codes.append((await self.reply(timeout)).code)
+            except ConnectionError:
+                return codes
+
     async def greet(self, helo: str = "client.test") -> Reply:
         banner = await self.reply()
         assert banner.code == 220, banner
@@ -76,6 +87,12 @@ class RawClient:
         """True once the server has closed the connection (EOF)."""
         data = await asyncio.wait_for(self.reader.read(), timeout)
         return data == b"" or self.reader.at_eof()
+
+    async def reset(self) -> None:
+        """Hang up hard: RST (SO_LINGER 0), unlike ``close``'s FIN (a half-close)."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
     async def close(self) -> None:
         self.writer.close()

@@ -52,7 +52,7 @@ class FakeGatewayReports:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = json.dumps(outer.loss.snapshot()).encode()
+                body = json.dumps(outer.loss.snapshot().to_json()).encode()
                 self.send_response(200 if self.path == "/report" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

@@ -9,6 +9,7 @@ from validation_table import CERT
 
 from mxgate_gateway.config.model import Mode
 from mxgate_gateway.policy.decisions import Action, Decision
+from mxgate_gateway.report.document import ReportDocument, ReportFormatError, parse_document
 from mxgate_gateway.report.loss import LossReport
 from mxgate_operator.render.certificates import CertificateState, plan_certificates
 from mxgate_operator.render.gateway_config import PolicyInput, render_policies
@@ -187,9 +188,11 @@ def test_nothing_matched_shows_no_percentage() -> None:
     assert "plaintextPercent" not in status["observed"]
 
 
-def report(*rows: dict[str, Any]) -> dict[str, Any]:
-    """A /report body shaped like mxgate_gateway.report's (only what the operator reads)."""
-    return {"format": "mxgate-report/1", "since_start": {"rules": list(rows)}, "window": {}}
+def report(*rows: dict[str, Any]) -> ReportDocument:
+    """A /report document whose since_start has these rule rows (what the operator reads)."""
+    body = LossReport(clock=lambda: 0.0).snapshot().to_json()
+    body["since_start"]["rules"] = list(rows)
+    return parse_document(body)
 
 
 REPORT_A = report({"rule": "mail/p", "mode": "audit", "accept": 6, "refuse": 0, "would_refuse": 4})
@@ -204,8 +207,7 @@ REPORT_B = report(
     [
         (REPORT_A, (10, 4, 0, 4)),
         (REPORT_B, (5, 1, 1, 0)),
-        ({}, (0, 0, 0, 0)),
-        (report({"rule": "mail/p", "accept": "x", "would_refuse": True}), (0, 0, 0, 0)),
+        (report(), (0, 0, 0, 0)),
         (
             report(
                 {"rule": "mail/p", "mode": "audit", "accept": 1, "would_refuse": 1},
@@ -216,10 +218,24 @@ REPORT_B = report(
     ],
 )
 def test_rule_counts_read_reports_generically(
-    body: dict[str, Any], counts: tuple[int, int, int, int]
+    body: ReportDocument, counts: tuple[int, int, int, int]
 ) -> None:
-    """A rule's rows (one per mode) are summed; junk counts as zero; absent means zero."""
+    """A rule's rows (one per mode) are summed; absent means zero."""
     assert rule_counts(body, "mail/p") == counts
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"rule": "mail/p", "mode": "audit", "accept": "x"},
+        {"rule": "mail/p", "mode": "audit", "would_refuse": True},
+        {"rule": "mail/p", "accept": 1},
+    ],
+)
+def test_a_report_with_junk_rows_is_refused_not_read_as_zero(row: dict[str, Any]) -> None:
+    """Junk in a rule row makes the whole document unreadable (noted), never silent zeros."""
+    with pytest.raises(ReportFormatError, match=r"since_start\.rules"):
+        report(row)
 
 
 def test_effects_sum_over_gateways() -> None:

@@ -6,6 +6,8 @@ live configuration, or log: callers decide what an error means.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,10 +63,19 @@ def parse_text(text: str, source: str) -> Any:
 
 
 def read_text(path: Path) -> str:
+    """The file's text; a FIFO, socket, device or directory is refused, never waited on."""
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(
+                    str(path),
+                    [("(file)", "not a regular file (a FIFO, socket, device or directory?)")],
+                )
+            return fh.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [("(file)", f"cannot read: {exc}")]) from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(str(path), [("(file)", f"cannot read: {reason}")]) from None
 
 
 def load_config(path: Path, policy_path: Path | None = None) -> Config:

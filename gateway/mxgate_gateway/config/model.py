@@ -165,7 +165,10 @@ class ProxyProtocol(_Frozen):
 
 class Listen(_Frozen):
     smtp: HostPort = "127.0.0.1:2525"
-    http: HostPort = "127.0.0.1:8025"
+    http: HostPort = "127.0.0.1:8025"  # admin: /livez /readyz /metrics /report
+    # Public HTTP: only the MTA-STS policy and POST /tlsrpt (what an Ingress routes to).
+    # Unset: those two routes are served on ``http`` too (a single-listener setup).
+    public: HostPort | None = None
     proxy_protocol: ProxyProtocol = ProxyProtocol()
 
 
@@ -182,6 +185,10 @@ class Upstream(_Frozen):
     ca_file: PathStr | None = None
     connect_timeout: float = Field(default=10.0, gt=0, le=300)
     timeout: float = Field(default=60.0, gt=0, le=900)
+    # The wait for the upstream's reply to the final dot. RFC 5321 4.5.3.2.6 gives our
+    # sender 10 minutes for it; giving up earlier while the upstream still stores the
+    # message makes the sender retry and the recipient get two copies. Stay below 600.
+    final_reply_timeout: float = Field(default=540.0, gt=0, le=900)
 
     @model_validator(mode="after")
     def _ca_needs_tls(self) -> Upstream:
@@ -201,6 +208,16 @@ class Limits(_Frozen):
     command_timeout: float = Field(default=300.0, gt=0, le=3600)
     data_timeout: float = Field(default=600.0, gt=0, le=3600)
     drain_timeout: float = Field(default=25.0, ge=0, le=3600)
+    # The whole session, however busy: a NOOP every few seconds must not hold a slot forever.
+    max_session_duration: float = Field(default=1800.0, gt=0, le=86_400)
+    # NOOP, RSET, VRFY, EXPN, HELP without a message relayed in between (Postfix's
+    # smtpd_junk_command_limit); one more is answered 421 4.7.0 and the session closed.
+    junk_command_limit: int = Field(default=100, ge=1, le=100_000)
+    # Each HTTP listener (admin, public): open connections (also kept under a quarter of
+    # the descriptor limit), seconds to deliver a request's headers, to read and answer it.
+    http_max_connections: int = Field(default=256, ge=1, le=100_000)
+    http_header_timeout: float = Field(default=10.0, gt=0, le=600)
+    http_request_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
 class SMTPOptions(_Frozen):
@@ -286,6 +303,13 @@ class TLSRPTSettings(_Frozen):
     enabled: bool = False
     max_compressed_bytes: int = Field(default=1_048_576, ge=1024, le=64 << 20)
     max_decompressed_bytes: int = Field(default=8_388_608, ge=1024, le=256 << 20)
+    # Per source (client address) and interval: a sender reports once a day per policy
+    # domain, so these only stop floods and counter inflation (issue 12.11).
+    max_reports_per_source: int = Field(default=100, ge=1, le=1_000_000)
+    max_sessions_per_source: int = Field(default=1_000_000_000, ge=1, le=10**12)
+    source_interval: float = Field(default=3600.0, gt=0, le=86_400 * 7)
+    # Proxies (the Ingress controller) whose X-Forwarded-For names the real source.
+    trusted_proxies: tuple[CIDR, ...] = ()
 
     @model_validator(mode="after")
     def _decompressed_not_smaller(self) -> TLSRPTSettings:

@@ -2,15 +2,24 @@
 
 Mounted ConfigMaps/Secrets are symlinks through ``..data`` that the kubelet swaps
 atomically, so inotify on the file breaks after the first swap; polling the realpath
-does not. A load that fails keeps the last good value. This module must not decide
+does not. A load that fails keeps the last good value. A file rewritten in place may be
+seen half-written, so such a change is loaded only once it stayed the same for two
+consecutive polls; one that arrived by rename (new realpath or inode) is loaded at once.
+Non-regular files (a FIFO) are never opened for reading, and the blocking work runs in
+daemon threads so a stuck reader cannot hold up shutdown. This module must not decide
 what a loaded value means (callers pass ``load`` and ``apply``) and must not log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import os
+import re
+import stat as stat_mode
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +55,20 @@ class FileStamp:
 MISSING = FileStamp("", 0, 0, -1, "")
 
 
+NOT_REGULAR = "(not a regular file)"
+
+
 def stamp(path: Path, previous: FileStamp | None = None) -> FileStamp:
-    """Stamp ``path`` (following symlinks); reuse ``previous``'s digest if stat is unchanged."""
+    """Stamp ``path`` (following symlinks); reuse ``previous``'s digest if stat is unchanged.
+
+    A FIFO, socket, device or directory is never read (opening a FIFO blocks until a
+    writer comes): it gets the digest ``NOT_REGULAR`` and the loader refuses it.
+    """
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
+        if not stat_mode.S_ISREG(st.st_mode):
+            return FileStamp(real, st.st_ino, st.st_mtime_ns, -1, NOT_REGULAR)
         if (
             previous is not None
             and previous.realpath == real
@@ -58,11 +76,58 @@ def stamp(path: Path, previous: FileStamp | None = None) -> FileStamp:
             == (st.st_ino, st.st_mtime_ns, st.st_size)
         ):
             return previous
-        with open(real, "rb") as fh:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat_mode.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since stat
+                return FileStamp(real, st.st_ino, st.st_mtime_ns, -1, NOT_REGULAR)
             digest = hashlib.sha256(fh.read()).hexdigest()
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise  # out of descriptors for a moment: not a vanished file (poll again later)
         return MISSING
     return FileStamp(real, st.st_ino, st.st_mtime_ns, st.st_size, digest)
+
+
+class NotRegularFileError(OSError):
+    """A watched path is a FIFO, socket, device or directory: refused, never read."""
+
+    def __str__(self) -> str:
+        return "not a regular file (a FIFO, socket, device or directory?)"
+
+
+def arrived_whole(old: FileStamp, new: FileStamp) -> bool:
+    """The change came by rename or symlink swap (kubelet ``..data``, ``mv``), not by an
+    in-place write that may still be under way."""
+    return new.digest == old.digest or (new.realpath, new.inode) != (old.realpath, old.inode)
+
+
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """Run blocking ``fn`` in a daemon thread: a read stuck on a hung mount can neither
+    block the event loop nor keep the process from exiting (unlike the default executor,
+    which interpreter shutdown joins)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(ok: bool, value: object) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)  # type: ignore[arg-type]
+        else:
+            assert isinstance(value, BaseException)
+            future.set_exception(value)
+
+    def work() -> None:
+        try:
+            value: object = fn()
+            ok = True
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            value, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(deliver, ok, value)
+
+    threading.Thread(target=work, name="mxgate-file-io", daemon=True).start()
+    return await future
 
 
 def changed(old: Sequence[FileStamp], new: Sequence[FileStamp]) -> bool:
@@ -72,9 +137,22 @@ def changed(old: Sequence[FileStamp], new: Sequence[FileStamp]) -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, secret-free description of a failed load (field paths, not contents)."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | NotRegularFileError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+_PATH = re.compile(r"(?<![\w.:])/[^\s'\",;]*")
+
+
+def probe_detail(exc: BaseException) -> str:
+    """What ``/readyz`` may say about a failed load: field paths and messages with file
+    paths blanked, never OpenSSL or exception text (the log has the full story)."""
+    if isinstance(exc, ConfigError):
+        return "; ".join(f"{field}: {_PATH.sub('<path>', msg)}" for field, msg in exc.errors)[:500]
+    if isinstance(exc, NotRegularFileError):
+        return str(exc)
+    return "not usable (see the config_reload_failed log event)"
 
 
 def restart_required(old: Config, new: Config) -> tuple[str, ...]:
@@ -105,6 +183,7 @@ class WatchStatus:
     last_result: ReloadResult | None = None
     last_error: str | None = None
     last_change_at: float | None = None
+    probe_error: str | None = None  # ``last_error`` as /readyz may show it (``probe_detail``)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -132,6 +211,7 @@ class FileWatcher(Generic[T]):
     clock: Callable[[], float] = time.time
     status: WatchStatus = field(default_factory=WatchStatus)
     _stamps: list[FileStamp] = field(default_factory=list)
+    _settling: list[FileStamp] | None = None  # an in-place change seen once, not yet loaded
 
     def __post_init__(self) -> None:
         self._stamps = [stamp(p) for p in self.paths]
@@ -139,19 +219,37 @@ class FileWatcher(Generic[T]):
     def _stamp_all(self) -> list[FileStamp]:
         return [stamp(p, old) for p, old in zip(self.paths, self._stamps, strict=True)]
 
+    def _ready_to_load(self, stamps: list[FileStamp]) -> bool:
+        """Whole arrivals load at once; in-place changes once unchanged since the last poll."""
+        settling, self._settling = self._settling, None
+        if all(arrived_whole(o, n) for o, n in zip(self._stamps, stamps, strict=True)):
+            return True
+        if settling is not None and not changed(settling, stamps):
+            return True
+        self._settling = stamps
+        return False
+
     def _check_and_load(self) -> tuple[list[FileStamp], T | BaseException] | None:
-        stamps = self._stamp_all()
+        try:
+            stamps = self._stamp_all()
+        except OSError:  # EMFILE/ENFILE (a connection flood): skip this poll, change nothing
+            return None
         if not changed(self._stamps, stamps):
+            self._settling = None
             self._stamps = stamps  # cheap stat pre-check for next time
             return None
+        if not self._ready_to_load(stamps):
+            return None
+        if any(s.digest == NOT_REGULAR for s in stamps):  # never hand a FIFO to ``load``
+            return stamps, NotRegularFileError()
         try:
             return stamps, self.load()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good value
             return stamps, exc
 
     async def poll_once(self) -> ReloadResult | None:
-        """Check once; reload if the content changed. None means nothing changed."""
-        found = await asyncio.to_thread(self._check_and_load)
+        """Check once; reload if the content changed and settled. None: nothing to apply."""
+        found = await in_daemon_thread(self._check_and_load)
         if found is None:
             return None
         # Stamps taken before loading: a write racing the load is seen next poll.
@@ -159,7 +257,9 @@ class FileWatcher(Generic[T]):
         now = self.clock()
         if isinstance(value, BaseException):
             result, error = ReloadResult.FAILURE, describe_error(value)
-            self.status = WatchStatus(self.status.generation, result, error, now)
+            self.status = WatchStatus(
+                self.status.generation, result, error, now, probe_detail(value)
+            )
         else:
             try:
                 outcome = self.apply(value)
@@ -167,7 +267,9 @@ class FileWatcher(Generic[T]):
                     await outcome
             except Exception as exc:  # noqa: BLE001 - a refused swap keeps the last good value
                 result, error = ReloadResult.FAILURE, describe_error(exc)
-                self.status = WatchStatus(self.status.generation, result, error, now)
+                self.status = WatchStatus(
+                    self.status.generation, result, error, now, probe_detail(exc)
+                )
             else:
                 result, error = ReloadResult.SUCCESS, None
                 self.status = WatchStatus(self.status.generation + 1, result, None, now)

@@ -1,24 +1,30 @@
-"""The gateway's HTTP side on aiohttp: /livez, /readyz, /metrics, /report.
+"""The gateway's HTTP side on aiohttp: the admin app, the public app, and the server.
 
-An async context manager serving the endpoints on ``listen.http``. It must
-not compute anything itself: health, metrics and the report are passed in.
+Admin (``listen.http``): /livez, /readyz, /metrics, /report, cluster-internal. Public
+(``listen.public``): an app the MTA-STS routes are added to, answering everything else
+with a bare 404. It must not compute anything itself: health, metrics and the report
+are passed in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mxgate_gateway.config.model import split_hostport
+from mxgate_gateway.config.model import Limits
+from mxgate_gateway.http.guard import HTTPGuard, RateLimitedLog
 from mxgate_gateway.http.health import Health
 from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_gateway.netbind import listen_socket
+from mxgate_gateway.report.document import ReportDocument
 
-ReportSnapshot = Callable[[], dict[str, Any]]
+ReportSnapshot = Callable[[], ReportDocument]
+"""Returns the current ``/report`` document (``report.document``)."""
 
 
 def build_app(
@@ -42,7 +48,7 @@ def build_app(
     async def report_view(_: web.Request) -> web.Response:
         if report is None:
             return web.json_response({"error": "loss report not available"}, status=501)
-        return web.json_response(report())
+        return web.json_response(report().to_json())
 
     app = web.Application()
     app.router.add_get("/livez", livez)
@@ -52,19 +58,45 @@ def build_app(
     return app
 
 
-class HTTPServer:
-    """Runs ``build_app`` on ``address``; ``port`` is the bound port."""
+def build_public_app() -> web.Application:
+    """The public application: empty here; ``mtasts.http.add_routes`` fills it."""
+    return web.Application()
 
-    def __init__(self, address: str, app: web.Application) -> None:
+
+class HTTPServer:
+    """Runs an app on ``address`` behind an ``HTTPGuard``; ``port`` is the bound port."""
+
+    def __init__(
+        self,
+        address: str,
+        app: web.Application,
+        *,
+        name: str = "admin",
+        limits: Callable[[], Limits] = Limits,
+        refused_log: RateLimitedLog | None = None,
+    ) -> None:
         self.address = address
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        self._site: web.TCPSite | None = None
+        self.guard = HTTPGuard(
+            name, limits, refused_log or RateLimitedLog("http_connections_refused")
+        )
+        app.middlewares.append(self.guard.middleware)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=8190,  # request line and each header: bytes
+            max_field_size=8190,
+            max_headers=64,
+        )
+        self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> HTTPServer:
-        host, port = split_hostport(self.address)
+        sock = listen_socket(self.address)  # "[::]:port" serves IPv4 too
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await self._site.start()
+        inner = self._runner.server
+        assert inner is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self.guard.protocol_factory(inner), sock=sock)
         return self
 
     async def __aexit__(
@@ -73,12 +105,13 @@ class HTTPServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._server is not None:
+            self._server.close()
         with contextlib.suppress(Exception):
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the connections aiohttp still holds
 
     @property
     def port(self) -> int:
-        assert self._site is not None
-        addresses = self._runner.addresses
-        port: int = addresses[0][1]
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
         return port

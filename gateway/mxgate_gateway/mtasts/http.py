@@ -19,8 +19,16 @@ from aiohttp import hdrs, web
 from mxgate_gateway.config.model import MTASTS, MTASTSPolicy
 from mxgate_gateway.mtasts.metrics import TLSRPTRecorder
 from mxgate_gateway.mtasts.policy import POLICY_PATH, render_policy
+from mxgate_gateway.mtasts.quota import SourceQuota, source_of
 from mxgate_gateway.mtasts.summary import organization_key
-from mxgate_gateway.mtasts.tlsrpt import ErrorKind, Report, ReportError, parse_report
+from mxgate_gateway.mtasts.tlsrpt import (
+    ErrorKind,
+    Report,
+    ReportError,
+    parse_report,
+    report_sessions,
+)
+from mxgate_gateway.report.document import ReportDocument
 
 __all__ = [
     "GZIP",
@@ -66,7 +74,8 @@ def policy_for_host(section: MTASTS | None, host_header: str | None) -> MTASTSPo
 def add_routes(app: web.Application, section: MTASTSSource, recorder: TLSRPTRecorder) -> None:
     """Register the MTA-STS policy route and the TLS-RPT intake route on ``app``."""
     app.router.add_get(POLICY_PATH, functools.partial(_policy_view, section, recorder))
-    app.router.add_post(TLSRPT_PATH, functools.partial(_tlsrpt_view, section, recorder))
+    quota = SourceQuota()
+    app.router.add_post(TLSRPT_PATH, functools.partial(_tlsrpt_view, section, recorder, quota))
 
 
 async def _policy_view(
@@ -80,19 +89,19 @@ async def _policy_view(
 
 
 async def _tlsrpt_view(
-    section: MTASTSSource, recorder: TLSRPTRecorder, request: web.Request
+    section: MTASTSSource, recorder: TLSRPTRecorder, quota: SourceQuota, request: web.Request
 ) -> web.Response:
     current = section()
     settings = current.tlsrpt if current is not None else None
     if settings is None or not settings.enabled:
         recorder.other_outcome("disabled")
-        return _error(404, "disabled", "TLS-RPT intake is not enabled here")
+        return _error(404, "disabled")
     ctype = request.content_type.lower()
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if ctype not in (GZIP, JSON) or encoding != "identity":
         recorder.other_outcome("unsupported_media_type")
         _log().info("tlsrpt_report_rejected", reason="unsupported_media_type")
-        return _error(415, "unsupported_media_type", f"send {GZIP} or {JSON}, unencoded")
+        return _error(415, "unsupported_media_type")
     limit = settings.max_compressed_bytes
     body = await _read_capped(request, limit)
     if body is None:
@@ -105,6 +114,17 @@ async def _tlsrpt_view(
     )
     if isinstance(result, ReportError):
         return _refuse(recorder, result)
+    source = source_of(
+        request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
+    )
+    if not quota.admit(
+        source,
+        report_sessions(result),
+        max_reports=settings.max_reports_per_source,
+        max_sessions=settings.max_sessions_per_source,
+        interval=settings.source_interval,
+    ):
+        return _refuse(recorder, ReportError(ErrorKind.OVER_QUOTA, "(source)", "over quota"))
     return _accept(recorder, result)
 
 
@@ -125,8 +145,11 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
 def _refuse(recorder: TLSRPTRecorder, error: ReportError) -> web.Response:
     recorder.refused(error.kind)
     _log().info("tlsrpt_report_rejected", reason=error.kind.value, field=error.path)
-    status = 413 if error.kind is ErrorKind.TOO_LARGE else 400
-    return _error(status, error.kind.value, f"{error.path}: {error.message}", field=error.path)
+    status = {ErrorKind.TOO_LARGE: 413, ErrorKind.OVER_QUOTA: 429}.get(error.kind, 400)
+    # A schema field path ("policies[0].summary") helps the sender; "(body)" and the
+    # message (exception text from zlib/json) stay out of a public answer (issue 12.10).
+    field = None if error.path.startswith("(") else error.path
+    return _error(status, error.kind.value, field=field)
 
 
 def _accept(recorder: TLSRPTRecorder, report: Report) -> web.Response:
@@ -141,22 +164,23 @@ def _accept(recorder: TLSRPTRecorder, report: Report) -> web.Response:
     return web.json_response({"status": "accepted" if fresh else "duplicate"}, status=200)
 
 
-def _error(status: int, error: str, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": error, "message": message[:300]}
+def _error(status: int, error: str, field: str | None = None) -> web.Response:
+    """A public error body: the bounded error kind and, for schema errors, the field."""
+    body: dict[str, str] = {"error": error}
     if field is not None:
         body["field"] = field[:200]
     return web.json_response(body, status=status)
 
 
 def with_tlsrpt(
-    snapshot: Callable[[], dict[str, Any]] | None, recorder: TLSRPTRecorder
-) -> Callable[[], dict[str, Any]] | None:
-    """Wrap a ``/report`` snapshot so its body also carries the ``tlsrpt`` section."""
+    snapshot: Callable[[], ReportDocument] | None, recorder: TLSRPTRecorder
+) -> Callable[[], ReportDocument] | None:
+    """Wrap a ``/report`` snapshot so its document also carries the ``tlsrpt`` section."""
     if snapshot is None:
         return None
     inner = snapshot
 
-    def report() -> dict[str, Any]:
-        return {**inner(), "tlsrpt": recorder.summary.as_dict()}
+    def report() -> ReportDocument:
+        return inner().with_tlsrpt(recorder.summary.as_dict())
 
     return report

@@ -1,32 +1,36 @@
 """Render the ``tlsrpt`` section of a ``/report`` body as plain-text lines, and merge many.
 
-Pure: dicts in, lines out, deterministic. It must not fetch or recompute counts: every
-number shown is read from the section ``TLSRPTSummary.as_dict`` or a merge produced.
+Pure: typed sections (``report.document.TLSRPTSection``) in, lines out, deterministic.
+It must not fetch or recompute counts: every number shown is read from the section
+``TLSRPTSummary.as_dict`` or a merge produced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from mxgate_gateway.mtasts.summary import merge_summaries
+
+if TYPE_CHECKING:
+    from mxgate_gateway.report.document import TLSRPTSection
 
 __all__ = ["merge_sections", "render_lines"]
 
 
-def merge_sections(sections: Iterable[Any]) -> dict[str, Any] | None:
+def merge_sections(sections: Iterable[TLSRPTSection | None]) -> TLSRPTSection | None:
     """Merge the ``tlsrpt`` sections of several reports; None if none had one.
 
     Raises ValueError when a section is not shaped like ``TLSRPTSummary.as_dict()``.
     """
-    merged: dict[str, Any] | None = None
+    merged: TLSRPTSection | None = None
     for section in sections:
         if section is None:
             continue
         if not isinstance(section, Mapping):
             raise ValueError("tlsrpt: expected an object")
         try:
-            merged = merge_summaries(merged or {}, section)
+            merged = cast("TLSRPTSection", merge_summaries(merged or {}, section))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"tlsrpt: malformed section ({exc!r})") from None
     return merged
@@ -47,7 +51,7 @@ def _rows(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     return out
 
 
-def render_lines(section: Mapping[str, Any]) -> list[str]:
+def render_lines(section: TLSRPTSection) -> list[str]:
     """The TLS-RPT part of ``mxgate report``: senders that tried TLS to us and failed."""
     reports = section["reports"]
     sessions = section["sessions"]

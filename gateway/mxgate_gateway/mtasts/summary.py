@@ -12,9 +12,12 @@ import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mxgate_gateway.mtasts.tlsrpt import Report
+
+if TYPE_CHECKING:
+    from mxgate_gateway.report.document import TLSRPTOrganization, TLSRPTSection
 
 __all__ = [
     "OTHER",
@@ -127,7 +130,7 @@ class TLSRPTSummary:
         """Count one refused report; ``reason`` is a bounded label (an ``ErrorKind`` value)."""
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def as_dict(self, top: int = TOP_ORGANIZATIONS) -> dict[str, Any]:
+    def as_dict(self, top: int = TOP_ORGANIZATIONS) -> TLSRPTSection:
         """The ``tlsrpt`` section of ``/report`` (JSON-ready)."""
         ranked = sorted(
             self.organizations.items(), key=lambda kv: (-kv[1].failed, -kv[1].reports, kv[0])
@@ -151,7 +154,7 @@ class TLSRPTSummary:
         }
 
 
-def _org_row(name: str, org: _Org) -> dict[str, Any]:
+def _org_row(name: str, org: _Org) -> TLSRPTOrganization:
     return {
         "organization": name,
         "reports": org.reports,

@@ -22,9 +22,10 @@ __all__ = [
     "ReportError",
     "gunzip_bounded",
     "parse_report",
+    "report_sessions",
 ]
 
-MAX_COUNT = 10**12  # more sessions than any sender makes in a day; larger is nonsense
+MAX_COUNT = 10**9  # sessions in one report: more than any sender makes in a day (issue 12.11)
 MAX_STRING = 4096
 
 
@@ -38,6 +39,7 @@ class ErrorKind(StrEnum):
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     INVALID_VALUE = "invalid_value"
+    OVER_QUOTA = "over_quota"  # valid, but its source sent too much this interval (http)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +84,40 @@ class Report:
     policies: tuple[PolicyResult, ...]
 
 
+_FEED = 256  # input bytes per decompress() call: bounds what one member's leftover re-copies
+
+
 def gunzip_bounded(data: bytes, limit: int) -> bytes | ReportError:
-    """Decompress gzip ``data`` (one or more members) producing at most ``limit`` bytes."""
-    out = bytearray()
-    rest = data
-    if not rest:
+    """Decompress gzip ``data`` (one or more members) producing at most ``limit`` bytes.
+
+    Input goes to zlib in windows of ``_FEED`` bytes, so a member's end re-copies at most
+    one window (``unused_data``), never the rest of the body: the work is linear in
+    ``len(data)`` however many tiny members it holds (issue 12.8).
+    """
+    if not data:
         return ReportError(ErrorKind.BAD_GZIP, "(body)", "empty body")
-    while rest:
-        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = rest
-        try:
-            while not d.eof:
+    out = bytearray()
+    view = memoryview(data)
+    pos = 0  # next input byte not yet handed to zlib
+    carry = b""  # input handed to the member that ended, not consumed by it
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    started = False  # the current member has been fed at least one byte
+    try:
+        while True:
+            if carry:
+                pending, carry = carry, b""
+            elif pos < len(data):
+                pending, pos = bytes(view[pos : pos + _FEED]), pos + _FEED
+            else:
+                break
+            if (
+                not started
+                and not pending.strip(b"\x00")
+                and not view[pos:].tobytes().strip(b"\x00")
+            ):
+                break  # only NUL padding is left after the last member
+            started = True
+            while pending and not d.eof:
                 chunk = d.decompress(pending, limit - len(out) + 1)
                 out += chunk
                 if len(out) > limit:
@@ -100,15 +125,14 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes | ReportError:
                         ErrorKind.TOO_LARGE, "(body)", f"decompresses to more than {limit} bytes"
                     )
                 pending = d.unconsumed_tail
-                if not chunk and not pending:
-                    break
-        except zlib.error as exc:
-            return ReportError(ErrorKind.BAD_GZIP, "(body)", f"not valid gzip: {exc}")
-        if not d.eof:
-            return ReportError(ErrorKind.BAD_GZIP, "(body)", "gzip stream is truncated")
-        rest = d.unused_data
-        if not rest.strip(b"\x00"):
-            break
+            if d.eof:
+                carry = d.unused_data
+                d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                started = False
+    except zlib.error as exc:
+        return ReportError(ErrorKind.BAD_GZIP, "(body)", f"not valid gzip: {exc}")
+    if started:
+        return ReportError(ErrorKind.BAD_GZIP, "(body)", "gzip stream is truncated")
     return bytes(out)
 
 
@@ -215,7 +239,7 @@ def _report(doc: Any) -> Report:
     if end < start:
         _fail(ErrorKind.INVALID_VALUE, "date-range", "end-datetime is before start-datetime")
     policies = _arr(_req(top, "policies", ""), "policies")
-    return Report(
+    report = Report(
         organization_name=_str(_req(top, "organization-name", ""), "organization-name"),
         contact_info=_str(_req(top, "contact-info", ""), "contact-info"),
         report_id=_str(_req(top, "report-id", ""), "report-id"),
@@ -223,6 +247,14 @@ def _report(doc: Any) -> Report:
         end=end,
         policies=tuple(_policy(p, f"policies[{i}]") for i, p in enumerate(policies)),
     )
+    if report_sessions(report) > MAX_COUNT:
+        _fail(ErrorKind.INVALID_VALUE, "policies", f"more than {MAX_COUNT} sessions in one report")
+    return report
+
+
+def report_sessions(report: Report) -> int:
+    """All sessions a report claims (successful + failed, every policy)."""
+    return sum(p.successful_sessions + p.failed_sessions for p in report.policies)
 
 
 def _policy(value: Any, path: str) -> PolicyResult:

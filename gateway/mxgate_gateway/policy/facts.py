@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from mxgate_gateway.config.model import Listener, TLSVersion
+from mxgate_gateway.negotiated import tls_label
 
 #: The value written for a plaintext session (trace header, report keys).
 PLAINTEXT = "none"
@@ -82,13 +83,6 @@ def domain_of(address: str | None) -> str | None:
     if "@" not in a:
         return None
     return normalize_domain(a.rsplit("@", 1)[1])
-
-
-def tls_label(tls_version: str | None) -> str:
-    """A bounded label for a TLS version: a known protocol name, ``none`` or ``other``."""
-    if tls_version is None:
-        return PLAINTEXT
-    return tls_version if tls_version in _RANKS else "other"
 
 
 def trace_header_value(facts: SessionFacts) -> str:

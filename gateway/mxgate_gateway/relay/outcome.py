@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mxgate_gateway.smtp.replies import (
+from mxgate_gateway.replies import (
     UPSTREAM_FAILED,
     UPSTREAM_UNAVAILABLE,
     Reply,
@@ -45,6 +45,9 @@ class RelayOutcome:
     reply: Reply
     failure: Failure = Failure.NONE
     upstream: str | None = None
+    # Not accepted although the upstream had the whole message (its final dot was
+    # relayed): it may have stored it anyway, so a retry may duplicate it.
+    after_dot: bool = False
 
     @property
     def accepted(self) -> bool:

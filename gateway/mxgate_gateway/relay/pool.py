@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable, Hashable
 
@@ -18,11 +17,6 @@ import aiosmtplib
 
 MAX_IDLE_PER_UPSTREAM = 64
 MAX_IDLE_AGE = 20.0  # seconds; well under common upstream idle timeouts (Postfix: 300 s)
-
-
-def pool_enabled() -> bool:
-    """Pooling is opt-in for now: MXGATE_UPSTREAM_POOL=1 (see bench/README.md)."""
-    return os.environ.get("MXGATE_UPSTREAM_POOL", "") in ("1", "true", "yes")
 
 
 class UpstreamPool:
@@ -59,9 +53,6 @@ class UpstreamPool:
             return False
         stack.append((smtp, self.clock()))
         return True
-
-    def idle_count(self) -> int:
-        return sum(len(stack) for stack in self._idle.values())
 
     def _quit_later(self, smtp: aiosmtplib.SMTP) -> None:
         task = asyncio.get_running_loop().create_task(_quit(smtp))

@@ -6,8 +6,22 @@ fetches over HTTP and is not imported from this package's top level).
 
 from __future__ import annotations
 
-from mxgate_gateway.report.loss import FORMAT, LossReport, client_network, merge
+from mxgate_gateway.report.document import (
+    FORMAT,
+    ReportDocument,
+    ReportFormatError,
+    parse_document,
+)
+from mxgate_gateway.report.loss import LossReport, client_network, merge
 from mxgate_gateway.report.render import render_table
-from mxgate_gateway.report.tally import ReportFormatError
 
-__all__ = ["FORMAT", "LossReport", "ReportFormatError", "client_network", "merge", "render_table"]
+__all__ = [
+    "FORMAT",
+    "LossReport",
+    "ReportDocument",
+    "ReportFormatError",
+    "client_network",
+    "merge",
+    "parse_document",
+    "render_table",
+]

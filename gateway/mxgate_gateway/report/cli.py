@@ -12,11 +12,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from mxgate_gateway.report.document import ReportDocument, ReportFormatError, parse_document
 from mxgate_gateway.report.loss import merge
 from mxgate_gateway.report.render import render_table
-from mxgate_gateway.report.tally import ReportFormatError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _fetch_one(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+async def _fetch_one(session: aiohttp.ClientSession, url: str) -> object:
     import aiohttp  # noqa: PLC0415 - imported only when fetching: `mxgate --help` stays light
 
     try:
@@ -64,7 +64,7 @@ async def _fetch_one(session: aiohttp.ClientSession, url: str) -> dict[str, Any]
     return body
 
 
-async def fetch_all(urls: Sequence[str], per_request_s: float) -> list[dict[str, Any]]:
+async def fetch_all(urls: Sequence[str], per_request_s: float) -> list[object]:
     """GET every gateway's /report concurrently; raise FetchError naming each failure."""
     import aiohttp  # noqa: PLC0415 - see _fetch_one
 
@@ -76,7 +76,7 @@ async def fetch_all(urls: Sequence[str], per_request_s: float) -> list[dict[str,
     errors = [str(r) for r in results if isinstance(r, BaseException)]
     if errors:
         raise FetchError("; ".join(errors))
-    return [r for r in results if isinstance(r, dict)]
+    return [r for r in results if not isinstance(r, BaseException)]
 
 
 def run(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
@@ -88,16 +88,21 @@ def run(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = 
         print(f"mxgate report: cannot fetch: {exc}", file=stderr)
         return EXIT_FETCH
     try:
-        merged = merge(snapshots)
+        merged = merge(parse_document(s) for s in snapshots)
     except ReportFormatError as exc:
         print(f"mxgate report: {exc}", file=stderr)
         return EXIT_FORMAT
-    if args.json:
-        json.dump(merged, stdout, indent=2, sort_keys=False)
+    print_document(merged, as_json=args.json, stdout=stdout)
+    return EXIT_OK
+
+
+def print_document(doc: ReportDocument, *, as_json: bool, stdout: TextIO) -> None:
+    """The document as JSON (``--json``) or as the table; shared with ``mxgate estimate``."""
+    if as_json:
+        json.dump(doc.to_json(), stdout, indent=2, sort_keys=False)
         stdout.write("\n")
     else:
-        stdout.write(render_table(merged))
-    return EXIT_OK
+        stdout.write(render_table(doc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

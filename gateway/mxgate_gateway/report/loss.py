@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from typing import Any
 
 from mxgate_gateway.mtasts.render import merge_sections as merge_tlsrpt
+from mxgate_gateway.negotiated import tls_label
 from mxgate_gateway.policy.decisions import Decision
-from mxgate_gateway.policy.facts import normalize_domain, tls_label
-from mxgate_gateway.report.tally import ReportFormatError, Tally
+from mxgate_gateway.policy.facts import normalize_domain
+from mxgate_gateway.report.document import FORMAT, ReportDocument, ReportFormatError
+from mxgate_gateway.report.tally import Tally
 from mxgate_gateway.report.topk import CAPACITY
 
-FORMAT = "mxgate-report/1"
+__all__ = [
+    "FORMAT",
+    "LossReport",
+    "client_network",
+    "count_decision",
+    "count_message",
+    "count_session",
+    "merge",
+]
 NULL_SENDER = "<>"
 WINDOW_MINUTES = 60
 TOP_SHOWN = 10
@@ -33,6 +42,48 @@ def client_network(ip: IPv4Address | IPv6Address | str) -> str:
         addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ip_network(f"{addr}/{prefix}", strict=False))
+
+
+# -- what one fact adds to a tally: shared by the live report and `mxgate estimate` ---------
+
+
+def count_session(tallies: Iterable[Tally], tls_version: str | None) -> None:
+    """A session, by the TLS version it ended up with (None: plaintext)."""
+    label = tls_label(tls_version)
+    for t in tallies:
+        t.sessions[label] += 1
+
+
+def count_decision(tallies: Iterable[Tally], decision: Decision) -> None:
+    """A policy decision under its rule; a ``carried`` RCPT repeat is not recounted."""
+    if decision.carried:
+        return
+    key = (decision.rule_id, decision.mode.value, decision.action.value)
+    for t in tallies:
+        t.rules[key] += 1
+
+
+def count_message(
+    tallies: Iterable[Tally],
+    *,
+    tls_version: str | None,
+    sender_domain: str | None,
+    client_ip: IPv4Address | IPv6Address | str,
+    upstream_accepted: bool | None,
+    recipients: int,
+) -> None:
+    """A message that reached the end of DATA, and how the next hop judged it."""
+    label = tls_label(tls_version)
+    verdict = {True: "accepted", False: "rejected", None: "unknown"}[upstream_accepted]
+    sender = normalize_domain(sender_domain) or NULL_SENDER
+    network = client_network(client_ip) if label == "none" else ""
+    for t in tallies:
+        t.messages[label] += 1
+        t.recipients[label] += max(recipients, 0)
+        t.upstream[(label, verdict)] += 1
+        if label == "none":
+            t.senders.add(sender)
+            t.networks.add(network)
 
 
 class LossReport:
@@ -70,17 +121,11 @@ class LossReport:
 
     def record_session(self, tls_version: str | None) -> None:
         """Count a session, by the TLS version it ended up with (None: plaintext)."""
-        label = tls_label(tls_version)
-        for t in self._tallies():
-            t.sessions[label] += 1
+        count_session(self._tallies(), tls_version)
 
     def record_decision(self, decision: Decision) -> None:
         """Count a policy decision under its rule; a ``carried`` RCPT repeat is not recounted."""
-        if decision.carried:
-            return
-        key = (decision.rule_id, decision.mode.value, decision.action.value)
-        for t in self._tallies():
-            t.rules[key] += 1
+        count_decision(self._tallies(), decision)
 
     def record_message(
         self,
@@ -96,17 +141,14 @@ class LossReport:
         ``upstream_accepted``: True for the upstream's 250, False for its 5xx,
         None when it gave no final verdict (unreachable, timeout, 4xx).
         """
-        label = tls_label(tls_version)
-        verdict = {True: "accepted", False: "rejected", None: "unknown"}[upstream_accepted]
-        sender = normalize_domain(sender_domain) or NULL_SENDER
-        network = client_network(client_ip) if label == "none" else ""
-        for t in self._tallies():
-            t.messages[label] += 1
-            t.recipients[label] += max(recipients, 0)
-            t.upstream[(label, verdict)] += 1
-            if label == "none":
-                t.senders.add(sender)
-                t.networks.add(network)
+        count_message(
+            self._tallies(),
+            tls_version=tls_version,
+            sender_domain=sender_domain,
+            client_ip=client_ip,
+            upstream_accepted=upstream_accepted,
+            recipients=recipients,
+        )
 
     # -- reading ---------------------------------------------------------------
 
@@ -119,54 +161,42 @@ class LossReport:
             out.merge(tally)
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        """The JSON-able report: since start and the rolling window."""
-        return {
-            "format": FORMAT,
-            "gateways": 1,
-            "window_minutes": self._window_minutes,
-            "since_start": self._total.to_json(self._top_shown),
-            "window": self.window().to_json(self._top_shown),
-        }
+    def snapshot(self) -> ReportDocument:
+        """The report document (``GET /report``): since start and the rolling window."""
+        return ReportDocument(
+            gateways=1,
+            window_minutes=self._window_minutes,
+            since_start=self._total.to_period(self._top_shown),
+            window=self.window().to_period(self._top_shown),
+        )
 
 
-def merge(snapshots: Iterable[Mapping[str, Any]], *, top_shown: int = TOP_SHOWN) -> dict[str, Any]:
-    """Merge several gateways' snapshots into one: counts add, sketches merge exactly.
+def merge(documents: Iterable[ReportDocument], *, top_shown: int = TOP_SHOWN) -> ReportDocument:
+    """Merge several gateways' documents into one: counts add, sketches merge exactly.
 
-    Raises ReportFormatError for a body that is not a report of this format, or
-    when the reports' window lengths differ.
+    Raises ReportFormatError for a document whose sketch state is malformed, or
+    when the documents' window lengths differ.
     """
-    items = list(snapshots)
+    items = list(documents)
     if not items:
         raise ReportFormatError("nothing to merge")
-    windows: set[object] = set()
-    gateways = 0
-    total, window = Tally.empty(), Tally.empty()
-    for snap in items:
-        if not isinstance(snap, Mapping) or snap.get("format") != FORMAT:
-            raise ReportFormatError(f"not a {FORMAT} body")
-        count = snap.get("gateways")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ReportFormatError("gateways: expected a positive count")
-        gateways += count
-        windows.add(snap.get("window_minutes"))
-        total.merge(Tally.from_json(snap.get("since_start")))
-        window.merge(Tally.from_json(snap.get("window")))
+    windows = {doc.window_minutes for doc in items}
     if len(windows) != 1:
         raise ReportFormatError(
             f"reports have different window lengths: {sorted(map(str, windows))}"
         )
-    out: dict[str, Any] = {
-        "format": FORMAT,
-        "gateways": gateways,
-        "window_minutes": windows.pop(),
-        "since_start": total.to_json(top_shown),
-        "window": window.to_json(top_shown),
-    }
+    total, window = Tally.empty(), Tally.empty()
+    for doc in items:
+        total.merge(Tally.from_period(doc.since_start))
+        window.merge(Tally.from_period(doc.window))
     try:  # TLS-RPT results (issue 8) ride along under their own key
-        tlsrpt = merge_tlsrpt(snap.get("tlsrpt") for snap in items)
+        tlsrpt = merge_tlsrpt(doc.tlsrpt for doc in items)
     except ValueError as exc:
         raise ReportFormatError(str(exc)) from None
-    if tlsrpt is not None:
-        out["tlsrpt"] = tlsrpt
-    return out
+    return ReportDocument(
+        gateways=sum(doc.gateways for doc in items),
+        window_minutes=windows.pop(),
+        since_start=total.to_period(top_shown),
+        window=window.to_period(top_shown),
+        tlsrpt=tlsrpt,
+    )

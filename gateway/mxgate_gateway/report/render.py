@@ -1,15 +1,15 @@
 """Render a loss report snapshot (one gateway's or merged) as a plain-text table.
 
-Pure: a dict in, a string out, deterministic for identical input. It must not
+Pure: a ReportDocument in, a string out, deterministic for identical input. It must not
 fetch, merge or recompute anything: every number shown is read from the snapshot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from mxgate_gateway.mtasts.render import render_lines as tlsrpt_lines
+from mxgate_gateway.report.document import EstimateInfo, Period, ReportDocument, RuleRow, TopEntry
 
 _TLS_NAMES = {"none": "plaintext"}
 
@@ -31,10 +31,16 @@ def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
 
 
-def _by_tls(title: str, total: Mapping[str, int], window: Mapping[str, int], w: str) -> list[str]:
+def _by_tls(
+    title: str, total: Mapping[str, int], window: Mapping[str, int] | None, w: str
+) -> list[str]:
+    if window is None:  # an estimate: one column, the whole log
+        s_all = sum(total.values())
+        rows = [[_TLS_NAMES.get(k, k), n, _pct(n, s_all)] for k, n in total.items()]
+        return _table([title, "in the log", "%"], [*rows, ["total", s_all, ""]])
     keys = list(total) + [k for k in window if k not in total]
     s_all, w_all = sum(total.values()), sum(window.values())
-    rows: list[list[object]] = [
+    rows = [
         [
             _TLS_NAMES.get(k, k),
             total.get(k, 0),
@@ -48,79 +54,95 @@ def _by_tls(title: str, total: Mapping[str, int], window: Mapping[str, int], w: 
     return _table([title, "since start", "%", w, "%"], rows)
 
 
-def _counterfactual(period: Mapping[str, Any], label: str) -> list[str]:
-    cf = period["if_starttls_required"]
-    up = cf["upstream"]
-    approx_senders = "" if cf.get("sender_domains_exact", cf["exact"]) else "~"
-    approx_networks = "" if cf.get("client_networks_exact", cf["exact"]) else "~"
-    refused, total = cf["refused_messages"], cf["of_messages"]
-    judged = up["accepted"] + up["rejected"]
+def _counterfactual(period: Period, label: str, next_hop: str) -> list[str]:
+    cf = period.if_starttls_required
+    up = cf.upstream
+    approx_senders = "" if cf.sender_domains_exact else "~"
+    approx_networks = "" if cf.client_networks_exact else "~"
+    judged = up.accepted + up.rejected
     return [
-        f"  {label}: {refused} of {total} messages ({cf['percent']:.1f}%) from"
-        f" {approx_senders}{cf['sender_domains']} distinct sender domains and"
-        f" {approx_networks}{cf['client_networks']} client networks would have been refused.",
-        f"    At the upstream those plaintext messages were: {up['accepted']} accepted,"
-        f" {up['rejected']} rejected ({_pct(up['rejected'], judged)} of judged),"
-        f" {up['unknown']} without a verdict.",
+        f"  {label}: {cf.refused_messages} of {cf.of_messages} messages ({cf.percent:.1f}%) from"
+        f" {approx_senders}{cf.sender_domains} distinct sender domains and"
+        f" {approx_networks}{cf.client_networks} client networks would have been refused.",
+        f"    At the {next_hop} those plaintext messages were: {up.accepted} accepted,"
+        f" {up.rejected} rejected ({_pct(up.rejected, judged)} of judged),"
+        f" {up.unknown} without a verdict.",
     ]
 
 
-def _rules(total: Sequence[Mapping[str, Any]], window: Sequence[Mapping[str, Any]]) -> list[str]:
-    recent = {(r["rule"], r["mode"]): r for r in window}
+def _rules(total: Sequence[RuleRow], window: Sequence[RuleRow] | None) -> list[str]:
+    if not total:
+        return ["  (no policy decisions yet)"]
+    header = ["rule", "mode", "accepted", "refused", "would refuse"]
+    if window is None:
+        return _table(header, [[r.rule, r.mode, r.accept, r.refuse, r.would_refuse] for r in total])
+    recent = {(r.rule, r.mode): r for r in window}
     rows: list[list[object]] = []
     for r in total:
-        w = recent.get((r["rule"], r["mode"]), {})
-        rows.append(
-            [
-                r["rule"],
-                r["mode"],
-                r["accept"],
-                r["refuse"],
-                r["would_refuse"],
-                w.get("refuse", 0),
-                w.get("would_refuse", 0),
-            ]
-        )
-    if not rows:
-        return ["  (no policy decisions yet)"]
-    header = ["rule", "mode", "accepted", "refused", "would refuse", "refused*", "would*"]
-    return _table(header, rows)
+        w = recent.get((r.rule, r.mode), RuleRow(r.rule, r.mode))
+        rows.append([r.rule, r.mode, r.accept, r.refuse, r.would_refuse, w.refuse, w.would_refuse])
+    return _table([*header, "refused*", "would*"], rows)
 
 
-def _top(title: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+def _top(title: str, entries: Sequence[TopEntry]) -> list[str]:
     if not entries:
         return [f"  {title}: none"]
-    rows = [
-        [e["name"], e["messages"], f"±{e['error']}" if e["error"] else "exact"] for e in entries
-    ]
+    rows = [[e.name, e.messages, f"±{e.error}" if e.error else "exact"] for e in entries]
     return _table([title, "messages", "accuracy"], rows)
 
 
-def render_table(snapshot: Mapping[str, Any]) -> str:
-    """The report as text: TLS mix, the counterfactual, per-rule counts and top lists."""
-    total, window = snapshot["since_start"], snapshot["window"]
-    minutes = snapshot["window_minutes"]
-    w = f"last {minutes} min"
-    gateways = snapshot["gateways"]
+def _estimate_header(info: EstimateInfo) -> list[str]:
+    span = f"{info.first_seen or '?'} .. {info.last_seen or '?'}"
     lines = [
-        f"mxgate loss report: {gateways} gateway{'s' if gateways != 1 else ''}",
+        f"mxgate estimate from {info.source} logs: {info.files} file(s),"
+        f" {info.lines} lines ({info.unparsed_lines} not understood), {span}",
+    ]
+    if info.policy:
+        lines.append(f"  policy replayed: {info.policy}")
+    lines += [f"  note: {note}" for note in info.notes]
+    if info.unattributed:
+        what = ", ".join(
+            f"{k.replace('_', ' ')}: {n}" for k, n in sorted(info.unattributed.items())
+        )
+        lines.append(f"  not attributed (the log starts or ends mid-way?): {what}")
+    return lines
+
+
+def render_table(doc: ReportDocument) -> str:
+    """The report as text: TLS mix, the counterfactual, per-rule counts and top lists.
+
+    An estimate (``doc.estimate``) covers a log, not a live window: its empty
+    window is not shown, and the next hop is the MTA that wrote the log.
+    """
+    total = doc.since_start
+    live = doc.estimate is None
+    window = doc.window if live else None
+    w = f"last {doc.window_minutes} min"
+    if doc.estimate is not None:
+        head = _estimate_header(doc.estimate)
+        scope, hop = "in the log", "MTA"
+    else:
+        head = [f"mxgate loss report: {doc.gateways} gateway{'s' if doc.gateways != 1 else ''}"]
+        scope, hop = "since start", "upstream"
+    lines = [
+        *head,
         "",
-        *_by_tls("sessions", total["sessions"], window["sessions"], w),
+        *_by_tls("sessions", total.sessions, window.sessions if window else None, w),
         "",
-        *_by_tls("messages", total["messages"], window["messages"], w),
+        *_by_tls("messages", total.messages, window.messages if window else None, w),
         "",
         "If STARTTLS were required for everyone:",
-        *_counterfactual(total, "since start"),
-        *_counterfactual(window, w),
+        *_counterfactual(total, scope, hop),
+        *(_counterfactual(window, w, hop) if window else []),
         "",
-        f"Policy decisions per rule (* = {w}):",
-        *_rules(total["rules"], window["rules"]),
+        f"Policy decisions per rule (* = {w}):" if window else "Policy decisions per rule:",
+        *_rules(total.rules, window.rules if window else None),
         "",
-        "Top plaintext senders since start:",
-        *_top("sender domain", total["top_plaintext_sender_domains"]),
+        f"Top plaintext senders {scope}:",
+        *_top("sender domain", total.top_plaintext_sender_domains),
         "",
-        *_top("client network", total["top_plaintext_client_networks"]),
+        *_top("client network", total.top_plaintext_client_networks),
     ]
-    if "tlsrpt" in snapshot:
-        lines += ["", *tlsrpt_lines(snapshot["tlsrpt"])]
+    if doc.tlsrpt is not None:
+        lines += ["", *tlsrpt_lines(doc.tlsrpt)]
     return "\n".join(lines) + "\n"

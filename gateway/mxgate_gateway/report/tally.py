@@ -8,20 +8,24 @@ sketches. This module must not read clocks, do I/O, or see message contents.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from mxgate_gateway.errors import MxgateError
 from mxgate_gateway.report.distinct import Distinct
+from mxgate_gateway.report.document import (
+    ACTIONS,
+    VERDICTS,
+    Counterfactual,
+    Period,
+    ReportFormatError,
+    RuleRow,
+    TopEntry,
+    Verdicts,
+)
 from mxgate_gateway.report.topk import CAPACITY, TopK
 
 TLS_ORDER = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "other", "none")
-VERDICTS = ("accepted", "rejected", "unknown")
-ACTIONS = ("accept", "refuse", "would_refuse")
-
-
-class ReportFormatError(MxgateError, ValueError):
-    """A /report body that is not a loss report this version can merge."""
+__all__ = ["ACTIONS", "TLS_ORDER", "VERDICTS", "ReportFormatError", "Sketch", "Tally"]
 
 
 @dataclass
@@ -75,76 +79,60 @@ class Tally:
         self.senders.merge(other.senders)
         self.networks.merge(other.networks)
 
-    # -- JSON ------------------------------------------------------------------
+    # -- the document's period ---------------------------------------------------
 
-    def to_json(self, top_shown: int) -> dict[str, Any]:
-        """The period as JSON: readable numbers first, mergeable sketch state last."""
+    def to_period(self, top_shown: int) -> Period:
+        """The period as the document shows it: readable numbers, then sketch state."""
         plain = self.messages["none"]
         total = sum(self.messages.values())
-        return {
-            "sessions": _by_tls(self.sessions),
-            "messages": _by_tls(self.messages),
-            "recipients": _by_tls(self.recipients),
-            "upstream": {
-                tls: {v: self.upstream[(tls, v)] for v in VERDICTS}
+        return Period(
+            sessions=_by_tls(self.sessions),
+            messages=_by_tls(self.messages),
+            recipients=_by_tls(self.recipients),
+            upstream={
+                tls: Verdicts(*(self.upstream[(tls, v)] for v in VERDICTS))
                 for tls in _tls_keys({t for t, _ in self.upstream})
             },
-            "rules": [
-                {"rule": rule, "mode": mode, **{a: self.rules[(rule, mode, a)] for a in ACTIONS}}
+            rules=tuple(
+                RuleRow(rule, mode, *(self.rules[(rule, mode, a)] for a in ACTIONS))
                 for rule, mode in sorted({(r, m) for r, m, _ in self.rules})
-            ],
-            "if_starttls_required": {
-                "refused_messages": plain,
-                "of_messages": total,
-                "percent": round(100.0 * plain / total, 1) if total else 0.0,
-                "sender_domains": self.senders.distinct.estimate(),
-                "client_networks": self.networks.distinct.estimate(),
-                "exact": self.senders.distinct.is_exact and self.networks.distinct.is_exact,
-                "sender_domains_exact": self.senders.distinct.is_exact,
-                "client_networks_exact": self.networks.distinct.is_exact,
-                "upstream": {v: self.upstream[("none", v)] for v in VERDICTS},
-            },
-            "top_plaintext_sender_domains": _top(self.senders.top, top_shown),
-            "top_plaintext_client_networks": _top(self.networks.top, top_shown),
-            "sketches": {"senders": self.senders.to_json(), "networks": self.networks.to_json()},
-        }
+            ),
+            if_starttls_required=Counterfactual(
+                refused_messages=plain,
+                of_messages=total,
+                percent=round(100.0 * plain / total, 1) if total else 0.0,
+                sender_domains=self.senders.distinct.estimate(),
+                client_networks=self.networks.distinct.estimate(),
+                sender_domains_exact=self.senders.distinct.is_exact,
+                client_networks_exact=self.networks.distinct.is_exact,
+                upstream=Verdicts(*(self.upstream[("none", v)] for v in VERDICTS)),
+            ),
+            top_plaintext_sender_domains=_top(self.senders.top, top_shown),
+            top_plaintext_client_networks=_top(self.networks.top, top_shown),
+            sketches={"senders": self.senders.to_json(), "networks": self.networks.to_json()},
+        )
 
     @classmethod
-    def from_json(cls, data: object) -> Tally:
-        """Rebuild a tally from ``to_json`` output; raise ReportFormatError if malformed."""
-        try:
-            if not isinstance(data, dict):
-                raise ValueError("expected an object")
-            out = cls(
-                sessions=_counts(data.get("sessions")),
-                messages=_counts(data.get("messages")),
-                recipients=_counts(data.get("recipients")),
-            )
-            upstream = data.get("upstream")
-            if not isinstance(upstream, dict):
-                raise ValueError("upstream: expected an object")
-            for tls, verdicts in upstream.items():
-                for verdict, n in _counts(verdicts).items():
+    def from_period(cls, period: Period) -> Tally:
+        """Rebuild a tally from a document's period; ReportFormatError if its sketches are bad."""
+        out = cls(
+            sessions=_nonzero(period.sessions),
+            messages=_nonzero(period.messages),
+            recipients=_nonzero(period.recipients),
+        )
+        for tls, verdicts in period.upstream.items():
+            for verdict, n in verdicts.to_json().items():
+                if n:
                     out.upstream[(tls, verdict)] += n
-            rules = data.get("rules")
-            if not isinstance(rules, list):
-                raise ValueError("rules: expected a list")
-            for row in rules:
-                if not isinstance(row, dict):
-                    raise ValueError("rules: expected objects")
-                rule, mode = row.get("rule"), row.get("mode")
-                if not (isinstance(rule, str) and isinstance(mode, str)):
-                    raise ValueError("rules: expected rule and mode names")
-                counts = _counts({a: row.get(a, 0) for a in ACTIONS})
-                for action, n in counts.items():
-                    out.rules[(rule, mode, action)] += n
-            sketches = data.get("sketches")
-            if not isinstance(sketches, dict):
-                raise ValueError("sketches: expected an object")
-            out.senders = Sketch.from_json(sketches.get("senders"))
-            out.networks = Sketch.from_json(sketches.get("networks"))
+        for row in period.rules:
+            for action, n in zip(ACTIONS, (row.accept, row.refuse, row.would_refuse), strict=True):
+                if n:
+                    out.rules[(row.rule, row.mode, action)] += n
+        try:
+            out.senders = Sketch.from_json(period.sketches.get("senders"))
+            out.networks = Sketch.from_json(period.sketches.get("networks"))
         except (ValueError, TypeError) as exc:
-            raise ReportFormatError(f"not a loss report period: {exc}") from None
+            raise ReportFormatError(f"not a loss report period: sketches: {exc}") from None
         return out
 
 
@@ -157,17 +145,9 @@ def _by_tls(counter: Counter[str]) -> dict[str, int]:
     return {k: counter[k] for k in _tls_keys(set(counter) | {"TLSv1.3", "TLSv1.2", "none"})}
 
 
-def _top(top: TopK, n: int) -> list[dict[str, object]]:
-    return [{"name": e.name, "messages": e.count, "error": e.error} for e in top.top(n)]
+def _top(top: TopK, n: int) -> tuple[TopEntry, ...]:
+    return tuple(TopEntry(e.name, e.count, e.error) for e in top.top(n))
 
 
-def _counts(data: object) -> Counter[str]:
-    if not isinstance(data, dict):
-        raise ValueError("expected an object of counts")
-    out: Counter[str] = Counter()
-    for key, n in data.items():
-        if not isinstance(key, str) or isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"bad count {key!r}: {n!r}")
-        if n:
-            out[key] = n
-    return out
+def _nonzero(counts: Mapping[str, int]) -> Counter[str]:
+    return Counter({k: n for k, n in counts.items() if n})

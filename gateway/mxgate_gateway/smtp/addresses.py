@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mxgate_gateway.smtp.replies import Reply, reply
+import idna
+
+from mxgate_gateway.replies import Reply, reply
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]"
 _DOT_STRING = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
@@ -124,12 +126,28 @@ def is_ascii_path(path: Path) -> bool:
     return path.address.isascii()
 
 
-def relay_refusal(path: Path, domains: tuple[str, ...]) -> Reply | None:
-    """None if we may relay to this recipient; otherwise the refusal.
+def canonical_domain(domain: str) -> str | None:
+    """The domain's IDNA A-label form after UTS #46 mapping (lower case), or None if it
+    does not map. The one form domains are compared in: Unicode case folding (U+212A
+    KELVIN SIGN, fullwidth letters) cannot make a different spelling match."""
+    if domain.isascii():
+        ascii_form = domain.lower()
+        if "xn--" not in ascii_form:
+            return ascii_form if _DOMAIN.match(ascii_form) else None
+    try:
+        encoded = idna.encode(domain, uts46=True, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return encoded.decode("ascii").lower()
 
-    Only a plain ``local@domain`` whose domain is one of ours (compared
-    case-insensitively, no trailing dot) is relayed. Source routes, quoted
-    local parts, ``%`` and ``!`` routing, and address literals are refused.
+
+def relay_target(path: Path, domains: tuple[str, ...]) -> str | Reply:
+    """The address to relay this recipient to, or the refusal.
+
+    Only a plain ``local@domain`` whose domain is one of ours, compared in its canonical
+    A-label form (``canonical_domain``), is relayed, and always with our spelling of the
+    domain that matched, never the client's. Source routes, quoted local parts, ``%``
+    and ``!`` routing, address literals and domains that do not map are refused.
     """
     box = path.mailbox
     denied = reply(550, "Relay access denied", "5.7.1")
@@ -139,11 +157,21 @@ def relay_refusal(path: Path, domains: tuple[str, ...]) -> Reply | None:
         return denied
     if "%" in box.local or "!" in box.local or "@" in box.local:
         return denied
-    if box.domain.lower() not in domains:
+    domain = canonical_domain(box.domain)
+    if domain is None or domain not in domains:
         return denied
-    return None
+    return f"{box.local}@{domain}"
+
+
+def relay_refusal(path: Path, domains: tuple[str, ...]) -> Reply | None:
+    """None if we may relay to this recipient; otherwise the refusal (``relay_target``)."""
+    target = relay_target(path, domains)
+    return target if isinstance(target, Reply) else None
 
 
 def sender_domain(path: Path) -> str | None:
-    """The lower-cased domain of the envelope sender, None for ``<>``."""
-    return path.mailbox.domain.lower() if path.mailbox else None
+    """The envelope sender's domain in canonical form (lower case if it does not map),
+    None for ``<>``."""
+    if path.mailbox is None:
+        return None
+    return canonical_domain(path.mailbox.domain) or path.mailbox.domain.lower()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mxgate_gateway.smtp import replies
+from mxgate_gateway import replies
 from mxgate_gateway.smtp.addresses import Path
 from mxgate_gateway.smtp.data import DataStatus
 
@@ -18,6 +18,10 @@ COMMAND_LIMIT = 512  # octets including CRLF (RFC 5321 §4.5.3.1.4)
 # RFC 1870/6152/6531 each let MAIL grow by the length of their parameter.
 EXTRA_LIMIT = {"MAIL": 26 + 14 + 9}
 BOGUS_LIMIT = 10
+# Commands that move no mail; too many in a row is a client holding a slot (junk limit).
+JUNK = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP"})
+TOO_MUCH_JUNK = replies.reply(421, "Too many commands without mail, closing", "4.7.0")
+SESSION_TOO_LONG = replies.reply(421, "Session time limit reached, closing", "4.7.0")
 MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8"})
 
 DATA_ERRORS = {
@@ -97,4 +101,15 @@ def rcpt_refusal(path: Path, smtputf8: bool, accepted: int, limit: int) -> repli
         return replies.reply(553, "Non-ASCII address needs SMTPUTF8", "5.6.7")
     if accepted >= limit:
         return replies.reply(452, "Too many recipients", "4.5.3")
+    return None
+
+
+def session_limit(
+    age: float, junk: int, max_duration: float, junk_limit: int
+) -> tuple[str, replies.Reply] | None:
+    """None while the session may go on, else (metric kind, the 421 that ends it)."""
+    if age > max_duration:
+        return "session_too_long", SESSION_TOO_LONG
+    if junk > junk_limit:
+        return "junk_command_limit", TOO_MUCH_JUNK
     return None

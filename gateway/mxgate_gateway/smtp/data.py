@@ -1,10 +1,11 @@
 """Reading the DATA section: only <CRLF>.<CRLF> ends it; bare CR/LF never pass.
 
-Reads the client's stream in bulk up to the lone dot, removes dot stuffing
-in one pass, and enforces the message size and the 1000-octet line limit
-(RFC 5321 §4.5.3.1.6) and the bare-line-ending rule (SMTP smuggling). A
-section that breaks a rule is judged line by line, exactly as the rules say.
-It must not reply, relay or log; it returns a ``DataResult`` value.
+Streams the client's section read by read (``DataStream``, ``stream_data``):
+enforces the message size, the 1000-octet line limit (RFC 5321 §4.5.3.1.6) and
+the bare-line-ending rule (SMTP smuggling) incrementally, in a few C-level
+passes per read, and hands complete dot-stuffed CRLF lines to a sink. A read
+that breaks a rule is judged line by line, exactly as the rules say. It never
+holds the whole message. It must not reply, relay or log.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from mxgate_gateway.config.model import BareLineEndings
 
@@ -92,18 +94,94 @@ def _longest_line(content: bytes) -> int:
     return max(map(len, content.split(b"\r\n")))
 
 
-async def read_data(
-    reader: asyncio.StreamReader, max_size: int, bare: BareLineEndings
-) -> DataResult:
-    """Consume DATA up to and including <CRLF>.<CRLF>; always read to the end.
+class DataSink(Protocol):
+    """Where a streamed DATA section goes (the upstream transaction): dot-stuffed,
+    CRLF-only bytes, in order, never the final dot."""
 
-    The whole section is read even after a violation, so the next bytes on
-    the stream are a command again (RFC 5321 §4.2.5: reply after the dot).
-    At most 1.5 x ``max_size`` (+ one read) is kept: past that it cannot fit.
+    async def write(self, data: bytes) -> None: ...
+
+
+class DataStream:
+    """The edge rules applied incrementally to a DATA section, one read at a time.
+
+    ``feed`` takes the client's bytes in order (without the final ``.<CRLF>``) and
+    returns what may go to the upstream: complete lines only, dot-stuffed and
+    CRLF-only (bare CR/LF normalised when so configured); nothing once a rule is
+    broken. It keeps at most one incomplete line (<= ``MAX_LINE`` + 2 octets), so
+    its memory and the work per call are bounded by the size of one read. The
+    first rule broken, line by line, decides ``status`` exactly as ``judge_lines``.
     """
-    parts: list[bytes] = []
-    kept = 0
-    overflow = False
+
+    def __init__(self, max_size: int, bare: BareLineEndings) -> None:
+        self.max_size = max_size
+        self.bare = bare
+        self.status = DataStatus.OK
+        self.size = 0  # octets of the message so far (unstuffed, normalised)
+        self._carry = b""
+
+    def feed(self, raw: bytes) -> bytes:
+        if self.status is not DataStatus.OK:
+            return b""
+        data = self._carry + raw if self._carry else raw
+        cut = data.rfind(b"\r\n") + 2  # 1 when there is no CRLF: nothing complete
+        if cut < 2:
+            cut = 0
+        segment, self._carry = data[:cut], data[cut:]
+        out = self._segment(segment) if segment else b""
+        if self.status is DataStatus.OK and len(self._carry) > MAX_LINE + 1:
+            # The line in progress is already longer than any allowed line.
+            self.status, self._carry, out = DataStatus.LINE_TOO_LONG, b"", b""
+        return out if self.status is DataStatus.OK else b""
+
+    def _segment(self, seg: bytes) -> bytes:
+        """Complete CRLF-terminated lines starting at a line start."""
+        crlf = seg.count(b"\r\n")
+        clean = seg.count(b"\r") == crlf and seg.count(b"\n") == crlf
+        longest = len(seg) if len(seg) <= MAX_LINE else max(map(len, seg.split(b"\r\n")))
+        if longest + 2 <= MAX_LINE and (clean or self.bare is BareLineEndings.NORMALIZE):
+            unstuffed = seg[1:] if seg.startswith(b".") else seg
+            unstuffed = unstuffed.replace(b"\r\n.", b"\r\n")
+            if clean:
+                out = seg  # the client's stuffing is valid as is for CRLF-only text
+            else:
+                unstuffed = _BARE.sub(b"\r\n", unstuffed)
+                out = stuff(unstuffed)
+            self.size += len(unstuffed)
+            if self.size > self.max_size:
+                self.status = DataStatus.TOO_BIG
+            return out
+        return self._lines(seg)
+
+    def _lines(self, seg: bytes) -> bytes:
+        """The rules line by line, for a segment with a long line or a bare CR/LF (reject)."""
+        result = judge_lines(seg, self.max_size - self.size, self.bare)
+        if result.status is not DataStatus.OK:
+            self.status = result.status
+            return b""
+        self.size += len(result.content)
+        return stuff(result.content)
+
+
+def stuff(content: bytes) -> bytes:
+    """Dot-stuff CRLF-only message content for the wire (RFC 5321 §4.5.2)."""
+    stuffed = content.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def unstuff(wire: bytes) -> bytes:
+    """The inverse of ``stuff`` for CRLF-only dot-stuffed text."""
+    content = wire[1:] if wire.startswith(b".") else wire
+    return content.replace(b"\r\n.", b"\r\n")
+
+
+async def stream_data(reader: asyncio.StreamReader, stream: DataStream, sink: DataSink) -> None:
+    """Consume DATA up to and including <CRLF>.<CRLF>, passing it through ``stream``
+    to ``sink`` read by read; always read to the end.
+
+    The whole section is read even after a violation, so the next bytes on the
+    stream are a command again (RFC 5321 §4.2.5: reply after the dot). Nothing is
+    kept beyond one read and one incomplete line.
+    """
     tail = b"\r\n"  # the CRLF of the DATA command precedes the first line
     while True:
         try:
@@ -113,19 +191,28 @@ async def read_data(
             chunk = await reader.readexactly(exc.consumed)
             done = False
         tail = (tail + chunk[-2:])[-2:]
-        kept_last = not overflow
-        if kept_last:
-            parts.append(chunk)
-            kept += len(chunk)
-            overflow = 2 * kept > 3 * max_size + 3  # at most 1/4 of the octets are stuffing
+        out = stream.feed(chunk[:-3] if done else chunk)
+        if out:
+            await sink.write(out)
         if done:
-            break
-    if kept_last:
-        parts[-1] = parts[-1][:-3]  # the final ".\r\n"; its CRLF ends the last line
-    section = b"".join(parts)
-    if not overflow:
-        return judge(section, max_size, bare)
-    # Too big to keep whole: the first rule broken in the kept lines decides, else size
-    # (judge_lines ignores a partial last line).
-    verdict = judge_lines(section, max_size, bare)
-    return DataResult(DataStatus.TOO_BIG if verdict.status is DataStatus.OK else verdict.status)
+            return
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
+async def read_data(
+    reader: asyncio.StreamReader, max_size: int, bare: BareLineEndings
+) -> DataResult:
+    """The whole section as one value (``stream_data`` into memory): for tests and tools;
+    the gateway streams instead."""
+    stream, sink = DataStream(max_size, bare), _Collect()
+    await stream_data(reader, stream, sink)
+    if stream.status is not DataStatus.OK:
+        return DataResult(stream.status)
+    return DataResult(DataStatus.OK, unstuff(b"".join(sink.parts)))

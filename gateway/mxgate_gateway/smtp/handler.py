@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Protocol
 
+from mxgate_gateway import replies
 from mxgate_gateway.config.model import Limits
 from mxgate_gateway.logs import get_logger
-from mxgate_gateway.metrics import GatewayMetrics, tls_label
+from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_gateway.negotiated import tls_label
 from mxgate_gateway.policy import (
     Action,
     Decision,
@@ -30,14 +32,14 @@ from mxgate_gateway.policy import (
 from mxgate_gateway.relay.breaker import BreakerBank
 from mxgate_gateway.relay.client import UpstreamTransaction
 from mxgate_gateway.relay.outcome import RelayOutcome, RelayStatus
-from mxgate_gateway.relay.pool import UpstreamPool, pool_enabled
-from mxgate_gateway.smtp import replies
-from mxgate_gateway.smtp.addresses import Path, relay_refusal, sender_domain
-from mxgate_gateway.smtp.data import DataStatus
+from mxgate_gateway.relay.pool import UpstreamPool
+from mxgate_gateway.smtp.addresses import Path, relay_target, sender_domain
+from mxgate_gateway.smtp.data import DataSink, DataStatus
 from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
-from mxgate_gateway.smtp.state import Connection, Transaction
+from mxgate_gateway.smtp.state import Connection, Transaction, new_queue_id
+from mxgate_gateway.tls.contexts import UpstreamContexts
 
 if TYPE_CHECKING:
     from mxgate_gateway.smtp.server import EdgeSMTP
@@ -69,33 +71,38 @@ class EdgeHandler:
         metrics: GatewayMetrics,
         report: ReportSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        upstream_pool: bool = True,
     ) -> None:
         self.metrics = metrics
         self.report = report
         self.clock = clock
-        self.sessions: set[EdgeSMTP] = set()
         self._closing: set[asyncio.Task[None]] = set()
         # Live operations: drain, admission (limits, PROXY), upstream breakers.
         self.tracker = SessionTracker()
         self.gatekeeper = Gatekeeper(Limits(), self._connection_refused)
         self.breakers = BreakerBank(time.monotonic, on_open=self._breaker_opened)
-        # Idle upstream sessions reused message after message (MXGATE_UPSTREAM_POOL=1).
-        self.pool = UpstreamPool() if pool_enabled() else None
+        # Idle upstream sessions reused message after message (settings.Tuning).
+        self.pool = UpstreamPool() if upstream_pool else None
+        # Upstream TLS client contexts, built once per config generation.
+        self.upstream_contexts = UpstreamContexts()
 
     # --- session events ----------------------------------------------------------
 
     def on_connect(self, server: EdgeSMTP) -> None:
-        self.sessions.add(server)
         self.tracker.add(server)
         self.metrics.connections.inc()
 
     def on_tls(self, server: EdgeSMTP) -> None:
         conn = _conn(server)
-        log.info("starttls_completed", session_id=conn.session_id, **_tls_fields(conn))
+        log.info(
+            "starttls_completed",
+            session_id=conn.session_id,
+            client_ip=str(conn.client_ip),
+            **_tls_fields(conn),
+        )
 
     def on_session_end(self, server: EdgeSMTP) -> None:
         conn = _conn(server)
-        self.sessions.discard(server)
         self.tracker.discard(server)
         self.metrics.connections.dec()
         if server.gate is None:  # refused before the greeting (limits, PROXY): no session
@@ -151,7 +158,7 @@ class EdgeHandler:
             log.info("mail_refused", session_id=conn.session_id, rule=decision.rule_id)
             return _policy_reply(decision.reply)
         txn.sender, txn.params = path, dict(path.params)
-        txn.mail_from = path.address
+        txn.verdict, txn.policy_rule = decision.action.value, decision.rule_id
         conn.transactions += 1
         return replies.reply(250, "Sender OK", "2.1.0")
 
@@ -159,22 +166,23 @@ class EdgeHandler:
 
     async def on_rcpt(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
         conn = _conn(server)
-        refusal = relay_refusal(path, conn.config.domains)
-        if refusal is not None:
-            return self._rcpt_refused(conn, "relay_denied", refusal)
+        target = relay_target(path, conn.config.domains)
+        if isinstance(target, replies.Reply):
+            return self._rcpt_refused(conn, "relay_denied", target)
         assert txn.sender is not None
-        assert path.mailbox is not None
+        rcpt_domain = target.rpartition("@")[2]
         decision = decide_rcpt(
-            conn.config.policy, _facts(conn), sender_domain(txn.sender), path.mailbox.domain
+            conn.config.policy, _facts(conn), sender_domain(txn.sender), rcpt_domain
         )
         self._count_decision(decision)
         if decision.action is Action.REFUSE and decision.reply is not None:
             return self._rcpt_refused(conn, "policy", _policy_reply(decision.reply))
-        outcome = await self._upstream_rcpt(conn, txn, path.address)
+        if decision.action is Action.WOULD_REFUSE and not decision.carried:
+            txn.verdict, txn.policy_rule = decision.action.value, decision.rule_id
+        outcome = await self._upstream_rcpt(conn, txn, target)
         if not outcome.accepted:
             return self._rcpt_refused(conn, f"upstream_{outcome.status.value}", outcome.reply)
-        txn.recipients.append(path.address)
-        txn.rcpt_tos.append(path.address)
+        txn.recipients.append(target)
         self.metrics.recipients.labels("accepted").inc()
         return replies.reply(250, "Recipient OK", "2.1.5")
 
@@ -191,6 +199,7 @@ class EdgeHandler:
                 observe=self.metrics.observe_upstream,
                 breakers=self.breakers,
                 pool=self.pool,
+                contexts=self.upstream_contexts,
             )
             if upstream is None:
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()
@@ -212,35 +221,75 @@ class EdgeHandler:
 
     # --- DATA --------------------------------------------------------------------
 
-    async def on_data(self, server: EdgeSMTP, txn: Transaction, content: bytes) -> replies.Reply:
+    def on_data_start(self, server: EdgeSMTP, txn: Transaction) -> DataSink:
+        """Start the upstream's DATA with our trace headers; the server streams the
+        message into the returned sink as the client sends it."""
         conn = _conn(server)
+        if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
+            return _DISCARD
+        txn.upstream.start_data(self._trace_headers(conn, txn))
+        return txn.upstream
+
+    async def on_data(self, server: EdgeSMTP, txn: Transaction, size: int) -> replies.Reply:
+        """The client's final dot arrived and the section kept every rule: send the
+        upstream's final dot; 250 only after the upstream's 250."""
+        conn = _conn(server)
+        txn.queue_id = new_queue_id()
+        upstream: dict[str, object] = {}
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             outcome_reply = replies.UPSTREAM_FAILED
             status = RelayStatus.TEMPFAILED
         else:
-            outcome = await txn.upstream.data(self._trace_headers(conn, txn) + content)
+            outcome = await txn.upstream.finish_data()
             outcome_reply, status = outcome.reply, outcome.status
+            # The upstream's own reply names its queue id: grep its log for it.
+            upstream = {"upstream": txn.upstream.upstream.address}
+            upstream["upstream_reply"] = str(outcome.reply)[:200]
             if outcome.failure.value != "none":
                 self.metrics.upstream_failures.labels(outcome.failure.value).inc()
+                upstream["failure"] = outcome.failure.value
+            if outcome.after_dot:
+                self._ambiguous(conn, txn, outcome)
         label = {"accepted": "relayed"}.get(status.value, status.value)
         self.metrics.messages.labels(label, tls_label(conn.tls_version)).inc()
         if status is RelayStatus.ACCEPTED:
             conn.messages_relayed += 1
-            outcome_reply = replies.reply(250, f"Queued as {conn.session_id}", "2.0.0")
+            conn.junk_commands = 0
+            outcome_reply = replies.reply(250, f"Queued as {txn.queue_id}", "2.0.0")
         self._record_message(conn, txn, status)
         log.info(
             f"message_{label}",
             session_id=conn.session_id,
+            queue_id=txn.queue_id,
             client_ip=str(conn.client_ip),
             recipients=len(txn.recipients),
-            size=len(content),
+            size=size,
             code=outcome_reply.code,
+            verdict=txn.verdict,
+            rule=txn.policy_rule,
+            **upstream,
             **_tls_fields(conn),
         )
         return outcome_reply
 
+    def _ambiguous(self, conn: Connection, txn: Transaction, outcome: RelayOutcome) -> None:
+        """A 4xx after the dot was relayed: the upstream may hold a copy (duplicate risk)."""
+        reason = "upstream_4xx" if outcome.failure.value == "none" else outcome.failure.value
+        self.metrics.ambiguous_outcomes.labels(reason).inc()
+        log.warning(
+            "ambiguous_outcome",
+            session_id=conn.session_id,
+            queue_id=txn.queue_id,
+            reason=reason,
+            **({"upstream": outcome.upstream} if outcome.upstream else {}),
+        )
+
     def on_data_refused(self, server: EdgeSMTP, txn: Transaction, why: DataStatus) -> None:
+        """The section broke an edge rule: the upstream transaction is abandoned before
+        its final dot, so no copy exists anywhere."""
         conn = _conn(server)
+        if txn.upstream is not None:
+            txn.upstream.abandon_data()
         self.metrics.messages.labels("rejected", tls_label(conn.tls_version)).inc()
         log.info("message_refused", session_id=conn.session_id, reason=why.value)
 
@@ -251,7 +300,7 @@ class EdgeHandler:
                 helo=conn.helo,
                 client_ip=str(conn.client_ip),
                 hostname=conn.config.hostname,
-                session_id=conn.session_id,
+                session_id=txn.queue_id or conn.session_id,
                 esmtp=conn.esmtp,
                 tls_version=tls.version if tls else None,
                 tls_cipher=tls.cipher if tls else None,
@@ -286,6 +335,16 @@ class EdgeHandler:
             self.report.record_decision(decision)
 
 
+class _Discard:
+    """A sink that drops the message (no upstream to stream to)."""
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+
+_DISCARD = _Discard()
+
+
 def _conn(server: EdgeSMTP) -> Connection:
     assert server.conn is not None
     return server.conn
@@ -306,5 +365,9 @@ def _param(key: str, value: str | None) -> str:
 
 
 def _tls_fields(conn: Connection) -> dict[str, object]:
+    """``tls`` always (``none`` in plaintext); ``cipher`` only when there is one.
+
+    The one rule for every event: a field that does not apply is absent, never null.
+    """
     tls = conn.tls
-    return {"tls": tls.version if tls else "none", "cipher": tls.cipher if tls else None}
+    return {"tls": tls.version, "cipher": tls.cipher} if tls else {"tls": "none"}

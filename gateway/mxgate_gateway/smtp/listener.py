@@ -13,9 +13,9 @@ import ssl
 from collections.abc import Callable
 from types import TracebackType
 
-from mxgate_gateway.config.model import split_hostport
 from mxgate_gateway.config.store import ConfigStore
 from mxgate_gateway.logs import get_logger
+from mxgate_gateway.netbind import listen_socket
 from mxgate_gateway.smtp.handler import EdgeHandler
 from mxgate_gateway.smtp.server import EdgeSMTP
 
@@ -44,11 +44,13 @@ class SMTPListener:
         return EdgeSMTP(self.handler, self.store.current, self.tls())
 
     async def __aenter__(self) -> SMTPListener:
-        host, port = split_hostport(self.address)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._make_protocol, host=host, port=port, reuse_address=True, backlog=512
-        )
+        sock = listen_socket(self.address, backlog=512)  # "[::]:port" serves IPv4 too
+        try:
+            self._server = await loop.create_server(self._make_protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return self
 
     async def __aexit__(

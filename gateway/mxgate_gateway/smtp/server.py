@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from typing import TYPE_CHECKING, Any, AnyStr
+import time
+from typing import TYPE_CHECKING, AnyStr
 
 from aiosmtpd.smtp import SMTP, Session, TLSSetupException
 
+from mxgate_gateway import replies
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.logs import get_logger
-from mxgate_gateway.smtp import commands, replies
+from mxgate_gateway.smtp import commands
 from mxgate_gateway.smtp.addresses import Path, parse_path
-from mxgate_gateway.smtp.data import DataStatus, read_data
+from mxgate_gateway.smtp.data import DataStatus, DataStream, stream_data
 from mxgate_gateway.smtp.gatekeeper import Gate
 from mxgate_gateway.smtp.state import Connection, Transaction, parse_peer
 from mxgate_gateway.tls.contexts import facts_of
@@ -34,9 +36,9 @@ log = get_logger("mxgate.smtp")
 class EdgeSMTP(SMTP):
     """aiosmtpd's protocol with our command loop, limits, and reply discipline."""
 
-    # The stream reader's buffer limit, not a protocol limit: DATA is read in bulk
-    # (smtp/data.py) and command length is enforced by _read_command.
-    line_length_limit = 64 * 1024
+    # The stream reader's buffer limit, not a protocol limit: DATA is streamed read by
+    # read (smtp/data.py) and command length is enforced by _read_command.
+    line_length_limit = 32 * 1024
 
     def __init__(
         self, handler: EdgeHandler, config: Config, tls_context: ssl.SSLContext | None
@@ -54,16 +56,15 @@ class EdgeSMTP(SMTP):
         self.config = config
         self.conn: Connection | None = None
         self.gate: Gate | None = None  # connection slot and real client (gatekeeper)
+        self._lost = False  # connection_lost ran: everything held was released
+        self.txn = Transaction()  # the current mail transaction (empty between them)
 
     # --- connection lifecycle ------------------------------------------------
 
-    def _create_envelope(self) -> Transaction:
-        return Transaction()
-
     def _set_post_data_state(self) -> None:
-        old = getattr(self, "envelope", None)
-        self.envelope = self._create_envelope()
-        if isinstance(old, Transaction) and old.active:
+        """A new, empty transaction (aiosmtpd's Envelope is not used)."""
+        old, self.txn = self.txn, Transaction()
+        if old.active:
             self.handler.on_transaction_end(self, old)
 
     def _set_rset_state(self) -> None:
@@ -80,7 +81,16 @@ class EdgeSMTP(SMTP):
             self.conn.helo, self.conn.esmtp = "", False
             self.handler.on_tls(self)
 
+    def eof_received(self) -> bool | None:
+        """Half-close is not hang-up: the peer will send no more, but every command it
+        already sent is processed and answered before we close (edge-rules.md)."""
+        self._reader.feed_eof()
+        return self._tls_protocol is None  # TLS (sslproto) shuts down on close_notify
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self._lost:
+            return  # a failed STARTTLS already ended the session (see _handshake_failed)
+        self._lost = True
         super().connection_lost(error)
         if self.conn is not None and not self.conn.closed:
             self.conn.closed = True
@@ -106,7 +116,7 @@ class EdgeSMTP(SMTP):
     # --- drain (smtp/drain.py's DrainableSession) -------------------------------------
 
     def in_transaction(self) -> bool:
-        return bool(getattr(self.envelope, "active", False))
+        return self.txn.active
 
     def close_idle(self, reply: str) -> None:
         self.close_with(reply)
@@ -167,16 +177,45 @@ class EdgeSMTP(SMTP):
                         return
                     await self.say(replies.reply(500, "Command not recognized", "5.5.1"))
                     continue
-                self._reset_timeout(self.config.limits.command_timeout)
+                if self._over_session_limits(verb.upper()):
+                    return
+                # While we work (an upstream RCPT may take its timeout), the client's
+                # command timer must not run out: it is waiting for us, not we for it.
+                self._reset_timeout(self._relay_wait())
                 await method(arg.strip(" ") or None)
+                self._reset_timeout(self.config.limits.command_timeout)
             except (asyncio.CancelledError, ConnectionError):
                 self._writer.close()
                 raise
+            except asyncio.IncompleteReadError:  # EOF: every complete command was answered
+                if self.transport is not None:
+                    self.transport.close()
+                return
             except Exception as error:  # noqa: BLE001 - the catch-all: 451, no exception text
                 if isinstance(error, TLSSetupException) and self.transport is not None:
                     self.transport.close()
                     return
                 await self.say(await self.handle_exception(error))
+
+    def _over_session_limits(self, verb: str) -> bool:
+        """Session lifetime and the junk-command limit: close with 421 4.7.0 when over."""
+        assert self.conn is not None
+        limits = self.config.limits
+        if verb in commands.JUNK:
+            self.conn.junk_commands += 1
+        over = commands.session_limit(
+            time.monotonic() - self.conn.started,
+            self.conn.junk_commands,
+            limits.max_session_duration,
+            limits.junk_command_limit,
+        )
+        if over is None:
+            return False
+        kind, reply = over
+        self._protocol_error(kind)
+        log.info("session_limit_reached", session_id=self._sid, limit=kind)
+        self.close_with(reply)
+        return True
 
     async def _read_command(self) -> str | None:
         """One command line, or None after answering a malformed one."""
@@ -251,10 +290,22 @@ class EdgeSMTP(SMTP):
             reason = "timeout" if isinstance(exc, TimeoutError) else "handshake_error"
             self.handler.metrics.starttls_failures.labels(reason).inc()
             log.info("starttls_failed", session_id=self._sid, reason=reason)
-            if self.transport is not None:
-                self.transport.close()
+            self._handshake_failed()
             return
         self._reset_timeout(self.config.limits.command_timeout)
+
+    def _handshake_failed(self) -> None:
+        """End the session after a failed or stalled handshake, releasing what it held.
+
+        asyncio's SSL layer never calls ``connection_lost`` on a protocol whose handshake
+        did not complete, so the slot, the gauge and the session would leak: do it here.
+        """
+        if isinstance(self._original_transport, asyncio.Transport):
+            self._original_transport.abort()
+        if self.transport is not None:
+            self.transport.close()
+        if not self._lost:
+            self.connection_lost(None)
 
     async def smtp_AUTH(self, arg: str | None) -> None:  # noqa: N802
         await self.say(replies.reply(502, "AUTH not available", "5.5.1"))
@@ -346,27 +397,36 @@ class EdgeSMTP(SMTP):
             self._protocol_error("pipelining_after_data")
             self.close_with(replies.reply(554, "Commands pipelined after DATA", "5.5.0"))
             return
+        sink = self.handler.on_data_start(self, txn)
         await self._write("354 End data with <CR><LF>.<CR><LF>")
         self._reset_timeout(self.config.limits.data_timeout)
-        result = await read_data(
-            self._reader, self.config.limits.max_message_size, self.config.smtp.bare_line_endings
-        )
+        stream = DataStream(self.config.limits.max_message_size, self.config.smtp.bare_line_endings)
+        await stream_data(self._reader, stream, sink)
         self._reset_timeout(self.config.limits.command_timeout)
-        if result.status is not DataStatus.OK:
-            self._protocol_error(result.status.value)
-            self.handler.on_data_refused(self, txn, result.status)
+        if stream.status is not DataStatus.OK:
+            self._protocol_error(stream.status.value)
+            self.handler.on_data_refused(self, txn, stream.status)
             self._set_post_data_state()
-            await self.say(commands.DATA_ERRORS[result.status])
+            await self.say(commands.DATA_ERRORS[stream.status])
             return
-        reply = await self.handler.on_data(self, txn, result.content)
+        self._reset_timeout(self._relay_wait())  # the client waits for our final reply
+        reply = await self.handler.on_data(self, txn, stream.size)
+        self._reset_timeout(self.config.limits.command_timeout)
         self._set_post_data_state()
         await self.say(reply)
+
+    def _relay_wait(self) -> float:
+        """How long a client may wait for our reply: every upstream's connect and
+        command bounds (failover), the final reply, plus slack; never below the
+        command timeout."""
+        ups = self.config.upstreams
+        connect = sum(u.connect_timeout + u.timeout for u in ups)
+        wait = connect + max(u.timeout + u.final_reply_timeout for u in ups) + 30.0
+        return max(self.config.limits.command_timeout, wait)
 
     def _sess(self) -> Session:
         assert self.session is not None
         return self.session
 
     def _txn(self) -> Transaction:
-        envelope: Any = self.envelope
-        assert isinstance(envelope, Transaction)
-        return envelope
+        return self.txn

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import Envelope
-
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.smtp.addresses import Path
 from mxgate_gateway.tls.contexts import TLSFacts
@@ -28,13 +26,26 @@ def new_session_id() -> str:
     return secrets.token_hex(8).upper()
 
 
+def new_queue_id() -> str:
+    """A short random id naming one accepted message (``Queued as``, Received, logs)."""
+    return secrets.token_hex(6).upper()
+
+
 def parse_peer(peer: object) -> IPv4Address | IPv6Address:
-    """The client IP from a transport's ``peername`` (unknown peers become 0.0.0.0)."""
+    """The client IP from a transport's ``peername`` (unknown peers become 0.0.0.0).
+
+    An IPv4 client of a dual-stack listener (``::ffff:a.b.c.d``) is its IPv4 address,
+    so limits, policy CIDRs, logs and the Received line see one form.
+    """
     if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
         try:
-            return ip_address(peer[0].split("%", 1)[0])
+            addr = ip_address(peer[0].split("%", 1)[0])
         except ValueError:
             pass
+        else:
+            if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+                return addr.ipv4_mapped
+            return addr
     return IPv4Address("0.0.0.0")  # noqa: S104 - a placeholder value, never bound
 
 
@@ -52,6 +63,7 @@ class Connection:
     transactions: int = 0
     messages_relayed: int = 0
     protocol_errors: int = 0
+    junk_commands: int = 0  # since the last relayed message (commands.JUNK)
     closed: bool = False
 
     @property
@@ -59,17 +71,18 @@ class Connection:
         return self.tls.version if self.tls else None
 
 
-class Transaction(Envelope):
-    """One MAIL..DATA transaction: the envelope plus its live upstream."""
+@dataclass
+class Transaction:
+    """One MAIL..DATA transaction: the envelope (one name per field) plus its live upstream."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.sender: Path | None = None
-        self.params: dict[str, str | None] = {}
-        self.recipients: list[str] = []
-        self.upstream: UpstreamTransaction | None = None
-        self.upstream_failure: RelayOutcome | None = None
-        self.upstream_accepted_any = False
+    sender: Path | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    recipients: list[str] = field(default_factory=list)
+    upstream: UpstreamTransaction | None = None
+    upstream_failure: RelayOutcome | None = None
+    queue_id: str = ""  # set when DATA is relayed: one id per message
+    verdict: str = ""  # the policy's action for this message (MAIL, or a stricter RCPT)
+    policy_rule: str = ""
 
     @property
     def active(self) -> bool:

@@ -6,7 +6,12 @@ or reload files (the reloader does) and must not decide policy.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
+import stat
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mxgate_gateway.config.model import TLS, TLSVersion, Upstream, UpstreamTLS
@@ -22,6 +27,15 @@ class TLSMaterialError(MxgateError):
     """The configured certificate or key could not be loaded."""
 
 
+def require_regular_files(tls: TLS) -> None:
+    """Raise TLSMaterialError if the cert or key is a FIFO, socket, device or directory:
+    opening a FIFO would block forever (issue 12.9). A missing file is left to the load."""
+    for path in (tls.cert, tls.key):
+        with contextlib.suppress(OSError):
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise TLSMaterialError(f"{path} is not a regular file")
+
+
 def server_context(tls: TLS) -> ssl.SSLContext:
     """A server context for STARTTLS: our chain and key, TLS >= ``min_version``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -29,6 +43,7 @@ def server_context(tls: TLS) -> ssl.SSLContext:
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.verify_mode = ssl.CERT_NONE  # MX clients rarely present certificates
+    require_regular_files(tls)
     try:
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
     except (OSError, ssl.SSLError) as exc:
@@ -40,20 +55,52 @@ def upstream_context(upstream: Upstream) -> ssl.SSLContext | None:
     """The client context for one upstream, or None when TLS is off.
 
     ``required`` verifies the upstream against ``ca_file`` (or the system
-    store); ``opportunistic`` encrypts without verifying, like an MTA would.
+    store); ``opportunistic`` encrypts without verifying, like an MTA would,
+    and so loads no CA store at all (loading the system bundle costs ~10 ms).
+    Costly: build it once per config generation (``UpstreamContexts``).
     """
     if upstream.tls is UpstreamTLS.NONE:
         return None
     if upstream.tls is UpstreamTLS.REQUIRED:
         ctx = ssl.create_default_context(cafile=str(upstream.ca_file) if upstream.ca_file else None)
     else:
-        ctx = ssl.create_default_context()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        if upstream.ca_file:
-            ctx.load_verify_locations(cafile=str(upstream.ca_file))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
+
+
+class UpstreamContexts:
+    """The upstream client contexts of recent config generations, each built once.
+
+    A generation is one ``Config.upstreams`` sequence (a reload makes a new one);
+    its contexts are built on first use and reused by every connection after. The
+    last ``keep`` generations are kept, so sessions still on the previous config
+    do not rebuild them.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._generations: OrderedDict[
+            int, tuple[Sequence[Upstream], dict[Upstream, ssl.SSLContext | None]]
+        ] = OrderedDict()
+
+    def get(self, upstreams: Sequence[Upstream], upstream: Upstream) -> ssl.SSLContext | None:
+        """The context for ``upstream`` of the generation ``upstreams``."""
+        key = id(upstreams)
+        entry = self._generations.get(key)
+        if entry is None or entry[0] is not upstreams:
+            entry = (upstreams, {})
+            self._generations[key] = entry
+            while len(self._generations) > self.keep:
+                self._generations.popitem(last=False)
+        else:
+            self._generations.move_to_end(key)
+        built = entry[1]
+        if upstream not in built:
+            built[upstream] = upstream_context(upstream)
+        return built[upstream]
 
 
 @dataclass(frozen=True)

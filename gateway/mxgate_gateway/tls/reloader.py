@@ -18,7 +18,7 @@ from cryptography import x509
 
 from mxgate_gateway.config.model import TLS
 from mxgate_gateway.config.watcher import FileWatcher, ReloadResult, WatchStatus
-from mxgate_gateway.tls.contexts import server_context
+from mxgate_gateway.tls.contexts import require_regular_files, server_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ def certificate_not_after(cert_pem: bytes) -> tuple[float, str]:
 
 def load_material(tls: TLS) -> TLSMaterial:
     """Read and check the pair; raise (TLSMaterialError, OSError, ValueError) if unusable."""
+    require_regular_files(tls)  # before any read: a FIFO would block forever
     not_after, subject = certificate_not_after(Path(tls.cert).read_bytes())
     return TLSMaterial(server_context(tls), not_after, subject)
 

@@ -128,7 +128,7 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- $addr := $g.listenAddress -}}
 {{- if contains ":" $addr -}}{{- $addr = printf "[%s]" $addr -}}{{- end -}}
 {{- $proxy := dict "enabled" $g.proxyProtocol.enabled "trusted_networks" $g.proxyProtocol.trustedNetworks "timeout" $g.proxyProtocol.timeout -}}
-{{- $listen := dict "smtp" (printf "%s:2525" $addr) "http" (printf "%s:8025" $addr) "proxy_protocol" $proxy -}}
+{{- $listen := dict "smtp" (printf "%s:2525" $addr) "http" (printf "%s:8025" $addr) "public" (printf "%s:8026" $addr) "proxy_protocol" $proxy -}}
 {{- $upstreams := list -}}
 {{- range $g.upstreams -}}
 {{- $u := dict "address" .address -}}
@@ -136,12 +136,13 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- if .caFile }}{{ $_ := set $u "ca_file" .caFile }}{{ end -}}
 {{- if .connectTimeout }}{{ $_ := set $u "connect_timeout" .connectTimeout }}{{ end -}}
 {{- if .timeout }}{{ $_ := set $u "timeout" .timeout }}{{ end -}}
+{{- if .finalReplyTimeout }}{{ $_ := set $u "final_reply_timeout" .finalReplyTimeout }}{{ end -}}
 {{- $upstreams = append $upstreams $u -}}
 {{- end -}}
 {{- $policy := dict "mode" $g.policy.mode "min_tls_version" $g.policy.minTLSVersion "refusal" $g.policy.refusal -}}
 {{- if $g.policy.traceHeader }}{{ $_ := set $policy "trace_header" $g.policy.traceHeader }}{{ end -}}
 {{- $l := $g.limits -}}
-{{- $limits := dict "max_message_size" $l.maxMessageSize "max_recipients" $l.maxRecipients "max_connections" $l.maxConnections "max_connections_per_ip" $l.maxConnectionsPerIP "greeting_timeout" $l.greetingTimeout "command_timeout" $l.commandTimeout "data_timeout" $l.dataTimeout "drain_timeout" $l.drainTimeout -}}
+{{- $limits := dict "max_message_size" $l.maxMessageSize "max_recipients" $l.maxRecipients "max_connections" $l.maxConnections "max_connections_per_ip" $l.maxConnectionsPerIP "greeting_timeout" $l.greetingTimeout "command_timeout" $l.commandTimeout "data_timeout" $l.dataTimeout "drain_timeout" $l.drainTimeout "max_session_duration" $l.maxSessionDuration "junk_command_limit" $l.junkCommandLimit "http_max_connections" $l.httpMaxConnections "http_header_timeout" $l.httpHeaderTimeout "http_request_timeout" $l.httpRequestTimeout -}}
 {{- $cfg := dict "hostname" $g.hostname "listener" $g.listener "listen" $listen "domains" $g.domains "upstreams" $upstreams "policy" $policy "limits" $limits -}}
 {{- $_ := set $cfg "smtp" (dict "bare_line_endings" $g.smtp.bareLineEndings "banner" $g.smtp.banner) -}}
 {{- $_ := set $cfg "log" (dict "format" $g.log.format "level" $g.log.level) -}}
@@ -150,7 +151,7 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- end -}}
 {{- $rpt := .Values.mtaSts.tlsRpt -}}
 {{- if $rpt.enabled -}}
-{{- $_ := set $cfg "mta_sts" (dict "tlsrpt" (dict "enabled" true "max_compressed_bytes" $rpt.maxCompressedBytes "max_decompressed_bytes" $rpt.maxDecompressedBytes)) -}}
+{{- $_ := set $cfg "mta_sts" (dict "tlsrpt" (dict "enabled" true "max_compressed_bytes" $rpt.maxCompressedBytes "max_decompressed_bytes" $rpt.maxDecompressedBytes "max_reports_per_source" $rpt.maxReportsPerSource "max_sessions_per_source" $rpt.maxSessionsPerSource "source_interval" $rpt.sourceInterval "trusted_proxies" $rpt.trustedProxies)) -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy $g.extraConfig)) -}}
 {{- end -}}

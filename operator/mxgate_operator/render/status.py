@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mxgate_gateway.config.model import Listener, Mode
+from mxgate_gateway.report.document import ReportDocument
 from mxgate_operator.render.certificates import CertificatePlan, CertificateState
 from mxgate_operator.render.gateway_config import Admission
 from mxgate_operator.render.mtasts import mtasts_view
@@ -200,7 +201,7 @@ def _unless_same_counts(observed: dict[str, Any], previous: Mapping[str, Any]) -
 
 
 def effects_from_reports(
-    reports: Sequence[Mapping[str, Any]], rule_ids: Sequence[str], now: str, message: str = ""
+    reports: Sequence[ReportDocument], rule_ids: Sequence[str], now: str, message: str = ""
 ) -> dict[str, Effect]:
     """Sum each rule's counters over several gateway ``/report`` documents."""
     out: dict[str, Effect] = {}
@@ -213,29 +214,15 @@ def effects_from_reports(
     return out
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def rule_counts(report: Mapping[str, Any], rule_id: str) -> tuple[int, int, int, int]:
+def rule_counts(report: ReportDocument, rule_id: str) -> tuple[int, int, int, int]:
     """(matched, plaintext, refused, would_refuse) for one rule in one ``/report``; 0 if absent.
 
-    Reads ``since_start.rules``: rows ``{rule, mode, accept, refuse, would_refuse}``
-    (one per mode the rule had). "plaintext" is what the rule judged as lacking TLS:
-    refused plus would-refuse, so it is only counted for audit and require rules.
+    Reads ``since_start.rules`` (one row per mode the rule had). "plaintext" is what
+    the rule judged as lacking TLS: refused plus would-refuse, so it is only counted
+    for audit and require rules.
     """
-    period = report.get("since_start")
-    rows = period.get("rules") if isinstance(period, Mapping) else None
-    matched = refused = would = 0
-    for row in rows if isinstance(rows, list) else []:
-        if not isinstance(row, Mapping) or row.get("rule") != rule_id:
-            continue
-        accept, refuse, would_refuse = (
-            _int(row.get("accept")),
-            _int(row.get("refuse")),
-            _int(row.get("would_refuse")),
-        )
-        matched += accept + refuse + would_refuse
-        refused += refuse
-        would += would_refuse
+    rows = report.since_start.rule(rule_id)
+    matched = sum(r.accept + r.refuse + r.would_refuse for r in rows)
+    refused = sum(r.refuse for r in rows)
+    would = sum(r.would_refuse for r in rows)
     return (matched, refused + would, refused, would)

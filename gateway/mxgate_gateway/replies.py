@@ -1,7 +1,9 @@
 """SMTP reply values and their wire form, always with an enhanced status code.
 
-Pure: builds and sanitises reply lines (RFC 5321 §4.2, RFC 2034/3463). It
-must not send anything, log, or ever embed exception text in a reply.
+A leaf module (it imports nothing of the gateway): the wire engine, the session
+handler and the relay all speak in ``Reply`` values. Pure: builds and sanitises
+reply lines (RFC 5321 §4.2, RFC 2034/3463). It must not send anything, log, or
+ever embed exception text in a reply.
 """
 
 from __future__ import annotations
@@ -52,18 +54,6 @@ class Reply:
 
     def __str__(self) -> str:
         return f"{self.code} {self.enhanced} {self.text}"
-
-    @property
-    def is_positive(self) -> bool:
-        return 200 <= self.code < 400
-
-    @property
-    def is_transient(self) -> bool:
-        return 400 <= self.code < 500
-
-    @property
-    def is_permanent(self) -> bool:
-        return self.code >= 500
 
 
 def reply(code: int, text: str, enhanced: str | None = None) -> Reply:

@@ -1,0 +1,155 @@
+"""The invariant suite's instruments: a ledger, a resource baseline, a bystander.
+
+- ``Ledger``: every message a client sent, with a unique mark, and whether it got 250;
+  ``check`` proves conservation against the upstream (250 = exactly one copy, anything
+  else = none).
+- ``Baseline``: the gateway's connections gauge, this process's open descriptors and
+  RSS before an attack; ``back_to`` waits until they return (RSS within a margin).
+- ``Bystander``: an honest client that connects again and again during an attack and
+  records how long each greeting took.
+Each attack is bounded in count and time; nothing here sleeps to pass a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from mtapeers.observe import eventually, metric, settled
+from mtapeers.raw import RawClient
+from mxgate_gateway.app import Gateway
+
+RSS_MARGIN = 48 * 1024 * 1024  # allocator slack after an attack, not a leak
+GREETING_LIMIT = 1.0  # seconds: the bystander invariant, for 95% of greetings...
+GREETING_CEILING = 2.5  # ...and for every one (a shared CI runner can stall any process)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Baseline:
+    fds: int
+    rss: int
+
+    @classmethod
+    async def take(cls, gateway: Gateway) -> Baseline:
+        await settled(gateway)
+        return cls(open_fds(), rss())
+
+    async def back_to(self, gateway: Gateway, timeout: float = 15.0) -> None:
+        """Connections gauge 0, descriptors at (or below) baseline, RSS within the margin."""
+        await settled(gateway, timeout)
+        await eventually(
+            lambda: open_fds() <= self.fds, timeout, f"fds back to {self.fds} (now {open_fds()})"
+        )
+        assert rss() <= self.rss + RSS_MARGIN, (rss(), self.rss)
+        assert metric(gateway, "mxgate_connections") == 0
+
+
+@dataclass
+class Sent:
+    mark: str
+    code: int | None  # the reply to the final dot; None if the client never got one
+
+
+@dataclass
+class Ledger:
+    sent: list[Sent] = field(default_factory=list)
+
+    def new_mark(self) -> str:
+        return f"inv-{uuid.uuid4().hex}"
+
+    def record(self, mark: str, code: int | None) -> None:
+        self.sent.append(Sent(mark, code))
+
+    async def check(self, copies: Callable[[str], int], settle: float = 1.0) -> None:
+        """Conservation: every 250 is exactly one copy upstream; no 250, no copy."""
+        accepted = [s for s in self.sent if s.code == 250]
+        deadline = time.monotonic() + 20
+        while any(copies(s.mark) == 0 for s in accepted) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(settle)  # a duplicate, or a copy of a refused message, shows now
+        wrong = {s.mark: (s.code, copies(s.mark)) for s in self.sent}
+        wrong = {m: v for m, v in wrong.items() if v[1] != (1 if v[0] == 250 else 0)}
+        assert not wrong, wrong
+
+
+@dataclass
+class Bystander:
+    """Greets the gateway every ``every`` seconds; ``worst`` is the slowest greeting."""
+
+    port: int
+    every: float = 0.1
+    greetings: list[float] = field(default_factory=list)
+
+    @property
+    def worst(self) -> float:
+        return max(self.greetings, default=0.0)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.greetings)
+        return ordered[int(0.95 * (len(ordered) - 1))] if ordered else 0.0
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            client = await RawClient.connect(self.port)
+            try:
+                banner = await client.reply(timeout=10)
+                assert banner.code == 220
+                self.greetings.append(time.monotonic() - started)
+                await client.cmd("QUIT")
+            finally:
+                await client.close()
+            await asyncio.sleep(self.every)
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[Bystander]:
+        task = asyncio.create_task(self._run())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert self.greetings, "the bystander was never greeted"
+        assert self.p95 < GREETING_LIMIT, f"bystander p95 {self.p95:.2f}s {self.greetings}"
+        assert self.worst < GREETING_CEILING, f"bystander waited {self.worst:.2f}s"
+
+
+async def send_message(
+    port: int, ledger: Ledger, body: bytes = b"body\r\n", rcpt: str = "alice@accepted.test"
+) -> None:
+    """One honest message; the final reply (or None if the connection died) is recorded."""
+    mark = ledger.new_mark()
+    code: int | None = None
+    client = await RawClient.connect(port)
+    try:
+        await client.greet()
+        await client.cmd("MAIL FROM:<s@example.org>")
+        rcpt_ok = (await client.cmd(f"RCPT TO:<{rcpt}>")).code == 250
+        if rcpt_ok and (await client.cmd("DATA")).code == 354:
+            message = b"Subject: " + mark.encode() + b"\r\n\r\n" + body + b"."
+            code = (await client.cmd(message, timeout=30)).code
+        await client.send(b"QUIT\r\n")
+    except (ConnectionError, TimeoutError):
+        pass
+    finally:
+        ledger.record(mark, code)
+        await client.close()

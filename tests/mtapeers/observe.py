@@ -1,0 +1,44 @@
+"""Reading a running gateway's state from the outside: metric values, waiting for them.
+
+Tests assert on what an operator sees (the /metrics exposition), polled until it
+settles, never on sleeps. It must not change the gateway it observes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from mxgate_gateway.app import Gateway
+
+
+def metric(gateway: Gateway, name: str, **labels: str) -> float:
+    """The value of one sample (0.0 when the series does not exist)."""
+    text = gateway.metrics.exposition().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def settled(gateway: Gateway, timeout: float = 10.0) -> None:
+    """Every connection ended: the gauge and the admission counts are back to 0."""
+    limiter = gateway.handler.gatekeeper.limiter
+
+    def idle() -> bool:
+        return metric(gateway, "mxgate_connections") == 0 and limiter.total == 0
+
+    await eventually(idle, timeout, f"connections gauge 0 (limiter total {limiter.total})")
