@@ -119,17 +119,20 @@ async def run_gateway(settings: GatewaySettings) -> int:
     from mxgate_gateway.app import Gateway, run  # noqa: PLC0415 - keep check-config light
     from mxgate_gateway.logs import configure_logging  # noqa: PLC0415
     from mxgate_gateway.reloading import (  # noqa: PLC0415
-        load_with_optional_policy,
+        load_for_start,
+        policy_file_state,
         watch_files,
     )
 
     try:
-        config = load_with_optional_policy(settings.config_path, settings.policy_path)
+        config, refused = load_for_start(settings.config_path, settings.policy_path)
     except ConfigError as exc:
         return check_config_error(exc)
     configure_logging(settings.log_format or config.log.format, config.log.level)
     try:
         gateway = Gateway(config)
+        if settings.policy_path is not None:
+            policy_file_state(gateway, refused)
         watch_files(gateway, settings.config_path, settings.policy_path)  # hot reload
         return await run(gateway)
     except MxgateError as exc:

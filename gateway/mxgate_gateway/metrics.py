@@ -95,6 +95,12 @@ class GatewayMetrics:
             ["result"],
             registry=r,
         )
+        self.policy_file_refused = Gauge(
+            "mxgate_policy_file_refused",
+            "1 while the operator's policy file is refused (serving without it, or the last"
+            " good one); 0 when it loaded.",
+            registry=r,
+        )
         self.tls_not_after = Gauge(
             "mxgate_tls_certificate_not_after_seconds",
             "Expiry (unix time) of the certificate served for STARTTLS.",

@@ -20,6 +20,7 @@ from mxgate_gateway.config.watcher import (
     describe_error,
     restart_required,
 )
+from mxgate_gateway.errors import ConfigError
 from mxgate_gateway.logs import get_logger
 from mxgate_gateway.tls.reloader import TLSMaterial, TLSReloader
 
@@ -42,6 +43,32 @@ def load_with_optional_policy(config_path: Path, policy_path: Path | None) -> Co
         log.warning("policy_file_missing", path=str(policy_path))
         policy_path = None
     return load_config(config_path, policy_path)
+
+
+def load_for_start(config_path: Path, policy_path: Path | None) -> tuple[Config, str | None]:
+    """Load the config for start-up: a refused policy file never stops the gateway.
+
+    The main config must be valid (it is ours); the operator's policy file may not be
+    (another writer, another version). Then the gateway starts on its own config's
+    default policy and returns why the policy file was refused, for ``/readyz`` and
+    ``mxgate_policy_file_refused``; the watcher picks up the next good file.
+    """
+    config = load_config(config_path, None)
+    try:
+        return load_with_optional_policy(config_path, policy_path), None
+    except ConfigError as exc:
+        if exc.source == str(config_path):
+            raise  # the main config changed under us between the two reads
+        return config, describe_error(exc)
+
+
+def policy_file_state(gateway: Gateway, refused: str | None) -> None:
+    """Show the policy file's state in ``/readyz`` detail and the metric (never unready)."""
+    if refused is not None:
+        log.error("policy_file_refused", error=refused)
+    gateway.metrics.policy_file_refused.set(0 if refused is None else 1)
+    detail = "loaded" if refused is None else f"refused, serving without it: {refused}"
+    gateway.health.set("policy_file", True, detail)
 
 
 def watch_files(
@@ -70,6 +97,8 @@ def watch_files(
 
     def config_result(result: ReloadResult, error: str | None) -> None:
         _count(gateway, "config", result, error)
+        if policy_path is not None and (error is None or str(config_path) not in error):
+            policy_file_state(gateway, error)
         detail = f"generation {gateway.store.generation}"
         if error is not None:  # /readyz gets the path-free version (issue 12.10)
             detail += "; last reload refused, still serving the last good config: "

@@ -14,7 +14,7 @@ import kopf
 from kopf import cli as kopf_cli
 
 from mxgate_operator import handlers
-from mxgate_operator.settings import OperatorSettings
+from mxgate_operator.settings import OperatorSettings, help_text
 
 NAMESPACE_FLAGS = ("-n", "--namespace", "-A", "--all-namespaces")
 
@@ -30,8 +30,11 @@ def kopf_args(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Register handlers in kopf's default registry, then hand over to kopf's CLI."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in given or "-h" in given:
+        print(help_text() + "\n\nkopf's options (all pass through):\n")
     handlers.register(kopf.get_default_registry(), OperatorSettings.from_env())
-    args = kopf_args(sys.argv[1:] if argv is None else argv, os.environ)
+    args = kopf_args(given, os.environ)
     kopf_cli.main(args=args, prog_name="mxgate-operator")
 
 

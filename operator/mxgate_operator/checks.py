@@ -12,6 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
+def re2(pattern: str) -> str:
+    """A CRD (RE2) pattern for Python's ``re``: RE2's ``\\s`` is ``[\\t\\n\\f\\r ]`` only,
+    Python's also matches U+2028, U+0085 and more. Our patterns use ``\\s`` inside classes."""
+    return pattern.replace("\\s", "\\t\\n\\f\\r ")
+
+
 @dataclass(frozen=True)
 class Issue:
     """One validation problem at a field path such as ``spec.scope.clientCIDRs[0]``."""
@@ -56,10 +62,10 @@ class Checker:
             allowed = ", ".join(f'"{e}"' for e in enum)
             self.add(path, f'Unsupported value: "{value}": supported values: {allowed}')
             return None
-        if max_length is not None and len(value.encode()) > max_length:
+        if max_length is not None and len(value) > max_length:  # characters, as the server
             self.add(path, f"Too long: may not be more than {max_length} bytes")
             return None
-        if pattern is not None and not re.fullmatch(pattern, value):
+        if pattern is not None and not re.fullmatch(re2(pattern), value):
             self.add(path, f"{path} in body should match '{pattern}'")
             return None
         return value

@@ -1,8 +1,9 @@
 """kopf handlers: every TLSPolicy or Certificate change triggers a namespace reconcile.
 
-The only module that speaks kopf: it wires triggers (create/update/delete/resume,
-Certificate events, the report loop) to ``Reconciler`` and translates KubeError
-into kopf's TemporaryError. It must not render, decide or call the API itself.
+The only module that speaks kopf: it wires triggers (TLSPolicy and Certificate watch
+events, the report loop) to ``Reconciler`` and translates KubeError
+into a logged retry (kopf does not retry event handlers). It must not render, decide or
+call the API itself.
 """
 
 from __future__ import annotations
@@ -10,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import kopf
 import structlog
 
+from mxgate_operator import metrics
 from mxgate_operator.errors import KubeError
 from mxgate_operator.kube import Kube
+from mxgate_operator.logs import configure_logging
 from mxgate_operator.reconcile import Reconciler
 from mxgate_operator.render.certificates import MANAGED_BY
 from mxgate_operator.reports import Reports, fetch_reports, report_urls
@@ -25,6 +32,7 @@ from mxgate_operator.settings import OperatorSettings
 POLICY = ("mxgate.io", "v1alpha1", "tlspolicies")
 CERTIFICATE = ("cert-manager.io", "v1", "certificates")
 RETRY_DELAY = 5.0
+LEASE_SECONDS = 15
 log = structlog.get_logger("mxgate_operator.handlers")
 
 
@@ -40,13 +48,36 @@ def configure(kopf_settings: kopf.OperatorSettings) -> None:
 
 
 async def _run(memo: Any, namespace: str | None, *, read_reports: bool = False) -> None:
-    if not namespace:
-        return
+    if not namespace or not memo.leader.is_set():
+        return  # not the leader: the leader reconciles; we catch up when elected
     reconciler: Reconciler = memo.reconciler
     try:
         await reconciler.reconcile(namespace, read_reports=read_reports)
     except KubeError as exc:
-        raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY) from exc
+        # kopf does not retry event handlers: retry here, once per failure, after a pause.
+        log.warning("reconcile_failed", namespace=namespace, error=str(exc), retry_in=RETRY_DELAY)
+        _spawn(memo, _catch_up(memo, namespace, delay=RETRY_DELAY))
+
+
+def _spawn(memo: Any, coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(coro)
+    memo.catch_up.add(task)
+    task.add_done_callback(memo.catch_up.discard)
+
+
+def needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a TLSPolicy watch event can change what is rendered.
+
+    Our own status writes come back as MODIFIED events with an unchanged generation
+    (status is a subresource): those are skipped, everything else reconciles, including
+    the initial listing (``None``) and DELETED, which kopf's on.delete only sees with a
+    finalizer.
+    """
+    if event_type != "MODIFIED":
+        return True
+    generation = (body.get("metadata") or {}).get("generation")
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return bool(generation is None or generation != observed)
 
 
 async def observe(memo: Any) -> None:
@@ -60,6 +91,7 @@ async def observe(memo: Any) -> None:
     """
     reconciler: Reconciler = memo.reconciler
     while True:
+        await memo.leader.wait()
         for namespace in sorted(memo.namespaces):
             try:
                 await reconciler.reconcile(namespace, read_reports=True)
@@ -68,44 +100,105 @@ async def observe(memo: Any) -> None:
         await asyncio.sleep(reconciler.settings.report_interval)
 
 
+async def _catch_up(memo: Any, namespace: str, delay: float = 0.0) -> None:
+    await asyncio.sleep(delay)
+    if not memo.leader.is_set():
+        return
+    try:
+        await memo.reconciler.reconcile(namespace)
+    except KubeError as exc:
+        log.warning("reconcile_failed", namespace=namespace, error=str(exc), retry_in=RETRY_DELAY)
+        _spawn(memo, _catch_up(memo, namespace, delay=RETRY_DELAY))
+    except Exception as exc:  # noqa: BLE001 - the next event or report pass retries
+        log.warning("catch_up_failed", namespace=namespace, error=repr(exc))
+
+
+async def lead(memo: Any, kube: Kube, settings: OperatorSettings, identity: str) -> None:
+    """Hold the release's Lease (``<prefix>-operator`` in the home namespace); only the
+    holder reconciles, so a second operator of the same release never fights the first.
+
+    On election it reconciles every known namespace (events dropped meanwhile included).
+    """
+    name = f"{settings.prefix}-operator"
+    while True:
+        try:
+            held = await kube.hold_lease(settings.namespace, name, identity, LEASE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - unknown means not leading
+            log.warning("lease_failed", lease=name, error=repr(exc))
+            held = False
+        if held and not memo.leader.is_set():
+            log.info("leader_elected", lease=name, identity=identity)
+            memo.leader.set()
+            for namespace in sorted(memo.namespaces):
+                _spawn(memo, _catch_up(memo, namespace))
+        elif not held and memo.leader.is_set():
+            log.warning("leadership_lost", lease=name, identity=identity)
+            memo.leader.clear()
+        await asyncio.sleep(LEASE_SECONDS / 3)
+
+
 def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
     """Register every handler into ``registry`` (the default one for the CLI)."""
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)  # kopf's own settings (kwarg name fixed by kopf)
+        configure_logging("console" if operator_settings.log_format == "console" else "json")
+        if operator_settings.metrics_address:
+            host, _sep, port = operator_settings.metrics_address.rpartition(":")
+            memo.metrics = await metrics.serve(host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104
         kube = Kube.connect(operator_settings.kubeconfig)
 
         async def reports(namespace: str) -> Reports:
             urls = await report_urls(kube, namespace, operator_settings)
-            return await fetch_reports(urls, operator_settings.report_timeout)
+            read = await fetch_reports(urls, operator_settings.report_timeout)
+            metrics.record_report_reads(len(read.documents), len(read.failures))
+            return read
 
         memo.kube = kube
         memo.reconciler = Reconciler(kube, operator_settings, reports)
         memo.namespaces = {operator_settings.namespace} if operator_settings.namespace else set()
+        memo.leader = asyncio.Event()
+        memo.catch_up = set()
+        if operator_settings.namespace:
+            identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            memo.lease = asyncio.create_task(
+                lead(memo, kube, operator_settings, identity), name="mxgate-lease"
+            )
+        else:
+            memo.leader.set()  # no home namespace: nowhere to keep a Lease
         memo.observer = asyncio.create_task(observe(memo), name="mxgate-report-observer")
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        observer: asyncio.Task[None] | None = getattr(memo, "observer", None)
-        if observer is not None:
-            observer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await observer
+        for pending in list(getattr(memo, "catch_up", ())):
+            pending.cancel()
+        for task_name in ("lease", "observer"):
+            task: asyncio.Task[None] | None = getattr(memo, task_name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        runner = getattr(memo, "metrics", None)
+        if runner is not None:
+            await runner.cleanup()
         kube: Kube | None = getattr(memo, "kube", None)
         if kube is not None:
             await kube.__aexit__(None, None, None)
 
-    @kopf.on.resume(*POLICY, registry=registry)
-    @kopf.on.create(*POLICY, registry=registry)
-    @kopf.on.update(*POLICY, registry=registry)
-    async def policy_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    @kopf.on.event(*POLICY, registry=registry)
+    async def policy_event(
+        namespace: str | None,
+        memo: kopf.Memo,
+        type: str | None,
+        body: kopf.Body,
+        **_: Any,
+    ) -> None:
+        """Watch-driven: every add, edit and delete reconciles at once, without finalizers."""
+        if not needs_reconcile(type, body):
+            return
         if namespace:
             memo.namespaces.add(namespace)
-        await _run(memo, namespace)
-
-    @kopf.on.delete(*POLICY, registry=registry, optional=True)
-    async def policy_deleted(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
         await _run(memo, namespace)
 
     @kopf.on.event(*CERTIFICATE, registry=registry, labels=dict(MANAGED_BY))

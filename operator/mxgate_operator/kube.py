@@ -14,8 +14,10 @@ from typing import Any, Self
 
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod
 from lightkube.types import PatchType
 
@@ -81,6 +83,12 @@ class Kube:
             if exc.response is not None and exc.response.status_code == 404:
                 return None
             raise _error(exc, "list Certificates") from exc
+        except Exception as exc:
+            # Without the CRD lightkube's list raises its HTTP library's status error, not
+            # ApiError: every reconcile died there, before any status was written.
+            if getattr(getattr(exc, "response", None), "status_code", None) == 404:
+                return None
+            raise
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -179,3 +187,52 @@ class Kube:
             return sorted(ips)
         except ApiError as exc:
             raise _error(exc, "list gateway pods") from exc
+
+    async def hold_lease(self, namespace: str, name: str, identity: str, seconds: int) -> bool:
+        """Acquire or renew the Lease ``name`` for ``identity``; False while another holds it.
+
+        Optimistic: a replace carries the resourceVersion read, so two candidates racing
+        for an expired Lease cannot both win (the loser gets 409 and answers False).
+        """
+        now = dt.datetime.now(dt.UTC)
+        try:
+            lease = await self._client.get(Lease, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.response is None or exc.response.status_code != 404:
+                raise _error(exc, f"get Lease {name}") from exc
+            fresh = Lease(
+                metadata=ObjectMeta(name=name, namespace=namespace),
+                spec=LeaseSpec(
+                    holderIdentity=identity,
+                    leaseDurationSeconds=seconds,
+                    acquireTime=now,
+                    renewTime=now,
+                    leaseTransitions=0,
+                ),
+            )
+            try:
+                await self._client.create(fresh)
+            except ApiError as exc2:
+                if exc2.response is not None and exc2.response.status_code == 409:
+                    return False
+                raise _error(exc2, f"create Lease {name}") from exc2
+            return True
+        spec = lease.spec or LeaseSpec()
+        duration = dt.timedelta(seconds=spec.leaseDurationSeconds or seconds)
+        expired = spec.renewTime is None or spec.renewTime + duration < now
+        if spec.holderIdentity != identity and not expired:
+            return False
+        if spec.holderIdentity != identity:
+            spec.acquireTime = now
+            spec.leaseTransitions = (spec.leaseTransitions or 0) + 1
+        spec.holderIdentity = identity
+        spec.leaseDurationSeconds = seconds
+        spec.renewTime = now
+        lease.spec = spec
+        try:
+            await self._client.replace(lease)
+        except ApiError as exc:
+            if exc.response is not None and exc.response.status_code == 409:
+                return False
+            raise _error(exc, f"renew Lease {name}") from exc
+        return True

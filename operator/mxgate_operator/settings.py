@@ -10,6 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
+from mxgate_operator.render.gateway_config import DEFAULT_BUDGET_BYTES, Budget
+
 
 def _selector(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -50,6 +53,22 @@ class OperatorSettings:
     report_interval: float = 60.0
     report_timeout: float = 5.0
     kubeconfig: str | None = None
+    policy_budget_bytes: int = DEFAULT_BUDGET_BYTES
+    metrics_address: str = ""
+    certificate_rules: CertificateRules = field(default_factory=CertificateRules)
+    gateway_domains: tuple[str, ...] = ()
+
+    @property
+    def mta_sts_rules(self) -> MTASTSRules:
+        """MTA-STS only for the gateway's domains, mx only among its allowed names."""
+        return MTASTSRules(self.gateway_domains, self.certificate_rules.dns_names)
+
+    log_format: str = "json"
+
+    @property
+    def budget(self) -> Budget:
+        """What one rendered policy document may hold (``MXGATE_POLICY_BUDGET_BYTES``)."""
+        return Budget(bytes=self.policy_budget_bytes)
 
     @property
     def configmap_name(self) -> str:
@@ -80,4 +99,51 @@ class OperatorSettings:
             report_interval=float(e.get("MXGATE_REPORT_INTERVAL", base.report_interval)),
             report_timeout=float(e.get("MXGATE_REPORT_TIMEOUT", base.report_timeout)),
             kubeconfig=e.get("MXGATE_KUBECONFIG") or None,
+            metrics_address=e.get("MXGATE_METRICS_ADDRESS", ""),
+            gateway_domains=tuple(
+                d.strip().lower().rstrip(".")
+                for d in e.get("MXGATE_GATEWAY_DOMAINS", "").split(",")
+                if d.strip()
+            ),
+            certificate_rules=CertificateRules.parse(
+                e.get("MXGATE_ALLOWED_ISSUERS", ""),
+                e.get("MXGATE_ALLOWED_DNS_NAMES", ""),
+                e.get("MXGATE_MIN_CERTIFICATE_DURATION", ""),
+            ),
+            log_format=e.get("MXGATE_LOG_FORMAT") or base.log_format,
+            policy_budget_bytes=int(
+                e.get("MXGATE_POLICY_BUDGET_BYTES") or base.policy_budget_bytes
+            ),
         )
+
+
+# Every MXGATE_* variable ``from_env`` reads, for ``mxgate-operator --help`` (a test keeps
+# this table and ``from_env`` in step).
+ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
+    ("MXGATE_NAMESPACE", "", "home namespace: reconciled at start, its ConfigMap always exists"),
+    ("MXGATE_PREFIX", "mxgate", "name prefix of Certificates and Secrets"),
+    ("MXGATE_POLICY_CONFIGMAP", "<prefix>-policy", "the ConfigMap (policy.json) gateways mount"),
+    ("MXGATE_TLS_SECRET", "", "Secret the gateway's own listener certificate is written to"),
+    ("MXGATE_GATEWAY_LISTENER", "public-mx", "the listener the gateway serves"),
+    ("MXGATE_REPORT_URLS", "", "fixed comma-separated /report URLs (else gateway pods)"),
+    ("MXGATE_GATEWAY_SELECTOR", "app.kubernetes.io/name=mxgate,...", "gateway pod labels"),
+    ("MXGATE_GATEWAY_HTTP_PORT", "8025", "gateway pods' admin HTTP port"),
+    ("MXGATE_REPORT_INTERVAL", "60", "seconds between reads of the gateways' /report"),
+    ("MXGATE_REPORT_TIMEOUT", "5", "seconds per /report read"),
+    ("MXGATE_KUBECONFIG", "", "kubeconfig file (else in-cluster or $KUBECONFIG)"),
+    ("MXGATE_POLICY_BUDGET_BYTES", str(DEFAULT_BUDGET_BYTES), "max bytes of policy.json"),
+    ("MXGATE_METRICS_ADDRESS", "", "host:port for GET /metrics; empty means off"),
+    ("MXGATE_LOG_FORMAT", "json", "json or console"),
+    ("MXGATE_ALLOWED_ISSUERS", "", "Kind/name issuers policies may use (Issuer/* ok)"),
+    ("MXGATE_ALLOWED_DNS_NAMES", "", "names or *.suffix patterns certificates may carry"),
+    ("MXGATE_MIN_CERTIFICATE_DURATION", "", "shortest certificate duration, e.g. 720h"),
+    ("MXGATE_GATEWAY_DOMAINS", "", "the gateway's domains: only these get MTA-STS"),
+)
+
+
+def help_text() -> str:
+    """The environment section of ``mxgate-operator --help``."""
+    lines = ["Settings (environment variables, read once at start):"]
+    for name, default, meaning in ENVIRONMENT:
+        lines.append(f"  {name:<28} {meaning} (default: {default or 'empty'})")
+    return "\n".join(lines)

@@ -27,7 +27,10 @@ DOMAIN_PATTERN = (
 )
 HOST_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 ISSUER_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+GROUP_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DURATION_PATTERN = r"^([0-9]{1,5}(h|m|s)){1,3}$"
+# address/bits only: no netmask or hostmask form, no zone, no bare address, decimal bits.
+CIDR_SHAPE = r"[0-9A-Fa-f:.]+/(0|[1-9][0-9]?|1[01][0-9]|12[0-8])"
 MAX_SCOPE_ITEMS = 64
 MAX_DNS_NAMES = 16
 MAX_NAME = 63
@@ -167,6 +170,9 @@ def _scope(c: Checker, raw: object) -> ScopeSpec:
         text = c.string(path, v, max_length=43)
         if text is None:
             return None
+        if not re.fullmatch(CIDR_SHAPE, text):  # CEL isCIDR (Go netip.ParsePrefix) is strict
+            c.add(path, MSG_CIDR)
+            return None
         try:
             ipaddress.ip_network(text, strict=True)
         except ValueError:
@@ -224,6 +230,7 @@ def _certificate(c: Checker, raw: object) -> CertificateSpec:
             ref.get("group"),
             default="cert-manager.io",
             max_length=253,
+            pattern=GROUP_PATTERN,
         )
         or "cert-manager.io",
     )

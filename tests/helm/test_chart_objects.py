@@ -190,6 +190,7 @@ def test_operator_runs_standalone_in_the_release_namespace_with_least_privilege(
         "configmaps",
         "events",
         "pods",
+        "leases",  # leader election (issue 18 item 7)
     } == resources
     assert rendered.all("ClusterRole") == []
 
@@ -229,8 +230,44 @@ def test_network_policies_open_smtp_and_close_the_rest(render) -> None:
     egress_ports = {p["port"] for rule in gw["egress"] for p in rule["ports"]}
     assert egress_ports == {53, 25, 10025}
     op = rendered.get("NetworkPolicy", "-operator")["spec"]
-    assert op["ingress"] == []
+    # The operator's only ingress: its /metrics port, from the monitoring peers.
+    assert op["ingress"] == [
+        {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": [{"namespaceSelector": {}}]}
+    ]
     assert op["policyTypes"] == ["Ingress", "Egress"]
+    closed = render({"operator": {"metrics": {"port": 0}}})
+    assert closed.get("NetworkPolicy", "-operator")["spec"]["ingress"] == []
+
+
+def test_operator_gets_the_certificate_allowlist_and_a_metrics_port(render) -> None:
+    """The chart declares what TLSPolicies may request (issue 18 item 3): Issuer/* and the
+    gateway hostname by default; the operator's /metrics port is declared and scraped."""
+    env = {
+        e["name"]: e.get("value")
+        for e in render({}).get("Deployment", "-operator")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    assert env["MXGATE_ALLOWED_ISSUERS"] == "Issuer/*"
+    assert env["MXGATE_ALLOWED_DNS_NAMES"].split(",")[0]  # gateway.hostname first
+    assert env["MXGATE_MIN_CERTIFICATE_DURATION"] == "24h"
+    assert env["MXGATE_METRICS_ADDRESS"] == "0.0.0.0:9090"
+    values = {
+        "operator": {
+            "certificates": {
+                "allowedIssuers": ["ClusterIssuer/letsencrypt"],
+                "allowedDNSNames": ["*.mx.example.com"],
+            }
+        }
+    }
+    env = {
+        e["name"]: e.get("value")
+        for e in render(values).get("Deployment", "-operator")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    assert env["MXGATE_ALLOWED_ISSUERS"] == "ClusterIssuer/letsencrypt"
+    assert env["MXGATE_ALLOWED_DNS_NAMES"].endswith(",*.mx.example.com")
 
 
 def test_mta_sts_ingress_exposes_only_the_policy_path_per_domain(render) -> None:

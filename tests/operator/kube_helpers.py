@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -107,3 +111,49 @@ def reconciled(d: Deployed, name: str) -> bool:
     body = d.policy(name)
     status = body.get("status") or {}
     return bool(status.get("observedGeneration") == body["metadata"]["generation"])
+
+
+@contextlib.contextmanager
+def running_operator(
+    kubeconfig: Path, namespace: str, log: Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The real ``mxgate-operator`` console script for one namespace; stopped by PID."""
+    operator = Path(sys.executable).parent / "mxgate-operator"
+    full = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "MXGATE_KUBECONFIG": str(kubeconfig),
+        "MXGATE_NAMESPACE": namespace,
+        **env,
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(operator), "--standalone", f"--namespace={namespace}"],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def policy_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "TLSPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def apply_all(kubectl: Runner, namespace: str, manifests: list[dict[str, Any]]) -> None:
+    """Apply many objects in one kubectl call (a List)."""
+    body = {"apiVersion": "v1", "kind": "List", "items": manifests}
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))

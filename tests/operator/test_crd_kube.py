@@ -94,4 +94,13 @@ def test_crd_names_and_printer_columns(kubectl: Runner, crd_namespace: str) -> N
     crd = kubectl.json("get", "crd", "tlspolicies.mxgate.io")
     assert "tlsp" in crd["status"]["acceptedNames"]["shortNames"]
     columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Mode", "Listener", "Ready", "Would-Refuse %", "Age"]
+    assert columns == [
+        *("Mode", "Listener", "Ready", "Would-Refuse %", "Age"),
+        *("Reason", "Message", "Secret", "NotAfter"),  # -o wide only (issue 16 item 7)
+    ]
+    wide = {c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert {
+        c["name"]
+        for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        if c.get("priority") == 1
+    } == wide - {"Mode", "Listener", "Ready", "Would-Refuse %", "Age"}

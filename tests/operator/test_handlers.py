@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import kopf
+import pytest
 
-from mxgate_operator.handlers import configure, register
+from mxgate_operator.handlers import configure, needs_reconcile, register
 from mxgate_operator.settings import OperatorSettings
 
 
@@ -17,24 +18,37 @@ def registry() -> kopf.OperatorRegistry:
 def test_no_handler_puts_a_finalizer_on_policies() -> None:
     """No registered handler needs a finalizer: deleting a TLSPolicy never waits for us."""
     reg = registry()
-    handlers = [*reg._changing.get_all_handlers(), *reg._spawning.get_all_handlers()]
-    assert handlers
-    assert not [h.id for h in handlers if h.requires_finalizer]
+    changing = [*reg._changing.get_all_handlers(), *reg._spawning.get_all_handlers()]
+    assert not [h.id for h in changing if h.requires_finalizer]
+    assert reg._watching.get_all_handlers()
 
 
-def test_policies_and_certificates_trigger_reconciles() -> None:
-    """TLSPolicy create/update/delete/resume and our Certificates trigger reconciles."""
+def test_policy_and_certificate_watch_events_trigger_reconciles() -> None:
+    """Raw watch events (not kopf's change detection) drive reconciles: TLSPolicy adds,
+    edits and deletes (issue 18 item 8: a delete without a finalizer is seen at once),
+    and our Certificates. No change-detecting handler is left to need a finalizer."""
     reg = registry()
-    changing = reg._changing.get_all_handlers()
-    on_policies = {
-        h.reason.value if h.reason else None
-        for h in changing
-        if h.selector and h.selector.any_name == "tlspolicies"
-    }
-    assert on_policies == {"create", "update", "delete", None}
-    assert any(h.initial for h in changing)  # the resume handler
-    watching = [h.selector.any_name for h in reg._watching.get_all_handlers() if h.selector]
-    assert watching == ["certificates"]
+    assert reg._changing.get_all_handlers() == []
+    watching = sorted(h.selector.any_name for h in reg._watching.get_all_handlers() if h.selector)
+    assert watching == ["certificates", "tlspolicies"]
+
+
+@pytest.mark.parametrize(
+    ("event", "generation", "observed", "expected"),
+    [
+        (None, 1, None, True),  # the initial listing
+        ("ADDED", 1, None, True),
+        ("DELETED", 3, 3, True),
+        ("MODIFIED", 2, 1, True),  # a spec edit
+        ("MODIFIED", 2, 2, False),  # our own status write coming back
+    ],
+)
+def test_which_policy_events_reconcile(
+    event: str | None, generation: int, observed: int | None, expected: bool
+) -> None:
+    """Only status-only MODIFIED events (generation already observed) are skipped."""
+    body = {"metadata": {"generation": generation}, "status": {"observedGeneration": observed}}
+    assert needs_reconcile(event, body) is expected
 
 
 def test_kopf_settings_keep_status_ours_and_scanning_off() -> None:

@@ -11,6 +11,7 @@ from validation_table import CERT
 from mxgate_gateway.config.model import Config, PolicyDocument
 from mxgate_gateway.mtasts.policy import policy_id, render_policy
 from mxgate_operator import spec_mtasts as M
+from mxgate_operator.render.allowed import MTASTSRules
 from mxgate_operator.render.certificates import plan_certificates
 from mxgate_operator.render.gateway_config import PolicyInput, Reason, render_policies
 from mxgate_operator.render.mtasts import published_domains
@@ -185,3 +186,36 @@ def test_crd_bounds_and_patterns_are_the_parser_constants(crd: dict[str, Any]) -
     assert mta["maxAge"]["default"] == M.DEFAULT_MAX_AGE
     assert rua["items"]["pattern"] == M.RUA_PATTERN
     assert (rua["maxItems"], rua["items"]["maxLength"]) == (M.MAX_RUA, M.MAX_RUA_LENGTH)
+
+
+def test_mta_sts_only_for_the_gateways_domains_and_names() -> None:
+    """Issue 18 item 5: a policy may publish MTA-STS only for the gateway's domains, with mx
+    among the gateway's names; anything else is Accepted=False MTASTSNotAllowed."""
+    rules = MTASTSRules(("example.com", "example.org"), ("mx1.example.com", "*.mx.example.com"))
+    ok = inp("ok", MTA)
+    foreign = inp("foreign", {**MTA, "scope": {"recipientDomains": ["accepted.test"]}})
+    attacker = inp(
+        "attacker",
+        {**MTA, "mtaSts": {"mode": "enforce", "mx": ["mx.attacker.example"], "maxAge": 31557600}},
+    )
+    wild = inp("wild", {**MTA, "mtaSts": {"mode": "testing", "mx": ["*.example.com"]}})
+    covered = inp("covered", {**MTA, "mtaSts": {"mode": "testing", "mx": ["a.mx.example.com"]}})
+    for p in (ok, foreign, attacker, wild, covered):
+        result = render_policies([p], mta_sts_rules=rules)
+        reason = result.admission(p.rule_id).reason
+        expected = Reason.ACCEPTED if p in (ok, covered) else Reason.MTASTS_NOT_ALLOWED
+        assert reason is expected, (p.name, result.admission(p.rule_id).message)
+
+
+def test_a_second_claim_is_shown_on_both_policies() -> None:
+    """The older claim serves; the differing newer one is refused, and the older one's
+    Accepted message names it (first claim never wins silently)."""
+    old = inp("old", MTA, "2026-01-01T00:00:00Z")
+    rival = {**MTA, "priority": 7, "mtaSts": {"mode": "enforce", "mx": ["mx1.example.com"]}}
+    new = inp("new", rival, "2026-02-01T00:00:00Z")
+    result = render_policies([new, old])
+    assert result.admission("mail/new").reason is Reason.MTASTS_CONFLICT
+    assert "mail/old" in result.admission("mail/new").message
+    held = result.admission("mail/old")
+    assert held.accepted
+    assert "mail/new" in held.message

@@ -102,22 +102,23 @@ def test_a_namespace_without_policies_gets_an_empty_policy_file(deployed: Deploy
 
 
 def test_examples_render_a_configmap_the_gateway_loads(deployed: Deployed, tmp_path: Path) -> None:
-    """The ConfigMap holds one rule per example, owned by the policies, and loads in the gateway."""
+    """The ConfigMap holds one rule per example and loads in the gateway; no per-policy
+    ownerReferences on the shared object (issue 18 item 2)."""
     cm = configmap(deployed)
     path = tmp_path / "policy.json"
     path.write_text(cm["data"]["policy.json"])
     doc = load_policy_document(path)
     ns = deployed.namespace
     assert sorted(r.id for r in doc.rules) == sorted(f"{ns}/{n}" for n in example_names())
-    uids = {deployed.policy(n)["metadata"]["uid"] for n in example_names()}
-    assert {o["uid"] for o in cm["metadata"]["ownerReferences"]} == uids
+    assert "ownerReferences" not in cm["metadata"]
     fields = deployed.kubectl.json(
         "get", "configmap", "mxgate-policy", "-n", deployed.namespace, "--show-managed-fields"
     )["metadata"]["managedFields"]
     managers = {(m["manager"], m["operation"]) for m in fields}
     assert ("mxgate-operator", "Apply") in managers
     status = deployed.policy("audit-inbound")["status"]
-    assert status["configHash"] == cm["metadata"]["annotations"]["mxgate.io/config-hash"]
+    assert status["configHash"].startswith("sha256:")  # the document it was rendered into
+    assert cm["metadata"]["annotations"]["mxgate.io/config-hash"].startswith("sha256:")
     assert status["ruleId"] == f"{ns}/audit-inbound"
 
 
@@ -199,6 +200,19 @@ def test_certificate_ready_mirrors_cert_manager(deployed: Deployed) -> None:
     body = deployed.policy("internal-require")["status"]
     assert body["certificate"]["notAfter"] == "2027-02-26T12:00:00Z"
     assert deployed.conditions("internal-require")["Ready"]["status"] == "True"
+    deployed.wait(  # issue 16 item 7: Normal events, not only Warnings
+        "the Normal CertificateIssued and Ready events",
+        lambda: (
+            {("Normal", "CertificateIssued"), ("Normal", "Ready")}
+            <= set(deployed.events("internal-require"))
+        ),
+    )
+    wide = deployed.kubectl(
+        "get", "tlsp", "internal-require", "-n", deployed.namespace, "-o", "wide"
+    )
+    header, row = wide.stdout.splitlines()
+    assert header.split()[-4:] == ["REASON", "MESSAGE", "SECRET", "NOTAFTER"]
+    assert "mxgate-internal-tls" in row
 
 
 def test_configmap_is_applied_once_per_hash(deployed: Deployed) -> None:

@@ -85,11 +85,12 @@ async def test_second_reconcile_writes_nothing() -> None:
     kube = FakeKube(POLICIES)
     r = reconciler(kube)
     first = await r.reconcile(NS)
-    assert (first.configmap_applied, first.statuses_written, first.events) == (True, 2, 1)
+    # audit: Normal Ready; partners: Warning RequireOnPublicMX (its certificate is pending)
+    assert (first.configmap_applied, first.statuses_written, first.events) == (True, 2, 2)
     again = await r.reconcile(NS)
     assert (again.configmap_applied, again.statuses_written, again.events) == (False, 0, 0)
     assert kube.calls["apply ConfigMap"] == 1
-    assert kube.events == [("partners", "RequireOnPublicMX")]
+    assert kube.events == [("audit", "Ready"), ("partners", "RequireOnPublicMX")]
 
 
 async def test_concurrent_triggers_coalesce() -> None:
@@ -111,3 +112,31 @@ async def test_dropping_a_certificate_deletes_it() -> None:
     await r.reconcile(NS)
     assert ("Certificate", "mxgate-public-mx") not in kube.objects
     assert kube.calls["delete Certificate"] == 1
+
+
+async def test_objects_of_another_release_are_never_touched() -> None:
+    """Issue 18 item 7: a Certificate labelled for another release is neither rewritten nor
+    deleted as stale; a policy ConfigMap of another release stops the whole reconcile."""
+    kube = FakeKube({"audit": POLICIES["audit"]})
+    theirs = {
+        "kind": "Certificate",
+        "metadata": {"name": "theirs-public-mx", "labels": {"mxgate.io/release": "theirs"}},
+    }
+    kube.objects[("Certificate", "theirs-public-mx")] = theirs
+    await reconciler(kube).reconcile(NS)
+    assert kube.objects[("Certificate", "theirs-public-mx")] == theirs
+    assert kube.calls["delete Certificate"] == 0
+    cm = kube.objects[("ConfigMap", "mxgate-policy")]
+    assert cm["metadata"]["labels"]["mxgate.io/release"] == "mxgate"
+
+    other = Reconciler(
+        kube, OperatorSettings(prefix="other", policy_configmap="mxgate-policy"), no_reports
+    )
+    kube.policies["partners"] = {
+        "metadata": {"name": "partners", "uid": "u", "generation": 1},
+        "spec": POLICIES["partners"],
+    }
+    before = dict(kube.calls)
+    outcome = await other.reconcile(NS)
+    assert (outcome.configmap_applied, outcome.statuses_written) == (False, 0)
+    assert dict(kube.calls) == {**before, "list_policies": before["list_policies"] + 1}

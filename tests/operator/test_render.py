@@ -14,13 +14,12 @@ from validation_table import BAD, CERT, GOOD
 from mxgate_gateway.config.loader import load_policy_document, parse_text, validate
 from mxgate_gateway.config.model import PolicyDocument
 from mxgate_operator.render.certificates import (
-    Owner,
     certificate_manifest,
     certificate_state,
     plan_certificates,
 )
 from mxgate_operator.render.configmap import configmap_manifest, needs_apply
-from mxgate_operator.render.gateway_config import PolicyInput, Reason, render_policies
+from mxgate_operator.render.gateway_config import Budget, PolicyInput, Reason, render_policies
 from mxgate_operator.spec import parse_policy
 
 
@@ -114,7 +113,7 @@ def test_the_older_policy_wins_a_conflict() -> None:
         ("internal-nets", Reason.ACCEPTED),
         ("broken", Reason.INVALID),
         ("partners-twin", Reason.CONFLICT),
-        ("other-cert", Reason.CERTIFICATE_CONFLICT),
+        ("other-cert", Reason.ACCEPTED),  # its rule applies; its certificate request not
     ],
 )
 def test_each_policy_is_admitted_or_skipped_with_a_reason(name: str, reason: Reason) -> None:
@@ -174,7 +173,7 @@ def test_any_valid_policies_render_a_loadable_file(specs: list[dict[str, Any]]) 
 def test_certificates_one_per_listener_with_owners(golden: Any) -> None:
     """One Certificate per listener, deterministic Secret name, owned by its policies."""
     result = render_policies(MIXED)
-    plans = plan_certificates("mxgate", result.accepted)
+    plans = plan_certificates("mxgate", result.accepted, excluded=result.certificate_conflicts)
     assert [(p.name, p.secret_name) for p in plans] == [
         ("mxgate-internal", "mxgate-internal-tls"),
         ("mxgate-public-mx", "mxgate-public-mx-tls"),
@@ -187,19 +186,113 @@ def test_certificates_one_per_listener_with_owners(golden: Any) -> None:
     golden("certificates-mixed.json", json.dumps(manifests, indent=2, sort_keys=True) + "\n")
 
 
+def test_certificate_requests_never_decide_which_rules_apply() -> None:
+    """Issue 18 item 4: a newer policy whose certificate differs from the listener's still
+    has its rule rendered; only its request is refused (reported on it alone), the oldest
+    request (by creation, not by last edit) is served, and editing the holder's dnsNames
+    later evicts nothing."""
+    holder = policy(
+        "author",
+        {"mode": "audit", "scope": {"senderDomains": ["a.test"]}, "certificate": CERT},
+        created="2026-01-01T00:00:00Z",
+    )
+    admin_spec = {
+        "mode": "require",
+        "scope": {"senderDomains": ["bank.example"]},
+        "certificate": {**CERT, "dnsNames": ["mx.example.com"]},
+    }
+    admin = policy("admin", admin_spec, created="2026-02-01T00:00:00Z")
+    result = render_policies([admin, holder])
+    assert result.admission("mail/admin").accepted
+    assert "mail/admin" in {r.id for r in result.document.rules}
+    assert set(result.certificate_conflicts) == {"mail/admin"}
+    plans = plan_certificates("mxgate", result.accepted, excluded=result.certificate_conflicts)
+    assert [(p.spec.dns_names, [o.name for o in p.owners]) for p in plans] == [
+        (tuple(CERT["dnsNames"]), ["author"])
+    ]
+    edited = policy(
+        "author",
+        {
+            "mode": "audit",
+            "scope": {"senderDomains": ["a.test"]},
+            "certificate": {**CERT, "dnsNames": ["other.example.com"]},
+        },
+        created="2026-01-01T00:00:00Z",
+    )
+    again = render_policies([admin, edited])
+    assert [a.rule_id for a in again.admissions if a.accepted] == ["mail/admin", "mail/author"]
+
+
 def test_configmap_applied_only_when_its_hash_changes() -> None:
     """The same render gives the same applied hash; a changed policy changes it."""
-    owners = [Owner("partners", "uid-partners")]
-    first = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED), owners)
-    again = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED[::-1]), owners)
+    first = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED))
+    again = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED[::-1]))
     assert not needs_apply(again, first)
     assert needs_apply(first, None)
     changed = render_policies(
         [*MIXED[:1], policy("new", {"mode": "audit", "scope": {"senderDomains": ["n.test"]}})]
     )
-    assert needs_apply(configmap_manifest("mxgate-policy", "mail", changed, owners), first)
-    other_owner = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED), [])
-    assert needs_apply(other_owner, first)
+    assert needs_apply(configmap_manifest("mxgate-policy", "mail", changed), first)
+
+
+def test_the_shared_configmap_carries_no_owner_per_policy() -> None:
+    """No ownerReferences on the shared object (issue 18 item 2): it would grow per policy."""
+    manifest = configmap_manifest("mxgate-policy", "mail", render_policies(MIXED))
+    assert "ownerReferences" not in manifest["metadata"]
+    assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mxgate-operator"
+
+
+def mta_sts_policy(name: str, domains: int, created: str) -> PolicyInput:
+    spec = {
+        "mode": "audit",
+        "scope": {"recipientDomains": [f"d{i}.{name}.example" for i in range(domains)]},
+        "mtaSts": {"mode": "testing", "mx": ["mx.example.net"]},
+    }
+    return policy(name, spec, created)
+
+
+def test_what_is_rendered_always_loads_past_the_mtasts_limit() -> None:
+    """16 policies x 64 published domains = 1,024 MTA-STS policies, past the gateway's 1,000:
+    the oldest 15 are admitted (960), the newest is refused as Overflow, and the document
+    loads in the gateway's own model (issue 18 item 1)."""
+    policies = [mta_sts_policy(f"p{i:02}", 64, f"2026-01-01T00:00:{i:02}Z") for i in range(16)]
+    result = render_policies(policies[::-1])
+    reasons = {a.rule_id: a.reason for a in result.admissions}
+    assert [r for r in reasons.values() if r is not Reason.ACCEPTED] == [Reason.OVERFLOW]
+    assert reasons["mail/p15"] is Reason.OVERFLOW
+    assert len(result.document.mta_sts_policies) == 15 * 64
+    PolicyDocument.model_validate(json.loads(result.text))
+
+
+def test_overflow_admits_the_oldest_first_within_the_byte_budget() -> None:
+    """Past the byte budget the newest policies get Overflow, whatever order they are listed;
+    the rendered bytes stay within the budget, and a newer small policy cannot unseat older."""
+    policies = [mta_sts_policy(f"p{i:02}", 64, f"2026-01-01T00:00:{i:02}Z") for i in range(8)]
+    one = len(render_policies(policies[:1]).text.encode())
+    budget = Budget(bytes=one * 5 // 2)
+    result = render_policies(policies[::-1], budget)
+    accepted = [a.rule_id for a in result.admissions if a.accepted]
+    assert accepted == ["mail/p00", "mail/p01"]
+    assert len(result.text.encode()) <= budget.bytes
+    overflow = result.admission("mail/p02")
+    assert overflow.reason is Reason.OVERFLOW
+    assert f"of {budget.bytes} bytes" in overflow.message
+    assert render_policies(policies, budget).text == result.text
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=12),
+    budget=st.integers(min_value=200, max_value=60_000),
+)
+def test_the_budget_is_never_exceeded(sizes: list[int], budget: int) -> None:
+    """Any mix of policies and any budget: the rendered document fits and the gateway loads it."""
+    policies = [
+        mta_sts_policy(f"p{i:02}", n, f"2026-01-01T00:00:{i:02}Z") for i, n in enumerate(sizes)
+    ]
+    result = render_policies(policies, Budget(bytes=budget))
+    assert len(result.text.encode()) <= budget
+    PolicyDocument.model_validate(json.loads(result.text))
 
 
 @pytest.mark.parametrize(

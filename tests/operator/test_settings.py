@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from mxgate_operator.app import kopf_args
@@ -58,3 +64,18 @@ def test_kopf_options_pass_through(
 ) -> None:
     """Our arguments reach `kopf run` unchanged; a namespace is added only when none is given."""
     assert kopf_args(argv, env) == expected
+
+
+def test_help_lists_every_mxgate_setting() -> None:
+    """`mxgate-operator --help` names every MXGATE_* variable the settings read (issue 16
+    item 4), found in the source of ``from_env``, plus kopf's own options."""
+    read = set(re.findall(r"MXGATE_[A-Z_]+", inspect.getsource(OperatorSettings.from_env)))
+    assert len(read) >= 10
+    script = Path(sys.executable).parent / "mxgate-operator"
+    done = subprocess.run(
+        [str(script), "--help"], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    listed = set(re.findall(r"^  (MXGATE_[A-Z_]+) ", done.stdout, re.MULTILINE))
+    assert listed == read
+    assert "--standalone" in done.stdout

@@ -77,6 +77,7 @@ def test_bounds_and_patterns_match_the_crd(crd: dict[str, Any]) -> None:
     assert nodes[".spec.certificate.dnsNames[]"]["pattern"] == S.HOST_PATTERN
     assert nodes[".spec.certificate.dnsNames"]["maxItems"] == S.MAX_DNS_NAMES
     assert nodes[".spec.certificate.issuerRef.name"]["pattern"] == S.ISSUER_PATTERN
+    assert nodes[".spec.certificate.issuerRef.group"]["pattern"] == S.GROUP_PATTERN
     assert nodes[".spec.certificate.duration"]["pattern"] == S.DURATION_PATTERN
     assert nodes[".spec.priority"]["maximum"] == S.PRIORITY_BOUND
     assert nodes[".spec.mode"]["enum"] == [m.value for m in Mode]

@@ -73,7 +73,7 @@ REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
                 "StandardsCompliant": ("True", "Compliant"),
                 "Ready": ("True", "Ready"),
             },
-            [],
+            [("Normal", "Ready")],
         ),
         (
             REQUIRE_INT,
@@ -83,7 +83,7 @@ REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
                 "Ready": ("True", "Ready"),
                 "StandardsCompliant": ("True", "Compliant"),
             },
-            [],
+            [("Normal", "CertificateIssued"), ("Normal", "Ready")],
         ),
         (
             REQUIRE_INT,
@@ -104,7 +104,11 @@ REQUIRE_INT = {**REQUIRE_MX, "listener": "internal"}
             REQUIRE_MX,
             READY,
             {"StandardsCompliant": ("False", "RequireOnPublicMX"), "Ready": ("True", "Ready")},
-            [("Warning", "RequireOnPublicMX")],
+            [
+                ("Normal", "CertificateIssued"),
+                ("Warning", "RequireOnPublicMX"),
+                ("Normal", "Ready"),
+            ],
         ),
         (
             {"mode": "audit", "scope": {}},
@@ -124,7 +128,8 @@ def test_conditions_table(
     expected: dict[str, tuple[str, str]],
     events: list[tuple[str, str]],
 ) -> None:
-    """Each situation yields the expected conditions and Warning events."""
+    """Each situation yields the expected conditions and events: Warnings for trouble,
+    Normal for Ready and an issued certificate (issue 16 item 7), only on transitions."""
     status, got_events = status_for(spec, cert=cert)
     got = conds(status)
     assert {k: got[k] for k in expected} == expected
@@ -250,3 +255,56 @@ def test_reads_the_gateways_real_report_format() -> None:
     effects = effects_from_reports([loss.snapshot()], ["mail/p", "mail/q"], NOW)
     assert effects["mail/p"] == Effect(1, 10, 3, 0, 3, NOW)
     assert effects["mail/q"] == Effect(1, 1, 1, 1, 0, NOW)
+
+
+def test_an_unchanged_effect_rewrites_nothing_on_a_report_tick() -> None:
+    """Same counts an hour later: the status is identical, so no PATCH (issue 18 item 9)."""
+    effect = Effect(2, matched=200, plaintext=30, refused=0, would_refuse=30, updated_at=NOW)
+    first, _ = status_for(AUDIT, effect=effect)
+    later = Effect(2, matched=200, plaintext=30, refused=0, would_refuse=30, updated_at=LATER)
+    again, _ = status_for(AUDIT, effect=later, previous=first, now=LATER)
+    assert again == first
+    moved = Effect(2, matched=201, plaintext=30, refused=0, would_refuse=30, updated_at=LATER)
+    changed, _ = status_for(AUDIT, effect=moved, previous=first, now=LATER)
+    assert changed["observed"]["updatedAt"] == LATER
+
+
+def test_another_policys_edit_does_not_rewrite_this_status() -> None:
+    """configHash stays the hash this generation was rendered into; a new document hash
+    (someone else's edit) alone changes nothing here (issue 18 item 9)."""
+    first, _ = status_for(AUDIT)
+    p = PolicyInput("mail", "p", "uid-p", 3, parse_policy("p", AUDIT))
+    out = policy_status(
+        generation=3,
+        rule_id="mail/p",
+        admission=render_policies([p]).admission("mail/p"),
+        spec=p.parsed.spec,
+        config_hash="sha256:another-document",
+        plan=None,
+        cert_state=None,
+        effect=None,
+        previous=first,
+        now=LATER,
+    )
+    assert out.status == first
+    edited = policy_status(
+        generation=4,
+        rule_id="mail/p",
+        admission=render_policies([p]).admission("mail/p"),
+        spec=p.parsed.spec,
+        config_hash="sha256:another-document",
+        plan=None,
+        cert_state=None,
+        effect=None,
+        previous=first,
+        now=LATER,
+    )
+    assert edited.status["configHash"] == "sha256:another-document"
+
+
+def test_normal_events_only_on_the_transition() -> None:
+    """Ready and CertificateIssued are posted once, not on every reconcile."""
+    first, events = status_for(REQUIRE_INT, cert=READY)
+    assert ("Normal", "Ready") in events
+    _, again = status_for(REQUIRE_INT, cert=READY, previous=first, now=LATER)
+    assert again == []

@@ -79,6 +79,15 @@ GOOD = [
     Case("mta-sts-max-age", spec(scope=MTA_SCOPE, mtaSts={**MTA, "maxAge": 31557600})),
     Case("tls-rpt-alone", spec(scope=MTA_SCOPE, tlsRpt={"rua": ["mailto:x@example.com"]})),
     Case("name-63", spec(), name="a" * 63),
+    # Drift cases (issue 18 item 10): the server's rules, not Python's defaults.
+    Case(  # RE2's \s is [\t\n\f\r ]: U+2028 is not white space to the server
+        "rua-u2028",
+        spec(scope=MTA_SCOPE, tlsRpt={"rua": ["mailto:a\u2028b@example.com"]}),
+    ),
+    Case(  # maxLength counts characters, not UTF-8 bytes: 512 characters, 1,000+ bytes
+        "rua-512-characters",
+        spec(scope=MTA_SCOPE, tlsRpt={"rua": ["mailto:" + "\u00e9" * 493 + "@example.com"]}),
+    ),
 ]
 
 BAD = [
@@ -106,6 +115,24 @@ BAD = [
     Case(
         "cidr-bad",
         spec(scope={"clientCIDRs": ["10.0.0.300/8"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # Python's ipaddress takes a netmask; CEL isCIDR does not
+        "cidr-netmask",
+        spec(scope={"clientCIDRs": ["10.0.0.0/255.0.0.0"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # Python's ipaddress takes a bare address as /32; CEL isCIDR does not
+        "cidr-no-prefix",
+        spec(scope={"clientCIDRs": ["10.0.0.0"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # a zone is no part of a prefix (Go netip.ParsePrefix)
+        "cidr-zone",
+        spec(scope={"clientCIDRs": ["fe80::%eth0/64"]}),
         "spec.scope.clientCIDRs[0]",
         "must be a CIDR network",
     ),
@@ -162,6 +189,12 @@ BAD = [
         spec(certificate={**CERT, "dnsNames": []}),
         "spec.certificate.dnsNames",
         "should have at least 1 items",
+    ),
+    Case(  # issue 18 item 3: free-text group
+        "cert-issuer-group",
+        spec(certificate={**CERT, "issuerRef": {"name": "x", "group": "Cert Manager/io"}}),
+        "spec.certificate.issuerRef.group",
+        "should match",
     ),
     Case(
         "cert-issuer-kind",

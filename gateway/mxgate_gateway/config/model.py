@@ -90,6 +90,13 @@ Domain = Annotated[str, AfterValidator(_parse_domain)]
 DomainPattern = Annotated[str, AfterValidator(_parse_domain_pattern)]
 CIDR = Annotated[str, AfterValidator(_parse_cidr)]
 PathStr = Annotated[Path, PlainSerializer(str, return_type=str)]
+# The one limit table shared by the gateway (which loads) and the operator (which renders
+# at most this, by construction): the policy document is checked against it at render
+# time, so whatever the operator writes, every gateway can load.
+MAX_MTA_STS_POLICIES = 1000  # per source: the config file's own, and the policy document's
+MAX_DOCUMENT_RULES = 10_000  # rules in one operator-rendered policy document
+MAX_POLICY_DOCUMENT_BYTES = 1_048_576  # a ConfigMap's data limit; the operator keeps a margin
+
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")]
 
 
@@ -314,7 +321,8 @@ class TLSRPTSettings(_Frozen):
 class MTASTS(_Frozen):
     """MTA-STS policies to serve (one per domain) and the TLS-RPT intake settings."""
 
-    policies: tuple[MTASTSPolicy, ...] = Field(default=(), max_length=1000)
+    # Room for the config file's own policies plus the policy document's (each capped).
+    policies: tuple[MTASTSPolicy, ...] = Field(default=(), max_length=2 * MAX_MTA_STS_POLICIES)
     tlsrpt: TLSRPTSettings = TLSRPTSettings()
 
     @field_validator("policies")
@@ -337,9 +345,9 @@ class PolicyDocument(_Frozen):
 
     version: Literal[1] = 1
     mode: Mode | None = None
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[Rule, ...] = Field(default=(), max_length=MAX_DOCUMENT_RULES)
     # MTA-STS policies rendered from TLSPolicies; appended to the main config's policies.
-    mta_sts_policies: tuple[MTASTSPolicy, ...] = ()
+    mta_sts_policies: tuple[MTASTSPolicy, ...] = Field(default=(), max_length=MAX_MTA_STS_POLICIES)
 
 
 class LogSettings(_Frozen):
@@ -362,8 +370,19 @@ class Config(_Frozen):
     log: LogSettings = LogSettings()
     mta_sts: MTASTS | None = None
 
+    @field_validator("mta_sts")
+    @classmethod
+    def _own_policies_capped(cls, value: MTASTS | None) -> MTASTS | None:
+        if value is not None and len(value.policies) > MAX_MTA_STS_POLICIES:
+            raise ValueError(f"at most {MAX_MTA_STS_POLICIES} MTA-STS policies")
+        return value
+
     def with_policy_document(self, doc: PolicyDocument) -> Config:
-        """Merge an operator-rendered policy document into this config (pure)."""
+        """Merge an operator-rendered policy document into this config (pure).
+
+        A rule id or MTA-STS domain defined in both is an error; at start the gateway then
+        serves without the file (reloading.load_for_start).
+        """
         rules = self.policy.rules + doc.rules
         policy = Policy.model_validate(
             {

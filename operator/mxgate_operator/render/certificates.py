@@ -7,7 +7,7 @@ chart can mount the Secret up front. Pure: builds manifests, never applies them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,20 @@ POLICY_API_VERSION = "mxgate.io/v1alpha1"
 POLICY_KIND = "TLSPolicy"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mxgate-operator"}
 LISTENER_LABEL = "mxgate.io/listener"
+RELEASE_LABEL = "mxgate.io/release"  # which operator (release prefix) owns the object
+
+
+def release_of(obj: Mapping[str, Any] | None) -> str | None:
+    """The release label of a live object (None when absent: created before the label)."""
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    value = labels.get(RELEASE_LABEL)
+    return str(value) if value is not None else None
+
+
+def owned_by_other(obj: Mapping[str, Any] | None, release: str) -> bool:
+    """True when a live object carries another release's label: never touch it."""
+    other = release_of(obj)
+    return bool(release) and other is not None and other != release
 
 
 @dataclass(frozen=True)
@@ -51,8 +65,12 @@ def plan_certificates(
     prefix: str,
     accepted: Sequence[PolicyInput],
     secret_names: Mapping[str, str] | None = None,
+    excluded: Collection[str] = (),
 ) -> tuple[CertificatePlan, ...]:
     """Group accepted policies that ask for a certificate by listener (specs already agree).
+
+    ``excluded``: rule ids whose request conflicts with the listener's (RenderResult.
+    certificate_conflicts); their rules apply, their requests are not served.
 
     ``secret_names`` overrides the Secret name per listener (the chart's gateway Secret).
     """
@@ -60,7 +78,7 @@ def plan_certificates(
     by_listener: dict[str, tuple[CertificateSpec, list[Owner]]] = {}
     for policy in accepted:
         spec = policy.parsed.spec
-        if spec is None or spec.certificate is None:
+        if spec is None or spec.certificate is None or policy.rule_id in excluded:
             continue
         entry = by_listener.setdefault(spec.listener.value, (spec.certificate, []))
         entry[1].append(Owner(policy.name, policy.uid))
@@ -91,7 +109,9 @@ def owner_references(owners: Sequence[Owner]) -> list[dict[str, Any]]:
     ]
 
 
-def certificate_manifest(plan: CertificatePlan, namespace: str) -> dict[str, Any]:
+def certificate_manifest(
+    plan: CertificatePlan, namespace: str, release: str = ""
+) -> dict[str, Any]:
     """The cert-manager.io/v1 Certificate for one plan, ready for server-side apply."""
     cert = plan.spec
     key: dict[str, Any] = {"algorithm": cert.private_key.algorithm, "rotationPolicy": "Always"}
@@ -118,7 +138,11 @@ def certificate_manifest(plan: CertificatePlan, namespace: str) -> dict[str, Any
         "metadata": {
             "name": plan.name,
             "namespace": namespace,
-            "labels": {**MANAGED_BY, LISTENER_LABEL: plan.listener},
+            "labels": {
+                **MANAGED_BY,
+                LISTENER_LABEL: plan.listener,
+                **({RELEASE_LABEL: release} if release else {}),
+            },
             "ownerReferences": owner_references(plan.owners),
         },
         "spec": spec,

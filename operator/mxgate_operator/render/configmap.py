@@ -7,10 +7,10 @@ Pure: builds the manifest and compares hashes, never talks to the API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from mxgate_operator.render.certificates import MANAGED_BY, Owner, owner_references
+from mxgate_operator.render.certificates import MANAGED_BY, RELEASE_LABEL
 from mxgate_operator.render.gateway_config import RenderResult, canonical_json, sha256_hex
 
 POLICY_KEY = "policy.json"
@@ -19,12 +19,14 @@ APPLIED_HASH_ANNOTATION = "mxgate.io/applied-hash"
 
 
 def configmap_manifest(
-    name: str, namespace: str, result: RenderResult, owners: Sequence[Owner]
+    name: str, namespace: str, result: RenderResult, release: str = ""
 ) -> dict[str, Any]:
     """The ConfigMap for a render result, annotated with its own content hash.
 
-    ``applied-hash`` covers data, labels and owners (everything we apply), so an
-    unchanged hash means applying again would change nothing.
+    ``applied-hash`` covers data, labels and annotations (everything we apply), so an
+    unchanged hash means applying again would change nothing. No ownerReferences: one
+    per policy on a shared object does not scale (issue 18); the labels name the owner,
+    and the operator keeps the object (empty) while the namespace has no policy.
     """
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -32,9 +34,12 @@ def configmap_manifest(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {**MANAGED_BY, "app.kubernetes.io/component": "policy"},
+            "labels": {
+                **MANAGED_BY,
+                "app.kubernetes.io/component": "policy",
+                **({RELEASE_LABEL: release} if release else {}),
+            },
             "annotations": {CONFIG_HASH_ANNOTATION: result.config_hash},
-            "ownerReferences": owner_references(sorted(owners, key=lambda o: o.uid)),
         },
         "data": {POLICY_KEY: result.text},
     }

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import ValidationError
 
-from mxgate_gateway.config.model import MTASTSPolicy, PolicyDocument, Rule
-from mxgate_operator.render.mtasts import gateway_policies
+from mxgate_gateway.config.model import (
+    MAX_DOCUMENT_RULES,
+    MAX_MTA_STS_POLICIES,
+    MAX_POLICY_DOCUMENT_BYTES,
+    MTASTSPolicy,
+    PolicyDocument,
+    Rule,
+)
+from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
+from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
 
@@ -26,8 +34,31 @@ class Reason(StrEnum):
     ACCEPTED = "Accepted"
     INVALID = "InvalidSpec"
     CONFLICT = "Conflict"
-    CERTIFICATE_CONFLICT = "CertificateConflict"
+    CERTIFICATE_CONFLICT = "CertificateConflict"  # a CertificateReady reason, never Accepted
     MTASTS_CONFLICT = "MTASTSConflict"
+    OVERFLOW = "Overflow"
+    CERTIFICATE_NOT_ALLOWED = "CertificateNotAllowed"
+    MTASTS_NOT_ALLOWED = "MTASTSNotAllowed"
+
+
+# The default budget for policy.json: three quarters of what a ConfigMap can hold, so the
+# object (metadata, annotations, managedFields) stays far below the API server's limit.
+DEFAULT_BUDGET_BYTES = MAX_POLICY_DOCUMENT_BYTES * 3 // 4
+# {"mta_sts_policies":[],"rules":[],"version":1} plus the trailing newline.
+_DOCUMENT_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one rendered policy document may hold (the gateway's limits, by construction)."""
+
+    bytes: int = DEFAULT_BUDGET_BYTES
+    rules: int = MAX_DOCUMENT_RULES
+    mta_sts_policies: int = MAX_MTA_STS_POLICIES
+
+    def __post_init__(self) -> None:
+        if not 0 < self.bytes <= MAX_POLICY_DOCUMENT_BYTES:
+            raise ValueError(f"budget must be 1..{MAX_POLICY_DOCUMENT_BYTES} bytes")
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,8 @@ class RenderResult:
     config_hash: str
     admissions: tuple[Admission, ...]
     accepted: tuple[PolicyInput, ...]
+    # rule id -> why its certificate request is not served (its rule still applies)
+    certificate_conflicts: Mapping[str, str] = field(default_factory=dict)
 
     def admission(self, rule_id: str) -> Admission:
         return next(a for a in self.admissions if a.rule_id == rule_id)
@@ -110,19 +143,50 @@ def _verdict(rule: Rule) -> tuple[str, str, str]:
     return (rule.mode.value, rule.min_tls_version.value, rule.refusal.value)
 
 
-def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
+def _contested(admission: Admission, claimants: list[str] | None) -> Admission:
+    """Show a holder that later policies claimed its MTA-STS domains (never silently)."""
+    if not claimants or not admission.accepted:
+        return admission
+    return Admission(
+        admission.rule_id,
+        admission.reason,
+        f"{admission.message}; a different MTA-STS policy for its domains was also claimed by"
+        f" {', '.join(sorted(claimants))} (refused there: the older claim serves)",
+    )
+
+
+def _size(model: Rule | MTASTSPolicy) -> int:
+    """Bytes one entry takes in the canonical document (its JSON plus a comma)."""
+    return len(canonical_json(model.model_dump(mode="json")).encode())
+
+
+def render_policies(
+    policies: Sequence[PolicyInput],
+    budget: Budget | None = None,
+    certificates: CertificateRules | None = None,
+    mta_sts_rules: MTASTSRules | None = None,
+) -> RenderResult:
     """All policies of a namespace → one document; invalid or conflicting ones are skipped.
 
     Conflicts go to the oldest policy (creationTimestamp, then rule id, as in the
     Gateway API), so a new policy cannot unseat a running one; output is sorted by
     rule id, so the bytes do not depend on the order the API server listed them in.
+    Policies are admitted oldest first until ``budget`` (bytes, rules, MTA-STS domains:
+    the gateway's own limits) is reached; the rest are refused with reason Overflow, so
+    whatever is rendered, every gateway can load.
     """
+    limit = budget or Budget()
+    allowed = certificates or CertificateRules()
+    publishing = mta_sts_rules or MTASTSRules()
+    contested: dict[str, list[str]] = {}  # holder rule id -> refused later claimants
+    used = _DOCUMENT_OVERHEAD
     admissions: list[Admission] = []
     rules: list[Rule] = []
     accepted: list[PolicyInput] = []
     seen_scope: dict[tuple[object, ...], Rule] = {}
     listener_cert: dict[str, tuple[str, CertificateSpec]] = {}
     mta_sts: dict[str, tuple[str, MTASTSPolicy]] = {}  # domain -> (owner rule id, policy)
+    cert_conflicts: dict[str, str] = {}
     for policy in sorted(policies, key=lambda p: (p.created, p.rule_id)):
         rid = policy.rule_id
         spec = policy.parsed.spec
@@ -147,10 +211,16 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
             )
             continue
         mine = gateway_policies(spec)
+        if spec.mta_sts is not None:
+            why = publishing.refusal(published_domains(spec), spec.mta_sts.mx)
+            if why is not None:
+                admissions.append(Admission(rid, Reason.MTASTS_NOT_ALLOWED, why))
+                continue
         clash = next(
             (mta_sts[m.domain] for m in mine if mta_sts.get(m.domain, (rid, m))[1] != m), None
         )
         if clash is not None:
+            contested.setdefault(clash[0], []).append(rid)
             admissions.append(
                 Admission(
                     rid,
@@ -160,19 +230,38 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
                 )
             )
             continue
-        if spec.certificate is not None:
-            owner = listener_cert.get(spec.listener.value)
-            if owner is not None and owner[1] != spec.certificate:
-                admissions.append(
-                    Admission(
-                        rid,
-                        Reason.CERTIFICATE_CONFLICT,
-                        f"listener {spec.listener.value} already has a different certificate"
-                        f" from {owner[0]}; policies on one listener must agree on it",
-                    )
+        refused = allowed.refusal(spec.certificate) if spec.certificate is not None else None
+        if refused is not None:
+            admissions.append(Admission(rid, Reason.CERTIFICATE_NOT_ALLOWED, refused))
+            continue
+        new_domains = [m for m in mine if m.domain not in mta_sts]
+        size = _size(rule) + sum(_size(m) for m in new_domains)
+        full = (
+            used + size > limit.bytes
+            or len(rules) + 1 > limit.rules
+            or len(mta_sts) + len(new_domains) > limit.mta_sts_policies
+        )
+        if full:
+            admissions.append(
+                Admission(
+                    rid,
+                    Reason.OVERFLOW,
+                    f"the gateway policy is full ({used} of {limit.bytes} bytes,"
+                    f" {len(rules)} of {limit.rules} rules, {len(mta_sts)} of"
+                    f" {limit.mta_sts_policies} MTA-STS domains; this policy needs {size} bytes"
+                    f" and {len(new_domains)} domains); older policies are admitted first",
                 )
-                continue
-            listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
+            )
+            continue
+        used += size
+        if spec.certificate is not None:  # the request is judged apart from the rule
+            owner = listener_cert.setdefault(spec.listener.value, (rid, spec.certificate))
+            if owner[1] != spec.certificate:
+                cert_conflicts[rid] = (
+                    f"listener {spec.listener.value} already has a different certificate"
+                    f" from {owner[0]} (the oldest request wins); this policy's rule applies,"
+                    " its certificate request does not"
+                )
         seen_scope.setdefault(_conflict_key(rule), rule)
         for m in mine:
             mta_sts.setdefault(m.domain, (rid, m))
@@ -180,6 +269,7 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
         accepted.append(policy)
         admissions.append(Admission(rid, Reason.ACCEPTED, "rendered into the gateway policy"))
     rules.sort(key=lambda r: r.id)
+    admissions = [_contested(a, contested.get(a.rule_id)) for a in admissions]
     admissions.sort(key=lambda a: a.rule_id)
     accepted.sort(key=lambda p: p.rule_id)
     served = tuple(m for _, (_, m) in sorted(mta_sts.items()))
@@ -187,4 +277,8 @@ def render_policies(policies: Sequence[PolicyInput]) -> RenderResult:
     # Only what the operator renders: new optional sections of the model stay out of the bytes.
     keys = {"version", "rules"} | ({"mta_sts_policies"} if served else set())
     text = canonical_json(document.model_dump(mode="json", include=keys))
-    return RenderResult(document, text, sha256_hex(text), tuple(admissions), tuple(accepted))
+    if len(text.encode()) > limit.bytes:  # the estimate above is an upper bound
+        raise AssertionError(f"rendered {len(text.encode())} bytes past budget {limit.bytes}")
+    return RenderResult(
+        document, text, sha256_hex(text), tuple(admissions), tuple(accepted), cert_conflicts
+    )

@@ -1,7 +1,8 @@
 """Compute a TLSPolicy's status (conditions, certificate, observed effect) and its events.
 
 Conditions have the metav1.Condition shape; lastTransitionTime moves only when a
-condition's status changes, and Warning events are produced only on transitions,
+condition's status changes, and events (Warning on trouble, Normal for Ready and an issued
+certificate) are produced only on transitions,
 so re-running with the same inputs changes nothing. Pure: no I/O, no clock.
 """
 
@@ -23,6 +24,10 @@ RFC3207_MESSAGE = (
     " (RFC 3207 §4); senders without TLS cannot deliver. Measure the cost with mode audit first"
     " (see `mxgate report`), and prefer MTA-STS for senders that support it."
 )
+
+
+# Normal events on a transition to True (issue 16 item 7), besides the Warnings.
+NORMAL_EVENTS = {"Ready": "Ready", "CertificateReady": "CertificateIssued"}
 
 
 @dataclass(frozen=True)
@@ -152,13 +157,19 @@ def policy_status(
         bad = status == "False" and ctype in ("Accepted", "StandardsCompliant")
         if bad and (changed or prior.get("reason") != reason):
             events.append(Event("Warning", reason, message[:1024]))
+        good = NORMAL_EVENTS.get(ctype) if status == "True" and changed else None
+        if good is not None and (ctype != "CertificateReady" or reason != "NotRequested"):
+            events.append(Event("Normal", good, message[:1024]))
     status_out: dict[str, Any] = {
         "observedGeneration": generation,
         "ruleId": rule_id,
         "conditions": conditions,
     }
     if admission.accepted:
-        status_out["configHash"] = config_hash
+        # The hash of the document this generation was rendered into: kept while the
+        # policy's own rule is unchanged, so one edit does not rewrite every status.
+        same = previous.get("observedGeneration") == generation
+        status_out["configHash"] = (previous.get("configHash") if same else None) or config_hash
     if plan is not None:
         certificate: dict[str, Any] = {"name": plan.name, "secretName": plan.secret_name}
         if cert_state is not None and cert_state.not_after:
@@ -171,10 +182,22 @@ def policy_status(
                 Event("Normal", "MTASTSRecordsChanged", wanted["MTASTSRecordsRendered"][2][:1024])
             )
     if effect is not None:
-        status_out["observed"] = observed_status(effect)
+        status_out["observed"] = _unless_same_counts(observed_status(effect), previous)
     elif previous.get("observed"):
         status_out["observed"] = previous["observed"]
     return StatusResult(status_out, tuple(events))
+
+
+def _unless_same_counts(observed: dict[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+    """The previous ``observed`` when only ``updatedAt`` would change (no write per tick)."""
+    before = previous.get("observed")
+    if isinstance(before, Mapping):
+        same = {k: v for k, v in before.items() if k != "updatedAt"} == {
+            k: v for k, v in observed.items() if k != "updatedAt"
+        }
+        if same:
+            return dict(before)
+    return observed
 
 
 def effects_from_reports(

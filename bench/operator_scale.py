@@ -1,0 +1,188 @@
+"""Operator scale: N TLSPolicies in one namespace against a real kube-apiserver (issue 18).
+
+Measures, in one bounded run: cold-start convergence (policies exist, then the operator
+starts; until every status observes its generation), edit → ConfigMap latency, the
+operator's peak RSS, and API writes while idle (status/ConfigMap resourceVersions over a
+window with report reads every few seconds). Targets: 1,000 policies converge ≤ 30 s,
+edit ≤ 3 s, RSS ≤ 250 MiB, idle writes ≈ 0. Run: ``python -m bench.operator_scale [N]``.
+It must not run in the test suite (numbers, not assertions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from kubeplane.controlplane import ControlPlane  # noqa: E402
+from kubeplane.runner import Runner  # noqa: E402
+from kubeplane.tools import Tools  # noqa: E402
+
+CRD = REPO / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
+LIMIT_S = 300.0  # every wait is bounded
+
+
+def policy(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "TLSPolicy",
+        "metadata": {"name": f"p{i:04}"},
+        "spec": {
+            "mode": "audit" if i % 2 else "opportunistic",
+            "priority": i % 100,
+            "scope": {
+                "senderDomains": [f"s{i}.example"],
+                "recipientDomains": [f"r{i}.example", f"*.r{i}.example"],
+            },
+        },
+    }
+
+
+def wait(what: str, check: Any, limit: float = LIMIT_S, step: float = 0.2) -> float:
+    begin = time.monotonic()
+    while time.monotonic() - begin < limit:
+        if check():
+            return time.monotonic() - begin
+        time.sleep(step)
+    raise SystemExit(f"timed out after {limit:.0f} s waiting for {what}")
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def control_plane_tools() -> Tools:
+    """kube-apiserver from the project's build script (cached), etcd and kubectl from PATH."""
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts/build-control-plane.sh"), "kube-apiserver"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    apiserver = Path(done.stdout.split()[-1])
+    etcd, kubectl = shutil.which("etcd"), shutil.which("kubectl")
+    if etcd is None or kubectl is None:
+        raise SystemExit("needs etcd and kubectl on PATH (make system-deps)")
+    unused = Path("/nonexistent")  # helm and cert-manager are not needed here
+    return Tools(unused, apiserver, Path(etcd), Path(kubectl), unused, unused)
+
+
+def main(n: int = 1000) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
+    tools = control_plane_tools()
+    work = Path(tempfile.mkdtemp(prefix="mxgate-opscale-"))
+    plane = ControlPlane(tools=tools, workdir=work)
+    plane.start()
+    kubectl = Runner(tools.kubectl, plane.kubeconfig)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        kubectl("apply", "--server-side", "-f", str(CRD))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/tlspolicies.mxgate.io")
+        ns = f"scale-{uuid.uuid4().hex[:6]}"
+        kubectl("create", "namespace", ns)
+        for start in range(0, n, 250):
+            items = [policy(i) for i in range(start, min(n, start + 250))]
+            body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+            kubectl("apply", "-n", ns, "-f", "-", stdin=body)
+
+        def statuses() -> list[dict[str, Any]]:
+            return kubectl.json("get", "tlspolicies", "-n", ns)["items"]  # type: ignore[no-any-return]
+
+        def converged() -> bool:
+            items = statuses()
+            return len(items) == n and all(
+                (p.get("status") or {}).get("observedGeneration") == p["metadata"]["generation"]
+                for p in items
+            )
+
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(plane.kubeconfig),  # kopf's own login
+            "MXGATE_KUBECONFIG": str(plane.kubeconfig),
+            "MXGATE_NAMESPACE": ns,
+            "MXGATE_REPORT_URLS": "http://127.0.0.1:9/report",  # refused at once: a failing read
+            "MXGATE_REPORT_INTERVAL": "5",
+        }
+        log = (work / "operator.log").open("wb")
+        operator = Path(sys.executable).parent / "mxgate-operator"
+        begin = time.monotonic()
+        proc = subprocess.Popen(
+            [str(operator), "--standalone", f"--namespace={ns}"], env=env, stdout=log, stderr=log
+        )
+        wait("convergence", converged, step=1.0)
+        cold = time.monotonic() - begin
+
+        def configmap() -> dict[str, Any]:
+            return kubectl.json("get", "configmap", "mxgate-policy", "-n", ns)  # type: ignore[no-any-return]
+
+        edits = []
+        for k in range(3):
+            patch = json.dumps({"spec": {"priority": 500 + k}})
+            target = f"p{(k * 337) % n:04}"
+            start_edit = time.monotonic()
+            kubectl("patch", "tlspolicy", target, "-n", ns, "--type=merge", "-p", patch)
+            wait(
+                "the edit in the ConfigMap",
+                lambda t=target, k=k: any(
+                    r["id"] == f"{ns}/{t}" and r["priority"] == 500 + k
+                    for r in json.loads(configmap()["data"]["policy.json"])["rules"]
+                ),
+                limit=60,
+                step=0.1,
+            )
+            edits.append(time.monotonic() - start_edit)
+        time.sleep(6)  # let the edit's own status write settle and a report tick pass
+
+        def versions() -> dict[str, str]:
+            out = {p["metadata"]["name"]: p["metadata"]["resourceVersion"] for p in statuses()}
+            out["<configmap>"] = configmap()["metadata"]["resourceVersion"]
+            return out
+
+        before = versions()
+        idle = 30.0
+        time.sleep(idle)  # six report ticks
+        after = versions()
+        idle_writes = sum(1 for k, v in after.items() if before.get(k) != v)
+        rss, hwm = rss_kib(proc.pid)
+        print(
+            f"operator scale, {n} TLSPolicies in one namespace"
+            f" (kube-apiserver {tools.kube_apiserver.name})"
+        )
+        print(f"  cold-start convergence      {cold:6.1f} s   (target <= 30 s)")
+        print(
+            f"  edit -> ConfigMap           {max(edits):6.2f} s max of {len(edits)} (target <= 3 s)"
+        )
+        print(
+            f"  operator RSS                {rss / 1024:6.0f} MiB now,"
+            f" {hwm / 1024:.0f} MiB peak (target <= 250)"
+        )
+        print(f"  objects rewritten while idle {idle_writes:5d} in {idle:.0f} s (target ~0)")
+        print(f"  logs: {work}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        plane.stop()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
