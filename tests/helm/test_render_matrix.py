@@ -17,7 +17,8 @@ from mxgate_gateway.config.model import Config
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
-NOT_BUILT_IN = {"ServiceMonitor"}
+RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
+NOT_BUILT_IN = {"ServiceMonitor", "PrometheusRule"}
 
 MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
     "defaults": ({}, []),
@@ -31,7 +32,7 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
         [],
     ),
     "hpa-on": ({"gateway": {"autoscaling": {"enabled": True}}}, []),
-    "servicemonitor-api-present": ({}, [SERVICE_MONITOR_API]),
+    "servicemonitor-api-present": ({}, [SERVICE_MONITOR_API, RULE_API]),
     "mta-sts-ingress": (
         {
             "mtaSts": {
@@ -47,7 +48,10 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
             "operator": {"enabled": False},
             "admissionPolicy": {"enabled": False},
             "dashboards": {"enabled": False},
-            "metrics": {"serviceMonitor": {"enabled": False}},
+            "metrics": {
+                "serviceMonitor": {"enabled": False},
+                "prometheusRule": {"enabled": False},
+            },
             "gateway": {
                 "tls": {"enabled": False},
                 "podDisruptionBudget": {"enabled": False},
@@ -57,7 +61,7 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
                 "topologySpreadConstraints": [],
             },
         },
-        [SERVICE_MONITOR_API],
+        [SERVICE_MONITOR_API, RULE_API],
     ),
     "production-like": (
         {
@@ -82,7 +86,7 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
                 "extraConfig": {"smtp": {"banner": "ESMTP ready"}},
             },
         },
-        [SERVICE_MONITOR_API],
+        [SERVICE_MONITOR_API, RULE_API],
     ),
 }
 
