@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools images kube-up kube-down lock
+.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools images kube-up kube-down lock chart-docs
 
 ## The dev venv installs exactly the hash-locked pins (pip itself included), then mxgate
 ## editable without touching them; `pip check` proves the set is consistent.
@@ -55,6 +55,10 @@ chart-tools:
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+## Regenerate helm/mxgate/README.md's values table from values.yaml's `# --` comments.
+chart-docs: $(STAMP)
+	$(PY) scripts/chart-values-doc.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway operator tests bench

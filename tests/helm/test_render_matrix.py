@@ -18,7 +18,7 @@ from mxgate_gateway.config.model import Config
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
-NOT_BUILT_IN = {"ServiceMonitor", "PrometheusRule"}
+NOT_BUILT_IN = {"ServiceMonitor", "PrometheusRule", "PodMonitor"}
 
 MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
     "defaults": ({}, []),
@@ -62,6 +62,27 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
             },
         },
         [SERVICE_MONITOR_API, RULE_API],
+    ),
+    "platform-knobs": (
+        {
+            "commonLabels": {"team": "mail"},
+            "gateway": {
+                "runAsUser": None,
+                "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},
+                "securityContext": {"seLinuxOptions": {"level": "s0:c1,c2"}},
+                "startupProbe": {"enabled": True},
+                "initContainers": [{"name": "init", "image": "busybox:1.36", "command": ["true"]}],
+                "extraContainers": [{"name": "sidecar", "image": "busybox:1.36"}],
+            },
+            "metrics": {
+                "serviceMonitor": {"enabled": False},
+                "podMonitor": {
+                    "enabled": True,
+                    "relabelings": [{"targetLabel": "x", "replacement": "y"}],
+                },
+            },
+        },
+        [SERVICE_MONITOR_API, RULE_API, "monitoring.coreos.com/v1/PodMonitor"],
     ),
     "production-like": (
         {
