@@ -19,10 +19,12 @@ COPY operator/ operator/
 # mxgate's wheel from this tree without build isolation; the image venv gets exactly the
 # runtime lock (binary wheels only) and that wheel, and no pip of its own. It records what it
 # holds in /opt/mxgate/share/mxgate: the lock, `pip freeze` and a CycloneDX SBOM (offline,
-# reproducible). Both entry points must start.
+# reproducible). SOURCE_DATE_EPOCH fixes the wheel's file times, so two builds of one commit
+# give byte-identical wheels (same hash in pip-freeze.txt). Both entry points must start.
 RUN python -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r requirements/build.txt \
- && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist . \
+ && SOURCE_DATE_EPOCH=315532800 /opt/build/bin/pip wheel --no-deps --no-build-isolation \
+    --wheel-dir /dist . \
  && python -m venv --without-pip /opt/mxgate \
  && /opt/build/bin/pip --python /opt/mxgate/bin/python install --require-hashes \
     --only-binary=:all: --no-deps -r requirements/runtime.txt \

@@ -7,6 +7,7 @@ gateway, started on the config the chart renders, reports ready and exits cleanl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -63,7 +64,9 @@ def test_parse_builder_stage_reads_the_recipe() -> None:
     assert {"pyproject.toml", "README.md", "gateway/", "operator/"} <= set(stage.copies)
     assert {"requirements/runtime.txt", "requirements/build.txt"} <= set(stage.copies)
     run = " ".join(stage.run.split())
-    assert "pip wheel --no-deps --no-build-isolation" in run
+    assert (
+        "SOURCE_DATE_EPOCH=315532800 /opt/build/bin/pip wheel --no-deps --no-build-isolation" in run
+    )
     assert "--require-hashes --only-binary=:all: --no-deps -r requirements/runtime.txt" in run
     assert "--require-hashes --only-binary=:all: -r requirements/build.txt" in run
 
@@ -150,6 +153,25 @@ def test_image_venv_holds_exactly_the_runtime_lock_and_mxgate(image_venv: Path) 
     """Nothing more, nothing less, no other version: the lock's pins plus mxgate, no pip."""
     expected = _runtime_pins() | {"mxgate": _declared_version()}
     assert _installed(image_venv) == expected
+
+
+@pytest.mark.slow
+def test_the_wheel_build_is_byte_reproducible(tmp_path: Path) -> None:
+    """The Dockerfile's wheel step, run twice on this tree, gives the same sha256."""
+    run = " ".join(parse_builder_stage((REPO / "Dockerfile").read_text()).run.split())
+    step = next(s for s in run.split(" && ") if "pip wheel" in s)
+    digests = set()
+    for n in (1, 2):
+        argv = step.replace("/opt/build/bin/pip", f"{sys.executable} -m pip").replace(
+            "/dist", str(tmp_path / f"dist{n}")
+        )
+        env_word, *command = shlex.split(argv)
+        env = os.environ | dict([env_word.split("=", 1)])
+        subprocess.run(command, cwd=REPO, env=env, capture_output=True, check=True, timeout=300)
+        (wheel,) = (tmp_path / f"dist{n}").glob("mxgate-*.whl")
+        digests.add(hashlib.sha256(wheel.read_bytes()).hexdigest())
+        time.sleep(1.1)  # a later second: file times would differ without SOURCE_DATE_EPOCH
+    assert len(digests) == 1
 
 
 @pytest.mark.slow
