@@ -9,16 +9,35 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Only what the wheel is built from: .dockerignore keeps tests, venvs and caches out.
+# Only what the wheel is built from, plus the locks: .dockerignore keeps the rest out.
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt requirements/build.txt requirements/
 COPY gateway/ gateway/
 COPY operator/ operator/
-# pip builds the wheel through the PEP 517 backend pyproject.toml names, then installs it with
-# its dependencies (binary wheels only) into the venv the final stage copies; both entry
-# points must start.
-RUN python -m pip wheel --no-deps --wheel-dir /dist . \
- && python -m venv /opt/mxgate \
- && /opt/mxgate/bin/pip install --only-binary=:all: /dist/mxgate-*.whl \
+# Reproducible: every third-party file is pinned by hash (requirements/*.txt, `make lock`).
+# A throwaway tools venv (pip, setuptools, wheel, cyclonedx-bom from build.txt) builds
+# mxgate's wheel from this tree without build isolation; the image venv gets exactly the
+# runtime lock (binary wheels only) and that wheel, and no pip of its own. It records what it
+# holds in /opt/mxgate/share/mxgate: the lock, `pip freeze` and a CycloneDX SBOM (offline,
+# reproducible). SOURCE_DATE_EPOCH fixes the wheel's file times, so two builds of one commit
+# give byte-identical wheels (same hash in pip-freeze.txt). Both entry points must start.
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r requirements/build.txt \
+ && SOURCE_DATE_EPOCH=315532800 /opt/build/bin/pip wheel --no-deps --no-build-isolation \
+    --wheel-dir /dist . \
+ && python -m venv --without-pip /opt/mxgate \
+ && /opt/build/bin/pip --python /opt/mxgate/bin/python install --require-hashes \
+    --only-binary=:all: --no-deps -r requirements/runtime.txt \
+ && /opt/build/bin/pip --python /opt/mxgate/bin/python install --no-deps --no-index \
+    /dist/mxgate-*.whl \
+ && /opt/build/bin/pip --python /opt/mxgate/bin/python check \
+ && mkdir -p /opt/mxgate/share/mxgate \
+ && cp requirements/runtime.txt /opt/mxgate/share/mxgate/requirements.lock \
+ && /opt/build/bin/pip --python /opt/mxgate/bin/python freeze --all \
+    > /opt/mxgate/share/mxgate/pip-freeze.txt \
+ && /opt/build/bin/cyclonedx-py environment --output-reproducible --pyproject pyproject.toml \
+    -o /opt/mxgate/share/mxgate/sbom.cdx.json /opt/mxgate/bin/python \
+ && /opt/mxgate/bin/mxgate --version \
  && /opt/mxgate/bin/mxgate --help >/dev/null \
  && /opt/mxgate/bin/mxgate-operator --help >/dev/null
 

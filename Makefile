@@ -5,13 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_LOCK := requirements/dev.txt
 
-.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools images kube-up kube-down
+.PHONY: dev test lint unit system-deps venv bench clean control-plane chart-tools images kube-up kube-down lock chart-docs
 
-$(STAMP): pyproject.toml
+## The dev venv installs exactly the hash-locked pins (pip itself included), then mxgate
+## editable without touching them; `pip check` proves the set is consistent.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -52,6 +56,10 @@ chart-tools:
 system-deps:
 	bash scripts/install-system-deps.sh
 
+## Regenerate helm/mxgate/README.md's values table from values.yaml's `# --` comments.
+chart-docs: $(STAMP)
+	$(PY) scripts/chart-values-doc.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check gateway operator tests bench
 	$(BIN)/ruff format --check gateway operator tests bench
@@ -64,8 +72,15 @@ unit: $(STAMP)
 
 ## Benchmark direct / mxgate / Haraka in one run (bench/README.md); py-spy profiles the gateway.
 bench: system-deps $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench --profile
+
+## Re-resolve requirements/{runtime,build,dev}.txt from pyproject.toml (needs the package
+## registry). Commit the result; tests/test_locks.py fails while the locks are stale.
+## Needs only uv (from the current lock), not a venv consistent with the edited pyproject.toml.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(PY) -m pip install -q --require-hashes -r $(DEV_LOCK)
+	$(PY) scripts/lock.py $(BIN)/uv
 
 clean:
 	rm -rf $(VENV) .mxgate-dev .pytest_cache .mypy_cache .ruff_cache

@@ -84,7 +84,7 @@ mxgate() {
   [[ -n $BASE_REF ]] || base >/dev/null
   local k ref tar
   # Everything the Dockerfile copies (.dockerignore) plus the Dockerfile and the base.
-  k=$( (echo "$BASE_REF" && cat Dockerfile .dockerignore pyproject.toml README.md &&
+  k=$( (echo "$BASE_REF" && cat Dockerfile .dockerignore pyproject.toml README.md requirements/runtime.txt requirements/build.txt &&
     find gateway operator -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info*' |
     LC_ALL=C sort | xargs cat) | key)
   ref=localhost/mxgate:$k

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real peers the test suite talks to (Postfix, swaks, HAProxy, etcd, openssl) and
 # what the one-node cluster of the `pods` tests runs on (scripts/kube-node.sh): containerd,
-# runc, the CNI plugins, iptables and conntrack (kube-proxy), buildah and mmdebstrap (images).
+# runc, the CNI plugins, iptables and conntrack (kube-proxy), buildah and mmdebstrap (images),
+# and promtool (Debian `prometheus`: `promtool check metrics` / `promtool test rules`).
 # Idempotent: installs only what is missing. Never starts the system's own services.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v iptables >/dev/null || need+=(iptables)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v curl >/dev/null || need+=(curl)
+command -v promtool >/dev/null || need+=(prometheus)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -32,14 +34,15 @@ if ((${#need[@]})); then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps package scripts from starting daemons (haproxy, etcd, containerd) on install.
+  # policy-rc.d keeps package scripts from starting daemons (haproxy, etcd, containerd,
+  # prometheus) on install.
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "install-system-deps: postfix swaks haproxy etcd openssl containerd runc CNI buildah mmdebstrap iptables conntrack present"
+echo "install-system-deps: postfix swaks haproxy etcd openssl containerd runc CNI buildah mmdebstrap iptables conntrack promtool present"
 
 # Exim 4 and OpenSMTPD as sending clients, and Exim as a receiver for the estimate tests
 # (tests/mtapeers): unpacked into a private cache, never installed as packages (they

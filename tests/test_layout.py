@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +36,17 @@ def test_both_import_packages_are_importable() -> None:
     gw = importlib.import_module("mxgate_gateway")
     op = importlib.import_module("mxgate_operator")
     assert gw.__version__ == op.__version__
+
+
+def test_version_is_pyprojects_and_mxgate_version_prints_it() -> None:
+    """`mxgate --version` prints the version pyproject.toml declares (one source of truth)."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    version = declared["project"]["version"]
+    assert importlib.import_module("mxgate_gateway").__version__ == version
+    out = subprocess.run(
+        [sys.executable, "-m", "mxgate_gateway.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == f"mxgate {version}"

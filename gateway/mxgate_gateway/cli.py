@@ -1,4 +1,5 @@
-"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``report``, ``estimate``.
+"""The ``mxgate`` command: ``dev``, ``gateway``, ``check-config``, ``config-keys``, ``report``,
+``estimate``.
 
 Parses arguments into settings, loads config through the loader, and hands
 off to the composition root. It must not contain protocol logic; errors in
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mxgate_gateway import __version__
+from mxgate_gateway.config.keys import config_keys, render_keys
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.errors import ConfigError, MxgateError
 from mxgate_gateway.estimate.cli import add_arguments as add_estimate_arguments
@@ -44,9 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     gw.add_argument("--policy", type=Path, help="policy file written by the operator")
     gw.add_argument("--log-format", choices=("json", "console"), help="override log.format")
 
-    check = sub.add_parser("check-config", help="validate a config file; exit 0 valid, 1 invalid")
+    keys = "every key of the config file, its default and what it holds:\n" + render_keys(
+        config_keys()
+    )
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file; exit 0 valid, 1 invalid",
+        description="Validate a gateway config file: every mistake on one line, with its key.",
+        epilog=keys,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("file", type=Path)
     check.add_argument("--policy", type=Path, help="also merge this policy file")
+    sub.add_parser("config-keys", help="list every config key with its default")
 
     report = sub.add_parser("report", help="the loss report of one or more gateways, merged")
     add_report_arguments(report)
@@ -63,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file, args.policy)
+    if args.command == "config-keys":
+        print(render_keys(config_keys()))
+        return 0
     if args.command == "report":
         return run_report(args)
     if args.command == "estimate":

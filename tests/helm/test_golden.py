@@ -22,7 +22,7 @@ CASES = {
                 "tlsRpt": {"enabled": True},
             },
         },
-        ["monitoring.coreos.com/v1/ServiceMonitor"],
+        ["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule"],
     ),
 }
 

@@ -1,11 +1,13 @@
 """The Dockerfile's recipe, exercised without a Docker engine: its builder stage's COPY set and
 RUN step are replayed in a temporary directory (paths moved under it), giving a fresh venv
-from the built wheel; both entry points answer --help and the gateway, started on the config
-the chart renders, reports ready and exits cleanly on SIGTERM.
+from the hash-locked runtime pins and the built wheel; it holds exactly the lock's versions and
+records them (lock, pip freeze, CycloneDX SBOM); both entry points answer --help and the
+gateway, started on the config the chart renders, reports ready and exits cleanly on SIGTERM.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -59,8 +62,13 @@ def test_parse_builder_stage_reads_the_recipe() -> None:
     """The parser finds the wheel build, the venv install and the copied sources."""
     stage = parse_builder_stage((REPO / "Dockerfile").read_text(encoding="utf-8"))
     assert {"pyproject.toml", "README.md", "gateway/", "operator/"} <= set(stage.copies)
-    assert "pip wheel" in stage.run
-    assert "/opt/mxgate/bin/pip install" in stage.run
+    assert {"requirements/runtime.txt", "requirements/build.txt"} <= set(stage.copies)
+    run = " ".join(stage.run.split())
+    assert (
+        "SOURCE_DATE_EPOCH=315532800 /opt/build/bin/pip wheel --no-deps --no-build-isolation" in run
+    )
+    assert "--require-hashes --only-binary=:all: --no-deps -r requirements/runtime.txt" in run
+    assert "--require-hashes --only-binary=:all: -r requirements/build.txt" in run
 
 
 def _free_port() -> int:
@@ -83,12 +91,13 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
             shutil.copytree(source, context / src, ignore=ignore)
         else:
+            (context / src).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, context / src)
     shim = root / "shim"
     shim.mkdir()
     # The base image's `python` is a plain interpreter: use the one this venv was made from.
     (shim / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
-    run = stage.run.replace("/opt/mxgate", f"{root}/opt/mxgate").replace("/dist", f"{root}/dist")
+    run = stage.run.replace("/opt/", f"{root}/opt/").replace("/dist", f"{root}/dist")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     # Unlike the image build, keep pip's cache: the test runs on every `make test`.
     env |= {"PATH": f"{shim}:/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -106,10 +115,86 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     venv = root / "opt" / "mxgate"
     assert not (venv / "bin" / "pytest").exists(), "test extras leaked into the image venv"
+    assert f"mxgate {_declared_version()}" in done.stdout
     return venv
 
 
+def _declared_version() -> str:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    return str(pyproject["project"]["version"])
+
+
+def _runtime_pins() -> dict[str, str]:
+    """name -> version of requirements/runtime.txt (names normalised)."""
+    text = re.sub(r"\\\n\s*", " ", (REPO / "requirements" / "runtime.txt").read_text())
+    pins = [line.split()[0] for line in text.splitlines() if "==" in line.split("#")[0]]
+    return {_norm(n): v for n, v in (p.split("==") for p in pins)}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed(venv: Path) -> dict[str, str]:
+    """name -> version of every distribution in the venv, read from its metadata."""
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    found = {}
+    for meta in site.glob("*.dist-info/METADATA"):
+        fields = dict(
+            line.split(": ", 1) for line in meta.read_text().splitlines()[:10] if ": " in line
+        )
+        found[_norm(fields["Name"])] = fields["Version"]
+    return found
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one builds the venv (pip, cold cache)
+def test_image_venv_holds_exactly_the_runtime_lock_and_mxgate(image_venv: Path) -> None:
+    """Nothing more, nothing less, no other version: the lock's pins plus mxgate, no pip."""
+    expected = _runtime_pins() | {"mxgate": _declared_version()}
+    assert _installed(image_venv) == expected
+
+
+@pytest.mark.slow
+def test_the_wheel_build_is_byte_reproducible(tmp_path: Path) -> None:
+    """The Dockerfile's wheel step, run twice on this tree, gives the same sha256."""
+    run = " ".join(parse_builder_stage((REPO / "Dockerfile").read_text()).run.split())
+    step = next(s for s in run.split(" && ") if "pip wheel" in s)
+    digests = set()
+    for n in (1, 2):
+        argv = step.replace("/opt/build/bin/pip", f"{sys.executable} -m pip").replace(
+            "/dist", str(tmp_path / f"dist{n}")
+        )
+        env_word, *command = shlex.split(argv)
+        env = os.environ | dict([env_word.split("=", 1)])
+        subprocess.run(command, cwd=REPO, env=env, capture_output=True, check=True, timeout=300)
+        (wheel,) = (tmp_path / f"dist{n}").glob("mxgate-*.whl")
+        digests.add(hashlib.sha256(wheel.read_bytes()).hexdigest())
+        time.sleep(1.1)  # a later second: file times would differ without SOURCE_DATE_EPOCH
+    assert len(digests) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one builds the venv (pip, cold cache)
+def test_image_records_what_it_contains(image_venv: Path) -> None:
+    """/opt/mxgate/share/mxgate holds the lock, `pip freeze` and a CycloneDX SBOM that agree."""
+    share = image_venv / "share" / "mxgate"
+    lock = (REPO / "requirements" / "runtime.txt").read_text(encoding="utf-8")
+    assert (share / "requirements.lock").read_text(encoding="utf-8") == lock
+    frozen = (share / "pip-freeze.txt").read_text(encoding="utf-8").splitlines()
+    pinned = {_norm(n): v for n, v in (x.split("==") for x in frozen if "==" in x)}
+    assert pinned == _runtime_pins()
+    assert any(x.startswith("mxgate @ file://") for x in frozen)
+    sbom = json.loads((share / "sbom.cdx.json").read_text(encoding="utf-8"))
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["metadata"]["component"]["name"] == "mxgate"
+    assert sbom["metadata"]["component"]["version"] == _declared_version()
+    components = {_norm(c["name"]): c["version"] for c in sbom["components"]}
+    assert components == _runtime_pins()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one builds the venv (pip, cold cache)
 @pytest.mark.parametrize(("script", "expect"), [("mxgate", "gateway"), ("mxgate-operator", "")])
 def test_entry_points_answer_help(image_venv: Path, script: str, expect: str) -> None:
     """Both console scripts of the image start and print their usage."""
@@ -126,6 +211,7 @@ def test_entry_points_answer_help(image_venv: Path, script: str, expect: str) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one builds the venv (pip, cold cache)
 def test_gateway_from_the_image_venv_serves_the_charts_config(
     image_venv: Path, render, tmp_path: Path
 ) -> None:
@@ -180,6 +266,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], deadline: float) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one builds the venv (pip, cold cache)
 @pytest.mark.parametrize("missing", ["policy", "tls"])
 def test_gateway_starts_before_the_operator_and_cert_manager_have_written_anything(
     image_venv: Path, render, tmp_path: Path, missing: str

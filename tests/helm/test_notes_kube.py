@@ -51,3 +51,22 @@ def test_notes_tell_how_to_reach_the_mx_and_see_the_loss_report(
 def test_notes_follow_the_values(helm, values_file, kube_namespace, values, expected) -> None:
     """Deny, TLS off and PROXY protocol each change what the notes say."""
     assert expected in _notes(helm, values_file, kube_namespace, *values)
+
+
+@pytest.mark.parametrize(
+    ("values", "warned"),
+    [
+        ((), ["ServiceMonitor (metrics.serviceMonitor.enabled)", "PrometheusRule"]),
+        (("--set", "metrics.serviceMonitor.enabled=false",
+          "--set", "metrics.prometheusRule.enabled=false"), []),
+    ],
+    ids=["requested", "not-requested"],
+)  # fmt: skip
+def test_notes_warn_when_monitoring_was_requested_but_its_api_is_missing(
+    helm, values_file, kube_namespace, values, warned
+) -> None:
+    """This control plane serves no monitoring.coreos.com/v1: requested monitors are named."""
+    notes = _notes(helm, values_file, kube_namespace, *values)
+    assert ("WARNING: requested but NOT created" in notes) == bool(warned)
+    for kind in warned:
+        assert kind in notes

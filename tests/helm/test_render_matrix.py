@@ -17,7 +17,8 @@ from mxgate_gateway.config.model import Config
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mxgate"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
-NOT_BUILT_IN = {"ServiceMonitor"}
+RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
+NOT_BUILT_IN = {"ServiceMonitor", "PrometheusRule", "PodMonitor"}
 
 MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
     "defaults": ({}, []),
@@ -31,7 +32,7 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
         [],
     ),
     "hpa-on": ({"gateway": {"autoscaling": {"enabled": True}}}, []),
-    "servicemonitor-api-present": ({}, [SERVICE_MONITOR_API]),
+    "servicemonitor-api-present": ({}, [SERVICE_MONITOR_API, RULE_API]),
     "mta-sts-ingress": (
         {
             "mtaSts": {
@@ -47,7 +48,10 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
             "operator": {"enabled": False},
             "admissionPolicy": {"enabled": False},
             "dashboards": {"enabled": False},
-            "metrics": {"serviceMonitor": {"enabled": False}},
+            "metrics": {
+                "serviceMonitor": {"enabled": False},
+                "prometheusRule": {"enabled": False},
+            },
             "gateway": {
                 "tls": {"enabled": False},
                 "podDisruptionBudget": {"enabled": False},
@@ -57,7 +61,28 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
                 "topologySpreadConstraints": [],
             },
         },
-        [SERVICE_MONITOR_API],
+        [SERVICE_MONITOR_API, RULE_API],
+    ),
+    "platform-knobs": (
+        {
+            "commonLabels": {"team": "mail"},
+            "gateway": {
+                "runAsUser": None,
+                "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},
+                "securityContext": {"seLinuxOptions": {"level": "s0:c1,c2"}},
+                "startupProbe": {"enabled": True},
+                "initContainers": [{"name": "init", "image": "busybox:1.36", "command": ["true"]}],
+                "extraContainers": [{"name": "sidecar", "image": "busybox:1.36"}],
+            },
+            "metrics": {
+                "serviceMonitor": {"enabled": False},
+                "podMonitor": {
+                    "enabled": True,
+                    "relabelings": [{"targetLabel": "x", "replacement": "y"}],
+                },
+            },
+        },
+        [SERVICE_MONITOR_API, RULE_API, "monitoring.coreos.com/v1/PodMonitor"],
     ),
     "production-like": (
         {
@@ -82,7 +107,7 @@ MATRIX: dict[str, tuple[dict[str, Any], list[str]]] = {
                 "extraConfig": {"smtp": {"banner": "ESMTP ready"}},
             },
         },
-        [SERVICE_MONITOR_API],
+        [SERVICE_MONITOR_API, RULE_API],
     ),
 }
 

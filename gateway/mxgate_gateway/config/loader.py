@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mxgate_gateway.config.explain import user_errors
 from mxgate_gateway.config.model import Config, PolicyDocument
 from mxgate_gateway.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def format_loc(loc: Sequence[int | str]) -> str:
-    """Render a pydantic error location as ``upstreams[0].address``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
 
 
 def validate(model: type[M], data: Any, source: str) -> M:
@@ -41,15 +30,7 @@ def validate(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [(format_loc(err["loc"]), _message(err)) for err in exc.errors(include_url=False)]
-        raise ConfigError(source, errors) from None
-
-
-def _message(err: Any) -> str:
-    msg = str(err["msg"])
-    if err["type"] == "extra_forbidden":
-        return "unknown key (check spelling; see `mxgate check-config --help`)"
-    return msg.removeprefix("Value error, ")
+        raise ConfigError(source, user_errors(exc.errors(include_url=False), model)) from None
 
 
 def parse_text(text: str, source: str) -> Any:
@@ -94,8 +75,5 @@ def merge_policy(config: Config, doc: PolicyDocument) -> Config:
     try:
         return config.with_policy_document(doc)
     except ValidationError as exc:
-        errors = [
-            ("policy." + format_loc(err["loc"]), _message(err))
-            for err in exc.errors(include_url=False)
-        ]
+        errors = user_errors(exc.errors(include_url=False), Config, ("policy",))
         raise ConfigError("config + policy file", errors) from None

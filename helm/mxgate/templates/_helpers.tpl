@@ -162,3 +162,31 @@ camelCase become the gateway's snake_case keys; gateway.extraConfig is deep-merg
 {{- with .tls }}{{ $tls = dict "cert" .cert "key" .key "min_version" .min_version }}{{ end -}}
 {{- toJson (dict "listen" .listen "tls" $tls "log" .log) -}}
 {{- end -}}
+
+{{/* A pod securityContext: the chart's hardened default, UID/GID from gateway.runAsUser unless
+it is null (OpenShift's restricted SCC assigns them), with `override` merged over it.
+Call with (dict "ctx" $ "override" $g.podSecurityContext "fsGroup" true). */}}
+{{- define "mxgate.podSecurityContext" -}}
+{{- $uid := .ctx.Values.gateway.runAsUser -}}
+{{- $sc := dict "runAsNonRoot" true "seccompProfile" (dict "type" "RuntimeDefault") -}}
+{{- if not (kindIs "invalid" $uid) -}}
+{{- $_ := set $sc "runAsUser" $uid -}}
+{{- $_ := set $sc "runAsGroup" $uid -}}
+{{- if .fsGroup -}}{{- $_ := set $sc "fsGroup" $uid -}}{{- end -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $sc (deepCopy (.override | default dict))) -}}
+{{- end -}}
+
+{{/* A container securityContext: read-only root, no privilege escalation, no capabilities,
+with `override` merged over it. Call with (dict "ctx" $ "override" $g.securityContext). */}}
+{{- define "mxgate.containerSecurityContext" -}}
+{{- $uid := .ctx.Values.gateway.runAsUser -}}
+{{- $sc := dict "allowPrivilegeEscalation" false "readOnlyRootFilesystem" true "runAsNonRoot" true -}}
+{{- $_ := set $sc "capabilities" (dict "drop" (list "ALL")) -}}
+{{- $_ := set $sc "seccompProfile" (dict "type" "RuntimeDefault") -}}
+{{- if not (kindIs "invalid" $uid) -}}
+{{- $_ := set $sc "runAsUser" $uid -}}
+{{- $_ := set $sc "runAsGroup" $uid -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $sc (deepCopy (.override | default dict))) -}}
+{{- end -}}
