@@ -225,6 +225,7 @@ class EdgeHandler:
         """Start the upstream's DATA with our trace headers; the server streams the
         message into the returned sink as the client sends it."""
         conn = _conn(server)
+        txn.queue_id = new_queue_id()  # named in our Received header, then in the 250
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             return _DISCARD
         txn.upstream.start_data(self._trace_headers(conn, txn))
@@ -234,7 +235,7 @@ class EdgeHandler:
         """The client's final dot arrived and the section kept every rule: send the
         upstream's final dot; 250 only after the upstream's 250."""
         conn = _conn(server)
-        txn.queue_id = new_queue_id()
+        txn.queue_id = txn.queue_id or new_queue_id()
         upstream: dict[str, object] = {}
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             outcome_reply = replies.UPSTREAM_FAILED
