@@ -17,11 +17,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 
 from mtapeers.gwconfig import gateway_config
+from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway
+from mxgate_gateway.relay.pool import UpstreamPool
 
 pytestmark = pytest.mark.postfix
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -140,3 +143,23 @@ async def test_a_session_the_upstream_dropped_while_idle_is_not_reused(
         assert await send(gw.smtp_port, "second") == 250
         counters = await settled(impatient_sink, "messages", 2)
     assert counters["messages"] == 2
+
+
+async def test_idle_sessions_are_closed_after_max_age_without_new_traffic(
+    postfix_upstream: Postfix,
+) -> None:
+    """A quiet gateway holds no upstream connections: the pool closes an idle session once
+    it is ``max_age`` old, even if nobody asks the pool for one again."""
+    pool = UpstreamPool(max_age=0.3)
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=postfix_upstream.port, start_tls=False)
+    await smtp.connect()
+    assert pool.give("key", smtp)
+    await asyncio.sleep(0.1)
+    assert smtp.is_connected  # young enough to reuse
+    for _ in range(40):
+        if not smtp.is_connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not smtp.is_connected
+    assert pool.take("key") is None
+    await pool.close()

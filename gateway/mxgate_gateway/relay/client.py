@@ -178,8 +178,8 @@ class UpstreamTransaction:
             return self.broken or failed(Failure.PROTOCOL, self.upstream.address)
         outcome = self._data_refused
         if outcome is None:
-            await self._flush(b".\r\n")
-            outcome = self.broken
+            await self._flush(b".\r\n")  # may find DATA refused (its reply is read first)
+            outcome = self.broken or self._data_refused
         if outcome is None:
             try:
                 response = await self._protocol().read_response(

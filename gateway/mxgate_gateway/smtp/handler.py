@@ -225,11 +225,9 @@ class EdgeHandler:
         """Start the upstream's DATA with our trace headers; the server streams the
         message into the returned sink as the client sends it."""
         conn = _conn(server)
+        txn.queue_id = new_queue_id()  # named in our Received header, then in the 250
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             return _DISCARD
-        # The id is the message's from its first byte on: our Received: names it,
-        # and so do the client's 250 and the message_* log lines.
-        txn.queue_id = new_queue_id()
         txn.upstream.start_data(self._trace_headers(conn, txn))
         return txn.upstream
 
