@@ -49,16 +49,27 @@ class Baseline:
     @classmethod
     async def take(cls, gateway: Gateway) -> Baseline:
         await settled(gateway)
+        await _empty_pool(gateway)
         return cls(open_fds(), rss())
 
     async def back_to(self, gateway: Gateway, timeout: float = 15.0) -> None:
-        """Connections gauge 0, descriptors at (or below) baseline, RSS within the margin."""
+        """Connections gauge 0, descriptors at (or below) baseline, RSS within the margin.
+
+        Idle upstream sessions kept for reuse hold descriptors by design: the pool is
+        emptied (QUIT) first, so only what nothing owns any more would remain.
+        """
         await settled(gateway, timeout)
+        await _empty_pool(gateway)
         await eventually(
             lambda: open_fds() <= self.fds, timeout, f"fds back to {self.fds} (now {open_fds()})"
         )
         assert rss() <= self.rss + RSS_MARGIN, (rss(), self.rss)
         assert metric(gateway, "mxgate_connections") == 0
+
+
+async def _empty_pool(gateway: Gateway) -> None:
+    if gateway.handler.pool is not None:
+        await gateway.handler.pool.close()
 
 
 @dataclass
