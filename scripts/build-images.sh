@@ -45,10 +45,18 @@ import_rootfs() { # tarball ref [buildah config args...]
   buildah commit -q --rm "$ctr" "$ref" >/dev/null
 }
 
-save() { # ref tarball
+save() { # ref tarball: write the archive, then drop older builds of the same image
+  local old key name=${1%:*}
+  local short=${name#localhost/}
   rm -f "$2.tmp"
   buildah push -q "$1" "docker-archive:$2.tmp:$1" >/dev/null
   mv "$2.tmp" "$2"
+  for old in "$OUT/$short"-*.tar; do
+    [[ $(basename "$old") =~ ^$short-([0-9a-f]{12})\.tar$ && $old != "$2" ]] || continue
+    key=${BASH_REMATCH[1]}
+    rm -f "$old"
+    buildah rmi "$name:$key" >/dev/null 2>&1 || true
+  done
 }
 
 debian_image() { # name packages extra-config...

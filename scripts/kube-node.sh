@@ -30,6 +30,9 @@ CNI_BIN=${MXGATE_CNI_BIN:-/usr/lib/cni}
 SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic
   kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 TABLES=(filter nat mangle raw)
+# Fixed paths the kubelet, containerd 1.6 and its shims use whatever their root dirs: removed
+# at down when they did not exist at up.
+FIXED_DIRS=(/var/lib/kubelet /var/log/pods /var/log/containers /var/lib/cni /run/containerd /run/netns)
 SOCK=$STATE/containerd/containerd.sock
 # Image content and snapshots persist between runs (like the binaries): a warm `up` imports
 # only images whose key changed. Containers never outlive `down`.
@@ -284,6 +287,9 @@ snapshot_host() {
     done
   done
   ls /run/netns 2>/dev/null >"$h/netns" || true
+  for s in "${FIXED_DIRS[@]}"; do
+    [[ -e $s ]] || echo "$s" >>"$h/absent-dirs"
+  done
   ip route show "$SVC_CIDR" >"$h/route"
 }
 
@@ -328,7 +334,10 @@ up() {
   why=$(check) || die "cannot run here: $why"
   exec 9>/tmp/mxgate-kube.lock
   flock -w 600 9 || die "another node is starting or stopping (lock /tmp/mxgate-kube.lock)"
-  down_locked
+  if [[ -f $STATE/pids/kube-apiserver.pid ]] && ours "$(cat "$STATE/pids/kube-apiserver.pid")"; then
+    die "a node is already running in $STATE (export KUBECONFIG=$STATE/admin.kubeconfig, or make kube-down)"
+  fi
+  down_locked # what a crashed run left behind
   # A failed start shows the logs' tails and undoes itself (MXGATE_KUBE_KEEP=1 keeps it all).
   trap 'rc=$?; if ((rc)); then tail_logs; [[ -n ${MXGATE_KUBE_KEEP:-} ]] || down_locked; fi' EXIT
   find_binaries
@@ -478,6 +487,11 @@ down_locked() {
     while IFS== read -r s c; do
       [[ $(sysctl -n "$s") == "$c" ]] || sysctl -qw "$s=$c"
     done <"$STATE/host/sysctl"
+  fi
+  if [[ -f $STATE/host/absent-dirs ]]; then
+    while read -r s; do
+      rm -rf --one-file-system "$s"
+    done <"$STATE/host/absent-dirs"
   fi
   # The kubelet's cgroup tree (cgroupfs driver), emptied above: remove it, deepest first.
   for c in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do

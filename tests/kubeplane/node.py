@@ -64,9 +64,25 @@ def prepare() -> subprocess.CompletedProcess[str]:
     )
 
 
+def owned_by_live_session(state: Path) -> bool:
+    """True while another test session that started the node in ``state`` still runs."""
+    try:
+        pid = int((state / "owner").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return pid != os.getpid() and Path(f"/proc/{pid}").exists()
+
+
+def wait_for_other_session(state: Path, timeout: float = UP_TIMEOUT_S) -> None:
+    """One node per machine: wait until another session's node is stopped (bounded)."""
+    deadline = time.monotonic() + timeout
+    while owned_by_live_session(state) and time.monotonic() < deadline:
+        time.sleep(2)
+
+
 def running(state: Path) -> KubeNode | None:
     """The node ``make kube-up`` left running in ``state``, if its API server answers."""
-    if not (state / "env").is_file():
+    if not (state / "env").is_file() or owned_by_live_session(state):
         return None
     kubeconfig = state / "admin.kubeconfig"
     probe = subprocess.run(
@@ -93,6 +109,7 @@ def up(state: Path) -> KubeNode:
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-30:])
         raise NodeFailed(f"scripts/kube-node.sh up failed (exit {done.returncode}):\n{tail}")
+    (state / "owner").write_text(str(os.getpid()), encoding="utf-8")
     return _node(state, time.monotonic() - begin)
 
 

@@ -249,10 +249,12 @@ def cert_manager(
 def kube_node(kube_tools: Tools, pytestconfig: pytest.Config) -> Iterator[node.KubeNode]:
     """A real one-node cluster (scripts/kube-node.sh: kubelet, containerd, kube-proxy, CNI)
     with the gateway, Postfix and pause images loaded. Reuses a node ``make kube-up`` left
-    running (and leaves it running); otherwise starts one and stops it, restoring the host."""
+    running (and leaves it running); waits while another test session owns the node;
+    otherwise starts one and stops it, restoring the host."""
     why = pytestconfig.stash.get(_NODE, "node not prepared at collection")
     if why is not None:
         pytest.skip(f"no real Kubernetes node: {why}")
+    node.wait_for_other_session(node.STATE)
     reused = node.running(node.STATE)
     started = reused or node.up(node.STATE)
     verb = "reused" if reused else f"ready in {started.startup_seconds:.1f} s"
