@@ -88,6 +88,7 @@ class Gateway:
         cfg = self.store.current
         self.health.set("config", True, f"generation {self.store.generation}")
         self.metrics.config_generation.set(self.store.generation)
+        self.handler.signals.configured(frozenset(u.address for u in cfg.upstreams))
         if cfg.tls is not None:
             try:
                 self.tls_context = server_context(cfg.tls)

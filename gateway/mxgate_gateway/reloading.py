@@ -87,6 +87,7 @@ def watch_files(
             log.warning("config_restart_required", field=field)
         old = gateway.store.swap(new)
         gateway.metrics.config_generation.set(gateway.store.generation)
+        gateway.handler.signals.configured(frozenset(u.address for u in new.upstreams))
         log.info(
             "config_reloaded",
             generation=gateway.store.generation,

@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import yaml
 
 from faultkit.load import Load, check
 from faultkit.scenario import scenario
@@ -74,4 +75,5 @@ async def test_dead_first_upstream_fails_over_and_its_breaker_opens(tmp_path: Pa
         metrics = await sc.gateway.metrics()
     assert ledger.problems == (), ledger
     assert ledger.accepted == 40
-    assert "mxgate_upstream_breaker_open_total 1.0" in metrics
+    dead = yaml.safe_load(sc.config_path.read_text())["upstreams"][0]["address"]
+    assert f'mxgate_upstream_breaker_open_total{{upstream="{dead}"}} 1.0' in metrics

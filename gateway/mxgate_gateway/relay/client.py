@@ -33,7 +33,10 @@ from mxgate_gateway.relay.pool import UpstreamPool
 from mxgate_gateway.replies import reply
 from mxgate_gateway.tls.contexts import UpstreamContexts
 
-Observe = Callable[[str, float], None]  # (phase, seconds) for the latency histogram
+Observe = Callable[[str, str, float], None]  # (phase, upstream, seconds): latency histogram
+# (step, upstream, failure) for each fresh connection attempt ("connect": Failure.NONE when it
+# succeeded) and each MAIL FROM it broke on ("mail"): failures failover hides still count.
+OnAttempt = Callable[[str, str, Failure], None]
 FLUSH_AT = 16 * 1024  # message octets queued before a write to the upstream
 
 NO_SMTPUTF8 = reply(550, "Upstream does not support SMTPUTF8", "5.6.7")
@@ -89,6 +92,7 @@ class UpstreamTransaction:
         breakers: BreakerBank | None = None,
         pool: UpstreamPool | None = None,
         contexts: UpstreamContexts | None = None,
+        on_attempt: OnAttempt | None = None,
     ) -> tuple[UpstreamTransaction | None, RelayOutcome]:
         """Connect to the first reachable upstream and send MAIL FROM.
 
@@ -96,12 +100,14 @@ class UpstreamTransaction:
         4xx at once) and each connection attempt is recorded. With ``pool``, an idle
         session to the upstream is reused first (one dropped while idle is skipped).
         ``contexts`` holds the TLS client contexts of this config generation (built
-        once; without it they are built for this call only).
+        once; without it they are built for this call only). ``on_attempt`` hears the
+        result of every fresh connection, and a MAIL FROM that broke one.
         """
         last = failed(Failure.CONNECT)
         bank = breakers if breakers is not None else BreakerBank(time.monotonic)
         tls = contexts if contexts is not None else UpstreamContexts()
         reuse = pool is not None and "SMTPUTF8" not in mail_params
+        attempt = on_attempt or _ignore
         for upstream in failover_order(upstreams, _key, bank):
             while reuse and pool is not None and (idle := pool.take((upstream, helo))):
                 txn = cls(idle, upstream, observe, pool, helo)
@@ -114,7 +120,8 @@ class UpstreamTransaction:
                     return txn, outcome
             started = time.monotonic()
             smtp, outcome = await _connect(upstream, helo, tls.get(upstreams, upstream))
-            observe("connect", time.monotonic() - started)
+            observe("connect", upstream.address, time.monotonic() - started)
+            attempt("connect", upstream.address, outcome.failure)
             if smtp is None:
                 bank[_key(upstream)].record_failure()
                 last = outcome
@@ -128,6 +135,8 @@ class UpstreamTransaction:
                 )
             params = [p for p in mail_params if _supported(smtp, p)]
             outcome = await txn._command(f"MAIL FROM:<{sender}>", params)
+            if txn.broken is not None:
+                attempt("mail", upstream.address, txn.broken.failure)
             if not outcome.accepted:
                 await txn.close()
                 return None, outcome
@@ -195,7 +204,7 @@ class UpstreamTransaction:
                 self._reusable = outcome.accepted
         self._in_data = False
         self._pending, self._pending_len = [], 0
-        self._observe("data", time.monotonic() - self._data_started)
+        self._observe("data", self.upstream.address, time.monotonic() - self._data_started)
         if self._dot_sent and outcome.status is RelayStatus.TEMPFAILED:
             outcome = replace(outcome, after_dot=True)  # the upstream may hold a copy
         return outcome
@@ -289,6 +298,10 @@ class UpstreamTransaction:
 
 def _key(upstream: Upstream) -> str:
     return upstream.address
+
+
+def _ignore(step: str, upstream: str, failure: Failure) -> None:
+    """The default ``on_attempt``: nobody listens."""
 
 
 def _final(code: int, message: str, upstream: str) -> RelayOutcome:

@@ -39,6 +39,7 @@ from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
 from mxgate_gateway.smtp.state import Connection, Transaction, new_queue_id
+from mxgate_gateway.smtp.upstream_signals import UpstreamSignals
 from mxgate_gateway.tls.contexts import UpstreamContexts
 
 if TYPE_CHECKING:
@@ -80,7 +81,9 @@ class EdgeHandler:
         # Live operations: drain, admission (limits, PROXY), upstream breakers.
         self.tracker = SessionTracker()
         self.gatekeeper = Gatekeeper(Limits(), self._connection_refused)
-        self.breakers = BreakerBank(time.monotonic, on_open=self._breaker_opened)
+        # Per-upstream metrics and the rate-limited connect-failure log.
+        self.signals = UpstreamSignals(metrics)
+        self.breakers = BreakerBank(time.monotonic, on_open=self.signals.breaker_opened)
         # Idle upstream sessions reused message after message (settings.Tuning).
         self.pool = UpstreamPool() if upstream_pool else None
         # Upstream TLS client contexts, built once per config generation.
@@ -141,10 +144,6 @@ class EdgeHandler:
         self.metrics.connections_refused.labels(reason).inc()
         log.info("connection_refused", reason=reason)
 
-    def _breaker_opened(self, upstream: str) -> None:
-        self.metrics.breaker_opened.inc()
-        log.warning("upstream_breaker_opened", upstream=upstream)
-
     # --- MAIL --------------------------------------------------------------------
 
     async def on_mail(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
@@ -200,9 +199,9 @@ class EdgeHandler:
                 breakers=self.breakers,
                 pool=self.pool,
                 contexts=self.upstream_contexts,
+                on_attempt=self.signals.attempt,  # counts each failure, even those failover hid
             )
             if upstream is None:
-                self.metrics.upstream_failures.labels(outcome.failure.value).inc()
                 txn.upstream_failure = outcome
                 return outcome
             txn.upstream = upstream
@@ -246,7 +245,7 @@ class EdgeHandler:
             upstream = {"upstream": txn.upstream.upstream.address}
             upstream["upstream_reply"] = str(outcome.reply)[:200]
             if outcome.failure.value != "none":
-                self.metrics.upstream_failures.labels(outcome.failure.value).inc()
+                self.signals.failed(txn.upstream.upstream.address, outcome.failure)
                 upstream["failure"] = outcome.failure.value
             if outcome.after_dot:
                 self._ambiguous(conn, txn, outcome)
