@@ -24,6 +24,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v curl >/dev/null || need+=(curl)
 command -v promtool >/dev/null || need+=(prometheus)
+# The same package's server scrapes a gateway to check the dashboard's queries (tests/e2e).
+command -v prometheus >/dev/null || need+=(prometheus)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

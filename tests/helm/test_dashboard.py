@@ -70,6 +70,21 @@ def test_dashboard_answers_the_operators_questions() -> None:
     assert "mxgate_upstream_failures_total" in exprs
 
 
+def test_upstream_panels_split_by_upstream_and_show_up() -> None:
+    """Latency, failures and breaker openings per configured upstream, and whether it is up
+    (that the panels have data during an outage: tests/e2e/test_upstream_signals.py)."""
+    upstream_exprs = [e for e in _exprs() if "mxgate_upstream_" in e]
+    names = {re.search(r"mxgate_upstream_\w+", e).group(0) for e in upstream_exprs}  # type: ignore[union-attr]
+    assert names == {
+        "mxgate_upstream_latency_seconds_bucket",
+        "mxgate_upstream_failures_total",
+        "mxgate_upstream_up",
+        "mxgate_upstream_breaker_open_total",
+    }
+    for expr in upstream_exprs:
+        assert re.search(r"by \([^)]*\bupstream\b", expr), expr
+
+
 def test_dashboard_configmap_carries_the_sidecar_label_and_the_json(render) -> None:
     """The ConfigMap has grafana_dashboard: "1" and the dashboard JSON byte for byte."""
     cm = render().get("ConfigMap", "-dashboard")
