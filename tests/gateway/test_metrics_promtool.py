@@ -39,7 +39,10 @@ async def test_metrics_after_a_relayed_message_pass_promtool_check(gateway: Gate
         if 'mxgate_sessions_total{tls="none"} 1.0' in text:
             break
         await asyncio.sleep(0.05)
-    assert 'mxgate_upstream_latency_seconds_count{phase="data"} 1.0' in text
+    (upstream,) = (u.address for u in gateway.config.upstreams)
+    assert (
+        f'mxgate_upstream_latency_seconds_count{{phase="data",upstream="{upstream}"}} 1.0' in text
+    )
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: run scripts/install-system-deps.sh (Debian prometheus)"
     done = subprocess.run(
