@@ -283,7 +283,8 @@ def test_conflicting_policy_is_skipped_and_the_rest_still_apply(deployed: Deploy
 
 
 def test_status_shows_the_observed_effect_from_gateway_reports(deployed: Deployed) -> None:
-    """After the report timer, status and `kubectl get tlsp` show the policy's Would-Refuse %."""
+    """After the report timer, status and `kubectl get tlsp` show the policy's Would-Refuse %
+    over the gateways' last 60 minutes, and status says so."""
     rule = f"{deployed.namespace}/audit-inbound"
     for action, n in ((Action.ACCEPT, 3), (Action.WOULD_REFUSE, 1)):
         for _ in range(n):
@@ -295,6 +296,8 @@ def test_status_shows_the_observed_effect_from_gateway_reports(deployed: Deploye
     deployed.wait("the observed effect", lambda: observed().get("matched") == 4)
     got = observed()
     assert (got["wouldRefuse"], got["wouldRefusePercent"], got["gateways"]) == (1, 25.0, 1)
+    assert got["windowMinutes"] == 60  # issue 16 item 7: the gateways' window, stated
+    assert got["message"] == "last 60 minutes, summed over the 1 gateway(s) that answered"
     table = deployed.kubectl("get", "tlsp", "-n", deployed.namespace).stdout
     header, *rows = table.splitlines()
     assert "WOULD-REFUSE %" in header

@@ -16,6 +16,7 @@ from mxgate_operator.render.gateway_config import PolicyInput, render_policies
 from mxgate_operator.render.status import (
     Effect,
     effects_from_reports,
+    observed_status,
     policy_status,
     rule_counts,
 )
@@ -189,9 +190,9 @@ def test_nothing_matched_shows_no_percentage() -> None:
 
 
 def report(*rows: dict[str, Any]) -> ReportDocument:
-    """A /report document whose since_start has these rule rows (what the operator reads)."""
+    """A /report document whose window has these rule rows (what the operator reads)."""
     body = LossReport(clock=lambda: 0.0).snapshot().to_json()
-    body["since_start"]["rules"] = list(rows)
+    body["window"]["rules"] = list(rows)
     return parse_document(body)
 
 
@@ -234,15 +235,15 @@ def test_rule_counts_read_reports_generically(
 )
 def test_a_report_with_junk_rows_is_refused_not_read_as_zero(row: dict[str, Any]) -> None:
     """Junk in a rule row makes the whole document unreadable (noted), never silent zeros."""
-    with pytest.raises(ReportFormatError, match=r"since_start\.rules"):
+    with pytest.raises(ReportFormatError, match=r"window\.rules"):
         report(row)
 
 
 def test_effects_sum_over_gateways() -> None:
     """Counts from several gateways add up per rule."""
     effects = effects_from_reports([REPORT_A, REPORT_B], ["mail/p", "mail/q"], NOW)
-    assert effects["mail/p"] == Effect(2, 15, 5, 1, 4, NOW)
-    assert effects["mail/q"] == Effect(2, 0, 0, 0, 0, NOW)
+    assert effects["mail/p"] == Effect(2, 15, 5, 1, 4, NOW, window_minutes=60)
+    assert effects["mail/q"] == Effect(2, 0, 0, 0, 0, NOW, window_minutes=60)
 
 
 def test_reads_the_gateways_real_report_format() -> None:
@@ -253,8 +254,99 @@ def test_reads_the_gateways_real_report_format() -> None:
             loss.record_decision(Decision(action, "mail/p", Mode.AUDIT, None))
     loss.record_decision(Decision(Action.REFUSE, "mail/q", Mode.REQUIRE, (530, "x")))
     effects = effects_from_reports([loss.snapshot()], ["mail/p", "mail/q"], NOW)
-    assert effects["mail/p"] == Effect(1, 10, 3, 0, 3, NOW)
-    assert effects["mail/q"] == Effect(1, 1, 1, 1, 0, NOW)
+    assert effects["mail/p"] == Effect(1, 10, 3, 0, 3, NOW, window_minutes=60)
+    assert effects["mail/q"] == Effect(1, 1, 1, 1, 0, NOW, window_minutes=60)
+
+
+class Clock:
+    """Seconds for the gateways' LossReports, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def serve(pods: list[LossReport], clock: Clock, minutes: int, accept: int, would: int) -> None:
+    """Each pod decides ``accept`` + ``would`` audit decisions for mail/p in each of the next
+    ``minutes`` minutes (the clock is left in the last of them)."""
+    for _ in range(minutes):
+        clock.now += 60
+        for loss in pods:
+            for action, n in ((Action.ACCEPT, accept), (Action.WOULD_REFUSE, would)):
+                for _ in range(n):
+                    loss.record_decision(Decision(action, "mail/p", Mode.AUDIT, None))
+
+
+def observed_of(pods: list[LossReport]) -> dict[str, Any]:
+    effect = effects_from_reports([p.snapshot() for p in pods], ["mail/p"], NOW)["mail/p"]
+    return observed_status(effect)
+
+
+def test_a_pod_restart_does_not_move_the_would_refuse_percent() -> None:
+    """Issue 16 item 7: the percentage is over the gateways' last 60 minutes, so a pod whose
+    since_start counters reset on restart changes neither the share nor its sign.
+
+    Five hours at 50 % plaintext, then an hour at 10 %: the status says 10 % (the stated
+    window), not the lifetime 30 %, and still 10 % after one pod restarts and serves on.
+    """
+    clock = Clock()
+    a, b = LossReport(clock=clock), LossReport(clock=clock)
+    serve([a, b], clock, 300, accept=1, would=1)
+    serve([a, b], clock, 60, accept=9, would=1)
+    before = observed_of([a, b])
+    assert before["windowMinutes"] == 60
+    assert before["matched"] == 2 * 60 * 10
+    assert before["wouldRefusePercent"] == 10.0
+
+    b = LossReport(clock=clock)  # the pod restarted: its since_start is zero again
+    assert observed_of([a, b])["wouldRefusePercent"] == 10.0
+    serve([a, b], clock, 30, accept=9, would=1)
+    after = observed_of([a, b])
+    assert after["wouldRefusePercent"] == 10.0
+    assert after["plaintextPercent"] == 10.0
+    assert all(after[k] >= 0 for k in ("matched", "plaintext", "refused", "wouldRefuse"))
+
+
+def test_a_rollout_drops_at_most_the_killed_pods_share() -> None:
+    """Right after a pod is replaced the counts are the survivors' window plus the new pod's
+    (nothing yet): the killed pod's share is lost, nothing else, and the share stays put."""
+    clock = Clock()
+    a, b = LossReport(clock=clock), LossReport(clock=clock)
+    serve([a, b], clock, 90, accept=3, would=1)
+    alone = observed_of([a])
+    rolled = observed_of([a, LossReport(clock=clock)])
+    assert rolled["gateways"] == 2
+    assert rolled["matched"] == alone["matched"] == 60 * 4
+    assert rolled["wouldRefusePercent"] == observed_of([a, b])["wouldRefusePercent"] == 25.0
+
+
+def test_the_observed_message_states_the_window() -> None:
+    """status.observed.message says which window the numbers cover, and any unread gateway."""
+    clock = Clock()
+    pods = [LossReport(clock=clock), LossReport(clock=clock)]
+    serve(pods, clock, 1, accept=1, would=1)
+    docs = [p.snapshot() for p in pods]
+    effect = effects_from_reports(docs, ["mail/p"], NOW)["mail/p"]
+    assert observed_status(effect)["message"] == (
+        "last 60 minutes, summed over the 2 gateway(s) that answered"
+    )
+    partial = effects_from_reports(docs, ["mail/p"], NOW, "1 gateway report(s) unreadable: x")
+    assert observed_status(partial["mail/p"])["message"] == (
+        "last 60 minutes, summed over the 2 gateway(s) that answered;"
+        " 1 gateway report(s) unreadable: x"
+    )
+    none = effects_from_reports([], ["mail/p"], NOW, "no gateway found to read /report from")
+    assert observed_status(none["mail/p"]) == {
+        "gateways": 0,
+        "matched": 0,
+        "plaintext": 0,
+        "refused": 0,
+        "wouldRefuse": 0,
+        "updatedAt": NOW,
+        "message": "no gateway found to read /report from",
+    }
 
 
 def test_an_unchanged_effect_rewrites_nothing_on_a_report_tick() -> None:

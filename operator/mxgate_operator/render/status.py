@@ -32,7 +32,13 @@ NORMAL_EVENTS = {"Ready": "Ready", "CertificateReady": "CertificateIssued"}
 
 @dataclass(frozen=True)
 class Effect:
-    """A policy's observed effect, summed over the gateway reports read."""
+    """A policy's observed effect over the gateways' rolling window, summed over the reports read.
+
+    ``window_minutes`` is the window the counts cover (the reports' ``window_minutes``;
+    0 when no report was read). Counts come from each report's ``window``, never from
+    ``since_start``, so a restarted pod drops only its own share of the last hour instead
+    of resetting a lifetime total (issue 16 item 7).
+    """
 
     gateways: int
     matched: int
@@ -41,6 +47,17 @@ class Effect:
     would_refuse: int
     updated_at: str
     message: str = ""
+    window_minutes: int = 0
+
+    @property
+    def basis(self) -> str:
+        """The stated window, in words, for ``status.observed.message``."""
+        if not self.gateways:
+            return ""
+        return (
+            f"last {self.window_minutes} minutes, summed over the {self.gateways}"
+            f" gateway(s) that answered"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,11 +89,14 @@ def observed_status(effect: Effect) -> dict[str, Any]:
         "wouldRefuse": effect.would_refuse,
         "updatedAt": effect.updated_at,
     }
+    if effect.window_minutes:
+        out["windowMinutes"] = effect.window_minutes
     if effect.matched:
         out["plaintextPercent"] = _percent(effect.plaintext, effect.matched)
         out["wouldRefusePercent"] = _percent(effect.refused + effect.would_refuse, effect.matched)
-    if effect.message:
-        out["message"] = effect.message[:1024]
+    message = "; ".join(m for m in (effect.basis, effect.message) if m)
+    if message:
+        out["message"] = message[:1024]
     return out
 
 
@@ -203,25 +223,32 @@ def _unless_same_counts(observed: dict[str, Any], previous: Mapping[str, Any]) -
 def effects_from_reports(
     reports: Sequence[ReportDocument], rule_ids: Sequence[str], now: str, message: str = ""
 ) -> dict[str, Effect]:
-    """Sum each rule's counters over several gateway ``/report`` documents."""
+    """Sum each rule's rolling-window counters over several gateway ``/report`` documents.
+
+    The window is the gateways' own (``window_minutes``, 60 by default); should the
+    reports disagree, the longest is stated.
+    """
+    minutes = max((r.window_minutes for r in reports), default=0)
     out: dict[str, Effect] = {}
     for rid in rule_ids:
         sums = [0, 0, 0, 0]
         for report in reports:
             counts = rule_counts(report, rid)
             sums = [a + b for a, b in zip(sums, counts, strict=True)]
-        out[rid] = Effect(len(reports), sums[0], sums[1], sums[2], sums[3], now, message)
+        matched, plaintext, refused, would = sums
+        out[rid] = Effect(len(reports), matched, plaintext, refused, would, now, message, minutes)
     return out
 
 
 def rule_counts(report: ReportDocument, rule_id: str) -> tuple[int, int, int, int]:
     """(matched, plaintext, refused, would_refuse) for one rule in one ``/report``; 0 if absent.
 
-    Reads ``since_start.rules`` (one row per mode the rule had). "plaintext" is what
+    Reads ``window.rules`` (the last ``window_minutes``; one row per mode the rule had),
+    not ``since_start``: lifetime counters reset with every pod. "plaintext" is what
     the rule judged as lacking TLS: refused plus would-refuse, so it is only counted
     for audit and require rules.
     """
-    rows = report.since_start.rule(rule_id)
+    rows = report.window.rule(rule_id)
     matched = sum(r.accept + r.refuse + r.would_refuse for r in rows)
     refused = sum(r.refuse for r in rows)
     would = sum(r.would_refuse for r in rows)
