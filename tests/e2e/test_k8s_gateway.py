@@ -315,7 +315,9 @@ def test_policy_status_shows_the_observed_effect(mail: MailStack, traffic: Traff
     partners, measure = eventually(observed, CONVERGE_S, "observed effect in both statuses")
     assert (partners["gateways"], partners["refused"], partners["wouldRefuse"]) == (1, 1, 0)
     assert (measure["gateways"], measure["refused"], measure["wouldRefuse"]) == (1, 0, 1)
-    assert "message" not in partners  # every gateway report was read
+    # Every gateway report was read (no "unreadable" note); the window is stated (issue 16 item 7).
+    assert partners["message"] == "last 60 minutes, summed over the 1 gateway(s) that answered"
+    assert partners["windowMinutes"] == 60
 
 
 def test_policy_change_reaches_mail_through_configmap_and_mount(
