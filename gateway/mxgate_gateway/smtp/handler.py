@@ -3,8 +3,10 @@
 One ``EdgeHandler`` per gateway, shared by all sessions (state lives in
 ``Connection``/``Transaction``). It turns MAIL/RCPT/DATA into replies:
 domains first, then TLS policy, then the live upstream; a 250 after DATA
-only when the upstream said 250. It must not parse the wire (server.py
-does), and must never log message bodies or raw exception text to clients.
+only when the upstream said 250. It answers with values (a ``Reply``, or
+``Close`` to end the session) and never touches the connection: it must not
+parse the wire or import the engine (server.py does and calls it), and must
+never log message bodies or raw exception text to clients.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from mxgate_gateway import replies
 from mxgate_gateway.config.model import Limits
@@ -38,12 +40,9 @@ from mxgate_gateway.smtp.data import DataSink, DataStatus
 from mxgate_gateway.smtp.drain import SessionTracker
 from mxgate_gateway.smtp.gatekeeper import Gatekeeper
 from mxgate_gateway.smtp.received import TraceFacts, received_header
-from mxgate_gateway.smtp.state import Connection, Transaction, new_queue_id
+from mxgate_gateway.smtp.state import Close, Connection, Transaction, new_queue_id
 from mxgate_gateway.smtp.upstream_signals import UpstreamSignals
 from mxgate_gateway.tls.contexts import UpstreamContexts
-
-if TYPE_CHECKING:
-    from mxgate_gateway.smtp.server import EdgeSMTP
 
 log = get_logger("mxgate.smtp")
 
@@ -91,12 +90,10 @@ class EdgeHandler:
 
     # --- session events ----------------------------------------------------------
 
-    def on_connect(self, server: EdgeSMTP) -> None:
-        self.tracker.add(server)
+    def on_connect(self) -> None:
         self.metrics.connections.inc()
 
-    def on_tls(self, server: EdgeSMTP) -> None:
-        conn = _conn(server)
+    def on_tls(self, conn: Connection) -> None:
         log.info(
             "starttls_completed",
             session_id=conn.session_id,
@@ -104,11 +101,11 @@ class EdgeHandler:
             **_tls_fields(conn),
         )
 
-    def on_session_end(self, server: EdgeSMTP) -> None:
-        conn = _conn(server)
-        self.tracker.discard(server)
+    def on_session_end(self, conn: Connection, *, admitted: bool) -> None:
+        """The connection is gone; ``admitted`` is False when it was refused before the
+        greeting (limits, PROXY), which is no session."""
         self.metrics.connections.dec()
-        if server.gate is None:  # refused before the greeting (limits, PROXY): no session
+        if not admitted:
             return
         self.metrics.sessions.labels(tls_label(conn.tls_version)).inc()
         if self.report is not None:
@@ -125,14 +122,13 @@ class EdgeHandler:
             **_tls_fields(conn),
         )
 
-    def on_transaction_end(self, server: EdgeSMTP, txn: Transaction) -> None:
+    def on_transaction_end(self, txn: Transaction) -> None:
         """A transaction was reset, finished or abandoned: release its upstream."""
         upstream, txn.upstream = txn.upstream, None
         if upstream is not None and not upstream.release():
             task = asyncio.get_running_loop().create_task(upstream.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        self.tracker.transaction_ended(server)
 
     async def close_upstreams(self) -> None:
         """Wait for released upstream connections to say QUIT (each bounded by its
@@ -146,11 +142,11 @@ class EdgeHandler:
 
     # --- MAIL --------------------------------------------------------------------
 
-    async def on_mail(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
-        conn = _conn(server)
+    async def on_mail(
+        self, conn: Connection, txn: Transaction, path: Path
+    ) -> replies.Reply | Close:
         if self.tracker.draining:
-            server.close_with(replies.SHUTTING_DOWN)
-            return replies.SHUTTING_DOWN
+            return Close(replies.SHUTTING_DOWN)
         decision = decide_mail(conn.config.policy, _facts(conn), sender_domain(path))
         self._count_decision(decision)
         if decision.action is Action.REFUSE and decision.reply is not None:
@@ -163,8 +159,7 @@ class EdgeHandler:
 
     # --- RCPT --------------------------------------------------------------------
 
-    async def on_rcpt(self, server: EdgeSMTP, txn: Transaction, path: Path) -> replies.Reply:
-        conn = _conn(server)
+    async def on_rcpt(self, conn: Connection, txn: Transaction, path: Path) -> replies.Reply:
         target = relay_target(path, conn.config.domains)
         if isinstance(target, replies.Reply):
             return self._rcpt_refused(conn, "relay_denied", target)
@@ -220,20 +215,18 @@ class EdgeHandler:
 
     # --- DATA --------------------------------------------------------------------
 
-    def on_data_start(self, server: EdgeSMTP, txn: Transaction) -> DataSink:
+    def on_data_start(self, conn: Connection, txn: Transaction) -> DataSink:
         """Start the upstream's DATA with our trace headers; the server streams the
         message into the returned sink as the client sends it."""
-        conn = _conn(server)
         txn.queue_id = new_queue_id()  # named in our Received header, then in the 250
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             return _DISCARD
         txn.upstream.start_data(self._trace_headers(conn, txn))
         return txn.upstream
 
-    async def on_data(self, server: EdgeSMTP, txn: Transaction, size: int) -> replies.Reply:
+    async def on_data(self, conn: Connection, txn: Transaction, size: int) -> replies.Reply:
         """The client's final dot arrived and the section kept every rule: send the
         upstream's final dot; 250 only after the upstream's 250."""
-        conn = _conn(server)
         upstream: dict[str, object] = {}
         if txn.upstream is None:  # cannot happen: a recipient was accepted upstream
             outcome_reply = replies.UPSTREAM_FAILED
@@ -283,10 +276,9 @@ class EdgeHandler:
             **({"upstream": outcome.upstream} if outcome.upstream else {}),
         )
 
-    def on_data_refused(self, server: EdgeSMTP, txn: Transaction, why: DataStatus) -> None:
+    def on_data_refused(self, conn: Connection, txn: Transaction, why: DataStatus) -> None:
         """The section broke an edge rule: the upstream transaction is abandoned before
         its final dot, so no copy exists anywhere."""
-        conn = _conn(server)
         if txn.upstream is not None:
             txn.upstream.abandon_data()
         self.metrics.messages.labels("rejected", tls_label(conn.tls_version)).inc()
@@ -344,11 +336,6 @@ class _Discard:
 
 
 _DISCARD = _Discard()
-
-
-def _conn(server: EdgeSMTP) -> Connection:
-    assert server.conn is not None
-    return server.conn
 
 
 def _facts(conn: Connection) -> SessionFacts:

@@ -24,7 +24,7 @@ from mxgate_gateway.smtp import commands
 from mxgate_gateway.smtp.addresses import Path, parse_path
 from mxgate_gateway.smtp.data import DataStatus, DataStream, stream_data
 from mxgate_gateway.smtp.gatekeeper import Gate
-from mxgate_gateway.smtp.state import Connection, Transaction, parse_peer
+from mxgate_gateway.smtp.state import Close, Connection, Transaction, parse_peer
 from mxgate_gateway.tls.contexts import facts_of
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ class EdgeSMTP(SMTP):
         """A new, empty transaction (aiosmtpd's Envelope is not used)."""
         old, self.txn = self.txn, Transaction()
         if old.active:
-            self.handler.on_transaction_end(self, old)
+            self.handler.on_transaction_end(old)
+            self.handler.tracker.transaction_ended(self)
 
     def _set_rset_state(self) -> None:
         self._set_post_data_state()
@@ -75,11 +76,12 @@ class EdgeSMTP(SMTP):
         super().connection_made(transport)
         if first:
             self.conn = Connection(self.config, parse_peer(transport.get_extra_info("peername")))
-            self.handler.on_connect(self)
+            self.handler.tracker.add(self)
+            self.handler.on_connect()
         elif self.conn is not None:
             self.conn.tls = facts_of(transport.get_extra_info("ssl_object"))
             self.conn.helo, self.conn.esmtp = "", False
-            self.handler.on_tls(self)
+            self.handler.on_tls(self.conn)
 
     def eof_received(self) -> bool | None:
         """Half-close is not hang-up: the peer will send no more, but every command it
@@ -95,8 +97,9 @@ class EdgeSMTP(SMTP):
         if self.conn is not None and not self.conn.closed:
             self.conn.closed = True
             self._set_post_data_state()
-            self.handler.on_session_end(self)
-        if self.gate is not None:  # after on_session_end: it tells admitted from refused
+            self.handler.tracker.discard(self)
+            self.handler.on_session_end(self.conn, admitted=self.gate is not None)
+        if self.gate is not None:
             self.handler.gatekeeper.release(self.gate)
             self.gate = None
 
@@ -366,7 +369,11 @@ class EdgeSMTP(SMTP):
             esmtp, limit = self._sess().extended_smtp, self.config.limits.max_message_size
             refusal = commands.mail_refusal(path, esmtp, limit)
             if refusal is None:
-                await self.say(await self.handler.on_mail(self, txn, path))
+                answer = await self.handler.on_mail(self._conn(), txn, path)
+                if isinstance(answer, Close):
+                    self.close_with(answer.reply)
+                else:
+                    await self.say(answer)
                 return
             path = refusal
         await self.say(path)
@@ -382,7 +389,7 @@ class EdgeSMTP(SMTP):
             return
         limit, smtputf8 = self.config.limits.max_recipients, "SMTPUTF8" in txn.params
         refusal = commands.rcpt_refusal(path, smtputf8, len(txn.recipients), limit)
-        await self.say(refusal or await self.handler.on_rcpt(self, txn, path))
+        await self.say(refusal or await self.handler.on_rcpt(self._conn(), txn, path))
 
     async def smtp_DATA(self, arg: str | None) -> None:  # noqa: N802
         txn = self._txn()
@@ -397,7 +404,7 @@ class EdgeSMTP(SMTP):
             self._protocol_error("pipelining_after_data")
             self.close_with(replies.reply(554, "Commands pipelined after DATA", "5.5.0"))
             return
-        sink = self.handler.on_data_start(self, txn)
+        sink = self.handler.on_data_start(self._conn(), txn)
         await self._write("354 End data with <CR><LF>.<CR><LF>")
         self._reset_timeout(self.config.limits.data_timeout)
         stream = DataStream(self.config.limits.max_message_size, self.config.smtp.bare_line_endings)
@@ -405,12 +412,12 @@ class EdgeSMTP(SMTP):
         self._reset_timeout(self.config.limits.command_timeout)
         if stream.status is not DataStatus.OK:
             self._protocol_error(stream.status.value)
-            self.handler.on_data_refused(self, txn, stream.status)
+            self.handler.on_data_refused(self._conn(), txn, stream.status)
             self._set_post_data_state()
             await self.say(commands.DATA_ERRORS[stream.status])
             return
         self._reset_timeout(self._relay_wait())  # the client waits for our final reply
-        reply = await self.handler.on_data(self, txn, stream.size)
+        reply = await self.handler.on_data(self._conn(), txn, stream.size)
         self._reset_timeout(self.config.limits.command_timeout)
         self._set_post_data_state()
         await self.say(reply)
@@ -430,3 +437,7 @@ class EdgeSMTP(SMTP):
 
     def _txn(self) -> Transaction:
         return self.txn
+
+    def _conn(self) -> Connection:
+        assert self.conn is not None  # set in connection_made, before any command
+        return self.conn

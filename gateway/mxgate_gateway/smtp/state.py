@@ -13,12 +13,20 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING
 
 from mxgate_gateway.config.model import Config
+from mxgate_gateway.replies import Reply
 from mxgate_gateway.smtp.addresses import Path
 from mxgate_gateway.tls.contexts import TLSFacts
 
 if TYPE_CHECKING:
     from mxgate_gateway.relay.client import UpstreamTransaction
     from mxgate_gateway.relay.outcome import RelayOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """A handler's answer that ends the session: send ``reply``, then close."""
+
+    reply: Reply
 
 
 def new_session_id() -> str:
