@@ -13,7 +13,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from mtapeers.exim import BINARY, USER, available
 from mtapeers.postfix import free_port
+from mtapeers.procs import stop_server
 
 __all__ = ["RICH_SELECTOR", "EximReceiver", "available"]
 
@@ -133,14 +133,7 @@ class EximReceiver:
         raise RuntimeError(f"exim {self.name} exited three times: {self.log()[-2000:]}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
-        shutil.rmtree(self.root, ignore_errors=True)
+        stop_server(self._proc, self.root)
 
     def log(self) -> str:
         with contextlib.suppress(OSError):

@@ -14,7 +14,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 from mtapeers.postfix import free_port
+from mtapeers.procs import stop_server
 
 CACHE = Path(os.environ.get("MXGATE_MTA_CACHE", Path.home() / ".cache/mxgate/mta"))
 BINARY = CACHE / "opensmtpd/usr/sbin/smtpd"
@@ -102,11 +102,4 @@ class OpenSMTPD:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
-        shutil.rmtree(self.root, ignore_errors=True)
+        stop_server(self._proc, self.root)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from mtapeers.procs import stop_server
 
 MASTER = Path("/usr/lib/postfix/sbin/master")
 QUEUE_DIRS = ("incoming", "active", "deferred", "hold", "maildrop")
@@ -170,14 +171,7 @@ class Postfix:
         return False
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
-        shutil.rmtree(self.root, ignore_errors=True)
+        stop_server(self._proc, self.root)
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""

@@ -1,9 +1,26 @@
-"""Run real client programs (swaks, openssl) without blocking the test's event loop."""
+"""Run real client programs (swaks, openssl) without blocking the test's event loop,
+and stop the private servers the peers start (Postfix, Exim, OpenSMTPD)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+
+
+def stop_server(proc: subprocess.Popen[bytes] | None, root: Path) -> None:
+    """SIGTERM a private server we started (KILL after 10 s), then remove its tree."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)
