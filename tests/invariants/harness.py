@@ -5,6 +5,7 @@
   else = none).
 - ``Baseline``: the gateway's connections gauge, this process's open descriptors and
   RSS before an attack; ``back_to`` waits until they return (RSS within a margin).
+- ``ProcessBaseline``: the same for a gateway in its own process (``mxgate gateway``).
 - ``Bystander``: an honest client that connects again and again during an attack and
   records how long each greeting took.
 Each attack is bounded in count and time; nothing here sleeps to pass a test.
@@ -17,7 +18,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mtapeers.observe import eventually, metric, settled
@@ -164,3 +165,49 @@ async def send_message(
     finally:
         ledger.record(mark, code)
         await client.close()
+
+
+def process_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def process_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class ProcessBaseline:
+    """``Baseline`` for a gateway in its own process: its descriptors, RSS and gauge.
+
+    ``gauge`` reads ``mxgate_connections`` from the process's /metrics. Idle upstream
+    sessions close by themselves (the pool's idle timeout), so the wait covers that.
+    """
+
+    pid: int
+    fds: int
+    rss: int
+
+    @classmethod
+    async def take(cls, pid: int, gauge: Callable[[], Awaitable[float]]) -> ProcessBaseline:
+        await _gauge_zero(gauge, 10.0)
+        return cls(pid, process_fds(pid), process_rss(pid))
+
+    async def back_to(self, gauge: Callable[[], Awaitable[float]], timeout: float = 15.0) -> None:
+        await _gauge_zero(gauge, timeout)
+        await eventually(
+            lambda: process_fds(self.pid) <= self.fds,
+            timeout,
+            f"gateway fds back to {self.fds} (now {process_fds(self.pid)})",
+        )
+        assert process_rss(self.pid) <= self.rss + RSS_MARGIN, (process_rss(self.pid), self.rss)
+
+
+async def _gauge_zero(gauge: Callable[[], Awaitable[float]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := await gauge()) != 0:
+        assert time.monotonic() < deadline, f"mxgate_connections stayed {now}"
+        await asyncio.sleep(0.1)
