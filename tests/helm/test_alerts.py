@@ -18,11 +18,16 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from mxgate_gateway.metrics import GatewayMetrics
+from mxgate_operator.metrics import REGISTRY as OPERATOR_REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
 POD = 'namespace="mail",pod="mx-mxgate-gateway-7c9f-abcde"'
 OTHER_RELEASE = 'namespace="mail",pod="other-gateway-7c9f-abcde"'
+OPERATOR = 'namespace="mail",pod="mx-mxgate-operator-5d4f-abcde"'
+OTHER_OPERATOR = 'namespace="mail",pod="other-operator-5d4f-abcde"'
+RECONCILES = "mxgate_operator_reconciles_total"
+LAST_SUCCESS = "mxgate_operator_last_successful_reconcile_timestamp_seconds"
 ALERTS = {
     "MxgateCertificateExpiringSoon",
     "MxgateCertificateExpiryCritical",
@@ -32,6 +37,9 @@ ALERTS = {
     "MxgateConfigReloadFailing",
     "MxgateNoReadyGateways",
     "MxgateWouldRefuseShareJumped",
+    "MxgateUpstreamDown",
+    "MxgateOperatorReconcileErrors",
+    "MxgateOperatorReconcileStale",
 }
 
 
@@ -165,6 +173,68 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
         ],
         [_quiet("MxgateNoReadyGateways", "30m")],
     ),
+    "one-upstream-down-of-two": (
+        [
+            _series("mxgate_upstream_up", f'{POD},upstream="mx1.internal:25"', "0x40"),
+            _series("mxgate_upstream_up", f'{POD},upstream="mx2.internal:25"', "1x40"),
+        ],
+        [
+            _quiet("MxgateUpstreamDown", "5m"),  # `for: 10m`
+            _fires("MxgateUpstreamDown", "20m", WARN | {"upstream": "mx1.internal:25"}),
+        ],
+    ),
+    "upstreams-up": (
+        [
+            _series("mxgate_upstream_up", f'{POD},upstream="mx1.internal:25"', "1x40"),
+            _series("mxgate_upstream_up", f'{OTHER_RELEASE},upstream="mx1.internal:25"', "0x40"),
+        ],
+        [_quiet("MxgateUpstreamDown", "30m")],
+    ),
+    # promtool's clock starts at 0: the last-success gauge holds the sample time it was set.
+    "operator-reconciles-keep-failing": (
+        [
+            _series(RECONCILES, f'{OPERATOR},result="error"', "0+1x40"),
+            _series(RECONCILES, f'{OPERATOR},result="success"', "0x40"),
+            _series(LAST_SUCCESS, OPERATOR, "0x40"),  # never succeeded since start
+        ],
+        [
+            _quiet("MxgateOperatorReconcileErrors", "5m"),  # `for: 10m`
+            _fires("MxgateOperatorReconcileErrors", "20m", WARN),
+            _quiet("MxgateOperatorReconcileStale", "5m"),
+            _fires("MxgateOperatorReconcileStale", "20m", WARN),
+        ],
+    ),
+    "operator-stopped-succeeding": (
+        [_series(LAST_SUCCESS, OPERATOR, "0+60x5 300x35")],  # last success at minute 5
+        [
+            _quiet("MxgateOperatorReconcileStale", "15m"),  # 5 report intervals + `for`
+            _fires("MxgateOperatorReconcileStale", "30m", WARN),
+            _quiet("MxgateOperatorReconcileErrors", "30m"),
+        ],
+    ),
+    "operator-one-transient-error-then-healthy": (
+        [
+            _series(RECONCILES, f'{OPERATOR},result="error"', "0 0 0 1x40"),
+            _series(RECONCILES, f'{OPERATOR},result="success"', "0+1x40"),
+            _series(LAST_SUCCESS, OPERATOR, "0+60x40"),
+        ],
+        [
+            _quiet("MxgateOperatorReconcileErrors", "12m"),
+            _quiet("MxgateOperatorReconcileErrors", "30m"),
+            _quiet("MxgateOperatorReconcileStale", "30m"),
+        ],
+    ),
+    "another-release-operator-is-not-ours": (
+        [
+            _series(RECONCILES, f'{OTHER_OPERATOR},result="error"', "0+1x40"),
+            _series(LAST_SUCCESS, OTHER_OPERATOR, "0x40"),
+            _series(LAST_SUCCESS, OPERATOR, "0+60x40"),
+        ],
+        [
+            _quiet("MxgateOperatorReconcileErrors", "30m"),
+            _quiet("MxgateOperatorReconcileStale", "30m"),
+        ],
+    ),
 }
 
 # Two days at 10-minute samples: yesterday 2 of 102 decisions per step would refuse (2%),
@@ -201,6 +271,13 @@ def test_prometheusrule_only_when_its_api_exists(render, apis, enabled, expected
     """Gated like the ServiceMonitor: the API must be served and the value on."""
     rendered = render({"metrics": {"prometheusRule": {"enabled": enabled}}}, apis)
     assert len(rendered.all("PrometheusRule")) == expected
+
+
+def test_operator_alerts_only_with_the_operator(render) -> None:
+    """``operator.enabled: false``: no operator metrics exist, so no operator alerts."""
+    spec = render({"operator": {"enabled": False}}, [RULE_API]).get("PrometheusRule", "-alerts")
+    names = {r["alert"] for g in spec["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert names == ALERTS - {"MxgateOperatorReconcileErrors", "MxgateOperatorReconcileStale"}
 
 
 def test_rules_pass_promtool_check(rules, tmp_path: Path) -> None:
@@ -279,10 +356,11 @@ def test_promtool_catches_a_broken_threshold(render, tmp_path: Path) -> None:
 
 
 def test_rules_use_only_metrics_a_gateway_exports(rules) -> None:
-    """Every mxgate_* name in an expression is in a gateway's /metrics."""
+    """Every mxgate_* name in an expression is in a gateway's (or the operator's) /metrics."""
     registry = CollectorRegistry()
     GatewayMetrics(registry)
-    exported = set(re.findall(r"^# TYPE (\w+) ", generate_latest(registry).decode(), re.M))
+    text = generate_latest(registry) + generate_latest(OPERATOR_REGISTRY)
+    exported = set(re.findall(r"^# TYPE (\w+) ", text.decode(), re.M))
     exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
     used = set(re.findall(r"\b(mxgate_\w+)\{", exprs))
     assert used
