@@ -86,9 +86,18 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
         ],
     ),
     "breaker-opened": (
-        [_series("mxgate_upstream_breaker_open_total", POD, "0 0 0 1x40")],
         [
-            _fires("MxgateUpstreamBreakerOpen", "5m", WARN),
+            _series(
+                "mxgate_upstream_breaker_open_total",
+                f'{POD},upstream="mx1.internal:25"',
+                "0 0 0 1x40",
+            ),
+            _series(
+                "mxgate_upstream_breaker_open_total", f'{POD},upstream="mx2.internal:25"', "0x40"
+            ),
+        ],
+        [
+            _fires("MxgateUpstreamBreakerOpen", "5m", WARN | {"upstream": "mx1.internal:25"}),
             _quiet("MxgateUpstreamBreakerOpen", "30m"),
         ],
     ),
