@@ -187,7 +187,7 @@ async def test_config_swaps_during_load_keep_each_session_on_its_snapshot(
     baseline = await ProcessBaseline.take(gw.pid, gw.connections)
     generation = await gw.sample("mxgate_config_generation")
     sent_at_swap: list[int] = []
-    clients = (paced_load(gw.smtp_port, ledger, 200 // CLIENTS, 0.25) for _ in range(CLIENTS))
+    clients = (paced_load(gw.smtp_port, ledger, 200 // CLIENTS, 0.35) for _ in range(CLIENTS))
     async with Bystander(gw.smtp_port).watching(), under_load(*clients) as load:
         for n in range(1, SWAPS + 1):
             old, new = Version(n - 1), Version(n)
@@ -341,7 +341,7 @@ async def test_half_written_and_invalid_configs_are_refused_during_load(
     text = json.dumps(gw.data(Version(2)), indent=1)
     invalid = gw.data(Version(2))
     invalid["limits"]["max_message_size"] = 1  # below the model's floor
-    clients = (paced_load(gw.smtp_port, ledger, 10, 0.3) for _ in range(CLIENTS))
+    clients = (paced_load(gw.smtp_port, ledger, 10, 0.5) for _ in range(CLIENTS))
     async with Bystander(gw.smtp_port).watching(), under_load(*clients) as load:
         with gw.config.open("w") as half:  # in place, as a careless editor would
             half.write(text[: len(text) // 2])
