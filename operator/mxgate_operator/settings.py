@@ -80,7 +80,7 @@ class OperatorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
-        """Read ``MXGATE_*`` variables (documented in the README); unset means default."""
+        """Read ``MXGATE_*`` variables (documented in docs/kubernetes.md); unset means default."""
         e = os.environ if env is None else env
         base = cls()
         configmap = e.get("MXGATE_POLICY_CONFIGMAP", "")

@@ -1,7 +1,8 @@
 """The chart's PrometheusRule: rendered only where its API exists, valid for promtool, every
 alert fires on the synthetic series that mean its trouble and stays quiet on healthy ones
-(`promtool test rules`), refers only to metrics a gateway exports, and has a runbook entry in
-the README. promtool comes from Debian's `prometheus` package (scripts/install-system-deps.sh).
+(`promtool test rules`), refers only to metrics a gateway exports, and has a runbook entry
+in docs/operations.md. promtool comes from Debian's `prometheus` package
+(scripts/install-system-deps.sh).
 """
 
 from __future__ import annotations
@@ -376,9 +377,9 @@ def test_rules_use_only_metrics_a_gateway_exports(rules) -> None:
     assert used <= exported | {f"{n}_total" for n in exported}, used - exported
 
 
-def test_every_alert_has_a_runbook_in_the_readme(rules) -> None:
-    """README "Alerts and runbooks" has one entry per alert, headed by the alert's name."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Alerts and runbooks", 1)[1].split("\n## ", 1)[0]
-    headed = set(re.findall(r"^#### (Mxgate\w+)$", section, re.M))
+def test_every_alert_has_a_runbook_in_the_docs(rules) -> None:
+    """docs/operations.md "Alerts and runbooks" has one entry per alert, headed by its name."""
+    page = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = page.split("\n## Alerts and runbooks", 1)[1].split("\n## ", 1)[0]
+    headed = set(re.findall(r"^### (Mxgate\w+)$", section, re.M))
     assert headed == ALERTS

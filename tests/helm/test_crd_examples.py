@@ -10,38 +10,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 
+from crdschema import errors
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GOOD = sorted(EXAMPLES.glob("tlspolicy-*.yaml"))
-
-
-def strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI v3 structural schema as JSON Schema that refuses unknown fields."""
-    out = copy.deepcopy(schema)
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if (
-                "properties" in node
-                and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                node["additionalProperties"] = False
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(out)
-    props = out.setdefault("properties", {})
-    props.setdefault("apiVersion", {"type": "string"})
-    props.setdefault("kind", {"type": "string"})
-    props["metadata"] = {"type": "object"}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +30,6 @@ def crd_schema(helm_cli, values_file) -> dict[str, Any]:
     return schema
 
 
-def _errors(schema: dict[str, Any], doc: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(strict(schema))
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
-    ]
-
-
 def test_there_are_examples_to_check() -> None:
     """examples/ holds ready-to-apply TLSPolicies (an empty glob would prove nothing)."""
     assert len(GOOD) >= 2
@@ -73,7 +41,7 @@ def test_example_fits_the_rendered_crd_schema(crd_schema, path: Path) -> None:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert doc["apiVersion"] == "mxgate.io/v1alpha1"
     assert doc["kind"] == "TLSPolicy"
-    assert _errors(crd_schema, doc) == []
+    assert errors(crd_schema, doc) == []
 
 
 BASE = {
@@ -102,18 +70,18 @@ BASE = {
 def test_schema_level_mistakes_are_refused(crd_schema, path, value) -> None:
     """A wrong enum, type, bound or field name fails the rendered schema."""
     doc = copy.deepcopy(BASE)
-    assert _errors(crd_schema, doc) == []
+    assert errors(crd_schema, doc) == []
     node = doc
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    assert _errors(crd_schema, doc) != []
+    assert errors(crd_schema, doc) != []
 
 
 def test_invalid_example_with_a_schema_mistake_is_refused(crd_schema) -> None:
     """examples/invalid-tlspolicy-unknown-mode.yaml is refused by the schema alone."""
     doc = yaml.safe_load((EXAMPLES / "invalid-tlspolicy-unknown-mode.yaml").read_text("utf-8"))
-    assert any("enforce" in e for e in _errors(crd_schema, doc))
+    assert any("enforce" in e for e in errors(crd_schema, doc))
 
 
 def test_admission_policy_reads_fields_the_crd_defines(crd_schema, render) -> None:

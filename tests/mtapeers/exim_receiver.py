@@ -24,7 +24,7 @@ from mtapeers.procs import stop_server
 
 __all__ = ["RICH_SELECTOR", "EximReceiver", "available"]
 
-#: What the estimate needs (README, "Before you install"): sessions with their TLS
+#: What the estimate needs (docs/loss-report.md, "Before you install"): sessions with their TLS
 #: (+smtp_connection +smtp_no_mail +pid) and recipients (+received_recipients).
 RICH_SELECTOR = "+smtp_connection +smtp_no_mail +pid +received_recipients +tls_cipher"
 
