@@ -10,6 +10,7 @@ Kinds (docs/development.md, "The docs are tested", is the user-facing descriptio
 - `config`: a whole gateway config file; `mxgate check-config` must accept it.
 - `k8s-yaml`: Kubernetes objects; each must fit its CRD's schema (TLSPolicy: the chart's CRD;
   cert-manager kinds: cert-manager's CRDs), unknown fields refused.
+  `config` and `k8s-yaml` take `base=FILE`: the block is an excerpt, merged over FILE first.
 - `cluster`: commands for a cluster, checked without one: `helm install|upgrade` becomes
   `helm template` with the same flags and must render; `kubectl apply -f` files and heredocs
   are checked as `k8s-yaml`; every `service/NAME` or `get service NAME` names a Service the
@@ -141,6 +142,22 @@ def console_steps(text: str) -> list[Step]:
         elif steps and line.strip() and line.strip() != "...":  # "..." elides output
             steps[-1].output.append(line.rstrip())
     return steps
+
+
+def merged(block: Block) -> str:
+    """The block's YAML, merged over its `base=FILE` (mappings merge, anything else replaces)."""
+    if "base" not in block.options:
+        return block.text
+
+    def merge(base: Any, over: Any) -> Any:
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {k: merge(base[k], v) if k in base else v for k, v in over.items()} | {
+                k: v for k, v in base.items() if k not in over
+            }
+        return over
+
+    base = yaml.safe_load((REPO / block.options["base"]).read_text(encoding="utf-8"))
+    return yaml.safe_dump(merge(base, yaml.safe_load(block.text)), sort_keys=False)
 
 
 # ---- running commands --------------------------------------------------------------------
@@ -417,7 +434,7 @@ def test_config_block(block: Block, tmp_path: Path) -> None:
     """Each whole config file shown is accepted by `mxgate check-config`."""
     cwd = scratch(tmp_path)
     write_files(block.page, cwd)
-    (cwd / "shown.yaml").write_text(block.text, encoding="utf-8")
+    (cwd / "shown.yaml").write_text(merged(block), encoding="utf-8")
     done = run("mxgate check-config shown.yaml", cwd)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -425,7 +442,7 @@ def test_config_block(block: Block, tmp_path: Path) -> None:
 @pytest.mark.parametrize("block", OBJECTS, ids=[b.id for b in OBJECTS])
 def test_k8s_yaml_block(block: Block) -> None:
     """Each Kubernetes object shown fits its CRD's schema."""
-    assert check_objects(block.id, block.text) == []
+    assert check_objects(block.id, merged(block)) == []
 
 
 @pytest.mark.parametrize("page", CLUSTER_PAGES)
@@ -503,3 +520,15 @@ def test_markers_are_strict() -> None:
         parse_blocks("x.md", "<!-- docs-test: runn -->\n```bash\ntrue\n```\n")
     with pytest.raises(ValueError, match="not followed"):
         parse_blocks("x.md", "<!-- docs-test: run -->\n\n```bash\ntrue\n```\n")
+
+
+def test_a_wrong_config_excerpt_fails(tmp_path: Path) -> None:
+    """An excerpt merged over its base is checked by `mxgate check-config`: a bad value fails."""
+    cwd = scratch(tmp_path)
+    text = "<!-- docs-test: config base=examples/gateway-minimal.yaml -->\n```yaml\n{}\n```\n"
+    good = merged(_one(text.format("policy: {mode: audit}")))
+    bad = merged(_one(text.format("policy: {mode: audits}")))
+    for shown, status in ((good, 0), (bad, 1)):
+        (cwd / "shown.yaml").write_text(shown, encoding="utf-8")
+        assert run("mxgate check-config shown.yaml", cwd).returncode == status
+    assert "hostname: mx.example.test" in good  # the base's keys are kept
