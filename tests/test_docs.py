@@ -17,6 +17,7 @@ Kinds (docs/development.md, "The docs are tested", is the user-facing descriptio
   page's helm command renders.
 Commands run in a scratch directory holding symlinks to examples/, tests/, helm/ and bench/,
 so relative paths work as from the repository root and nothing is written into the tree.
+Every relative link between the pages must name an existing file and heading anchor.
 """
 
 from __future__ import annotations
@@ -532,3 +533,68 @@ def test_a_wrong_config_excerpt_fails(tmp_path: Path) -> None:
         (cwd / "shown.yaml").write_text(shown, encoding="utf-8")
         assert run("mxgate check-config shown.yaml", cwd).returncode == status
     assert "hostname: mx.example.test" in good  # the base's keys are kept
+
+
+# ---- links between the pages ------------------------------------------------------------
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (lowercase, punctuation dropped, - for space)."""
+    found: set[str] = set()
+    fence = False
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    return found
+
+
+def broken_links(path: Path) -> list[str]:
+    """Relative links of one page whose file or heading anchor does not exist."""
+    problems = []
+    fence = False
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        if line.startswith("```"):
+            fence = not fence
+        if fence:
+            continue
+        for target in LINK.findall(line):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            where = f"{path.name}:{number}: {target}"
+            if not dest.exists():
+                problems.append(f"{where}: no such file")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                problems.append(f"{where}: no heading with that anchor")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(REPO).as_posix() for p in PAGES])
+def test_links_resolve(page: Path) -> None:
+    """Every relative link names an existing file, and its #anchor an existing heading."""
+    assert broken_links(page) == []
+
+
+def test_a_broken_link_fails(tmp_path: Path) -> None:
+    """A link to a moved file or a renamed heading is caught."""
+    page = REPO / "docs" / "operations.md"
+    assert "mxgateupstreamsdown" in anchors(page)  # runbook_url anchors (helm values)
+    assert "alerts-and-runbooks" in anchors(page)
+    for name in ("operations.md", "policy.md"):
+        (tmp_path / name).write_text((REPO / "docs" / name).read_text("utf-8"), "utf-8")
+    rotten = tmp_path / "rotten.md"
+    rotten.write_text(
+        "[a](operations.md#alerts-and-runbooks) [b](nowhere.md) [c](policy.md#no-such)\n",
+        encoding="utf-8",
+    )
+    found = broken_links(rotten)
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "nowhere.md: no such file",
+        "policy.md#no-such: no heading with that anchor",
+    ]
