@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -211,10 +212,22 @@ def cluster(
         kubectl("apply", "-n", ns, "-f", "-", stdin=POLICY.format(mode="audit", host=HOST))
         kubectl("rollout", "status", "-n", ns, f"deploy/{GATEWAY}", "--timeout=180s", timeout=190)
         smtp_ip = kubectl.json("get", "service", GATEWAY, "-n", ns)["spec"]["clusterIP"]
+        # Ready pods are not yet a routed Service: kube-proxy programs the endpoints on its
+        # own sync, and until then the ClusterIP refuses. Wait for a greeting through it.
+        eventually(lambda: _greets(smtp_ip), 120, f"the Service {smtp_ip}:25 to greet")
         yield Cluster(kube_node, kubectl, ns, smtp_ip, ca_pem, box)
     finally:
         stack.close()
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _greets(ip: str) -> bool | None:
+    """True once a connection to ``ip:25`` gets an SMTP greeting (None until then)."""
+    try:
+        with socket.create_connection((ip, 25), timeout=5) as sock:
+            return True if sock.recv(4).startswith(b"220") else None
+    except OSError:
+        return None
 
 
 def test_gateway_pods_become_ready_on_the_issued_certificate_without_a_restart(
