@@ -55,7 +55,8 @@ def postfix_copies(postfix: Postfix) -> object:
 
 
 @pytest.mark.skip(
-    reason="hung past its 120 s timeout in 1 of 2 clean-clone runs (05:47 UTC, 2026-12-01); "
+    reason="hung past its 120 s timeout in 1 of 3 clean-clone make test runs "
+    "(05:47 UTC, 2026-12-01); "
     "the per-kind tests in tests/gateway/test_starttls_failures.py cover the slot release; "
     "skipped until the hang is diagnosed (issue 12 stays open for it)"
 )
