@@ -12,7 +12,8 @@ import sys
 from typing import Literal
 
 import structlog
-from structlog.typing import Processor
+
+from mxgate_gateway.logformat import log_pipeline
 
 # Third-party loggers and the level they are allowed to speak at. aiosmtpd logs
 # every command line at INFO (addresses included); we log our own events instead.
@@ -28,34 +29,16 @@ def configure_logging(
     level: str = "info",
 ) -> None:
     """Route structlog and stdlib logging to stderr as JSON lines or console text."""
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer: Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    pipeline = log_pipeline(fmt, colors=sys.stderr.isatty())
     numeric = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=pipeline.processors,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(pipeline.formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -12,7 +12,8 @@ import sys
 from typing import Literal
 
 import structlog
-from structlog.typing import Processor
+
+from mxgate_gateway.logformat import log_pipeline
 
 
 def configure_logging(fmt: Literal["json", "console"] = "json") -> None:
@@ -20,33 +21,15 @@ def configure_logging(fmt: Literal["json", "console"] = "json") -> None:
 
     Keeps the root level kopf chose (``--verbose``, ``--quiet``).
     """
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer: Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    pipeline = log_pipeline(fmt, colors=sys.stderr.isatty())
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=pipeline.processors,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(pipeline.formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     if root.level == logging.NOTSET or root.level > logging.INFO:
