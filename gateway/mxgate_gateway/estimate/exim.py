@@ -22,7 +22,7 @@ from mxgate_gateway.estimate.facts import (
     TransactionSeen,
     Verdict,
 )
-from mxgate_gateway.estimate.stamps import Window, iso_stamp
+from mxgate_gateway.estimate.stamps import LineGate, Window, iso_stamp
 
 MAX_SESSIONS = 50_000
 MAX_CLOSING = 10_000  # closed sessions waiting for their "no MAIL" line
@@ -80,6 +80,10 @@ def tls_version(cipher_field: str) -> str:
     return f"TLSv{version}" if version else cipher_field
 
 
+def _stamp(header: re.Match[str]) -> str:
+    return iso_stamp(header["ts"])
+
+
 @dataclass
 class _Refusals:
     sender: str
@@ -112,22 +116,12 @@ class EximParser:
         self._sessions: Bounded[str, _Session] = Bounded(max_sessions)
         self._closing: Bounded[str, _Session] = Bounded(min(MAX_CLOSING, max_sessions))
         self.saw_pid = False
-        self._last_ts = ""
-        self._stamp = ""
+        self._lines = LineGate(HEADER, _stamp, self.window, self.stats)
 
     def feed(self, line: str) -> None:
-        self.stats.lines += 1
-        m = HEADER.match(line)
+        m = self._lines.admit(line)
         if m is None:
-            self.stats.unparsed += 1
             return
-        ts = m["ts"]
-        if ts != self._last_ts:  # lines of one second share a stamp: convert it once
-            self._last_ts, self._stamp = ts, iso_stamp(ts)
-            if not self.window.is_open and not self.window.holds(self._stamp):
-                self._last_ts = ""  # stay out until a stamp inside the window
-                return
-            self.stats.saw_time(self._stamp)
         pid, msg = m["pid"], m["msg"]
         if pid is not None:
             self.saw_pid = True

@@ -22,7 +22,7 @@ from mxgate_gateway.estimate.facts import (
     TransactionSeen,
     Verdict,
 )
-from mxgate_gateway.estimate.stamps import Window, iso_stamp, syslog_stamp
+from mxgate_gateway.estimate.stamps import LineGate, Window, iso_stamp, syslog_stamp
 
 MAX_SESSIONS = 50_000  # open smtpd sessions (concurrent processes, plus a truncated log's)
 MAX_MESSAGES = 200_000  # open queue ids (messages in the queue)
@@ -134,28 +134,14 @@ class PostfixParser:
         self.stats = stats or ParseStats()
         self._sessions: Bounded[str, _Session] = Bounded(max_sessions)
         self._messages: Bounded[str, _Message] = Bounded(max_messages)
-        self._last_ts: str | None = None
-        self._stamp: str | None = None
+        self._lines = LineGate(HEADER, self._stamp, self.window, self.stats)
 
     # -- lines ---------------------------------------------------------------------
 
     def feed(self, line: str) -> None:
-        self.stats.lines += 1
-        m = HEADER.match(line)
+        m = self._lines.admit(line)
         if m is None:
-            self.stats.unparsed += 1
             return
-        ts = m["ts"]
-        if ts != self._last_ts:  # lines of one second share a stamp: convert it once
-            self._last_ts = ts
-            if m["iso"]:
-                self._stamp = iso_stamp(m["iso"])
-            else:
-                self._stamp = syslog_stamp(m["mon"], m["day"], m["hms"], self.year, self.last_month)
-            if not self.window.is_open and not self.window.holds(self._stamp):
-                self._last_ts = None  # stay out until a stamp inside the window
-                return
-            self.stats.saw_time(self._stamp)
         daemon, msg = m["daemon"], m["msg"]
         if daemon == "smtpd":
             self._smtpd(m["pid"], msg)
@@ -166,6 +152,11 @@ class PostfixParser:
         elif daemon in ("smtp", "lmtp", "local", "virtual", "pipe", "error", "discard", "relay"):
             self._delivery(msg)
         # other daemons (master, pickup, bounce, postscreen, anvil, …) say nothing we count
+
+    def _stamp(self, header: re.Match[str]) -> str | None:
+        if header["iso"]:
+            return iso_stamp(header["iso"])
+        return syslog_stamp(header["mon"], header["day"], header["hms"], self.year, self.last_month)
 
     def _smtpd(self, pid: str, msg: str) -> None:
         if msg.startswith("connect from "):

@@ -1,5 +1,7 @@
 """Log timestamps → sortable ``YYYY-MM-DDTHH:MM:SS`` text, and the ``--since/--until`` window.
 
+``LineGate`` is where both parsers' lines come in: counted, header matched, windowed.
+
 Syslog stamps (``Dec  1 03:17:35``) carry no year: the caller supplies one.
 Times are compared as the log wrote them (the MTA's local time); an RFC 3339
 offset is dropped, not converted. Pure: no clock, no I/O.
@@ -7,8 +9,12 @@ offset is dropped, not converted. Pure: no clock, no I/O.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+
+from mxgate_gateway.estimate.facts import ParseStats
 
 MONTHS = {
     m: f"{i:02d}"
@@ -63,3 +69,41 @@ class Window:
     @property
     def is_open(self) -> bool:
         return self.since is None and self.until is None
+
+
+class LineGate:
+    """Lets a parser's lines in: counted, header matched, and stamped inside the window.
+
+    ``admit`` returns the header match of a line to parse, or None (not understood:
+    counted in ``stats.unparsed``; or outside the window). Lines of one second share
+    their stamp text, so ``stamp`` converts it once per second; a stamp outside the
+    window keeps its lines out and is looked at again on the next line.
+    """
+
+    __slots__ = ("_last", "header", "stamp", "stats", "window")
+
+    def __init__(
+        self,
+        header: re.Pattern[str],
+        stamp: Callable[[re.Match[str]], str | None],
+        window: Window,
+        stats: ParseStats,
+    ) -> None:
+        self.header, self.stamp, self.window, self.stats = header, stamp, window, stats
+        self._last: str | None = None  # the stamp text last let in
+
+    def admit(self, line: str) -> re.Match[str] | None:
+        self.stats.lines += 1
+        m = self.header.match(line)
+        if m is None:
+            self.stats.unparsed += 1
+            return None
+        text = m["ts"]
+        if text != self._last:
+            stamp = self.stamp(m)
+            if not self.window.is_open and not self.window.holds(stamp):
+                self._last = None
+                return None
+            self._last = text
+            self.stats.saw_time(stamp)
+        return m
