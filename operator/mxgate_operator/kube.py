@@ -38,9 +38,13 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+def _code(exc: ApiError) -> int:
+    """The HTTP status of a failed request; 0 when no response came."""
+    return exc.response.status_code if exc.response is not None else 0
+
+
 def _error(exc: ApiError, what: str) -> KubeError:
-    code = exc.response.status_code if exc.response is not None else 0
-    return KubeError(f"{what}: {exc.status.message or exc}", code)
+    return KubeError(f"{what}: {exc.status.message or exc}", _code(exc))
 
 
 class Kube:
@@ -80,7 +84,7 @@ class Kube:
             found = self._client.list(Certificate, namespace=namespace, labels=dict(labels))
             return [_as_dict(o) async for o in found]
         except ApiError as exc:
-            if exc.response is not None and exc.response.status_code == 404:
+            if _code(exc) == 404:
                 return None
             raise _error(exc, "list Certificates") from exc
         except Exception as exc:
@@ -94,7 +98,7 @@ class Kube:
         try:
             return _as_dict(await self._client.get(ConfigMap, name, namespace=namespace))
         except ApiError as exc:
-            if exc.response is not None and exc.response.status_code == 404:
+            if _code(exc) == 404:
                 return None
             raise _error(exc, f"get ConfigMap {name}") from exc
 
@@ -106,24 +110,28 @@ class Kube:
         meta = manifest["metadata"]
         kind = _KINDS[f"{manifest['apiVersion']}/{manifest['kind']}"]
         try:
-            stored = await self._client.patch(
-                kind,
-                meta["name"],
-                dict(manifest),
-                namespace=meta["namespace"],
-                patch_type=PatchType.APPLY,
-                field_manager=FIELD_MANAGER,
-                force=True,
-            )
+            stored = await self._apply(kind, meta["namespace"], meta["name"], dict(manifest))
         except ApiError as exc:
             raise _error(exc, f"apply {manifest['kind']} {meta['name']}") from exc
         return _as_dict(stored)
+
+    async def _apply(self, kind: Any, namespace: str, name: str, body: dict[str, Any]) -> Any:
+        """Server-side apply as our field manager, forced: these fields are ours."""
+        return await self._client.patch(
+            kind,
+            name,
+            body,
+            namespace=namespace,
+            patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
 
     async def delete_certificate(self, namespace: str, name: str) -> None:
         try:
             await self._client.delete(Certificate, name, namespace=namespace)
         except ApiError as exc:
-            if exc.response is None or exc.response.status_code != 404:
+            if _code(exc) != 404:
                 raise _error(exc, f"delete Certificate {name}") from exc
 
     async def apply_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -135,18 +143,9 @@ class Kube:
             "status": status,
         }
         try:
-            await self._client.patch(
-                TLSPolicy.Status,
-                name,
-                body,
-                namespace=namespace,
-                patch_type=PatchType.APPLY,
-                field_manager=FIELD_MANAGER,
-                force=True,
-            )
+            await self._apply(TLSPolicy.Status, namespace, name, body)
         except ApiError as exc:
-            code = exc.response.status_code if exc.response is not None else 0
-            if code != 404:  # deleted meanwhile: nothing to report on
+            if _code(exc) != 404:  # deleted meanwhile: nothing to report on
                 raise _error(exc, f"apply status of TLSPolicy {name}") from exc
 
     async def post_event(
@@ -198,7 +197,7 @@ class Kube:
         try:
             lease = await self._client.get(Lease, name, namespace=namespace)
         except ApiError as exc:
-            if exc.response is None or exc.response.status_code != 404:
+            if _code(exc) != 404:
                 raise _error(exc, f"get Lease {name}") from exc
             fresh = Lease(
                 metadata=ObjectMeta(name=name, namespace=namespace),
@@ -213,7 +212,7 @@ class Kube:
             try:
                 await self._client.create(fresh)
             except ApiError as exc2:
-                if exc2.response is not None and exc2.response.status_code == 409:
+                if _code(exc2) == 409:
                     return False
                 raise _error(exc2, f"create Lease {name}") from exc2
             return True
@@ -232,7 +231,7 @@ class Kube:
         try:
             await self._client.replace(lease)
         except ApiError as exc:
-            if exc.response is not None and exc.response.status_code == 409:
+            if _code(exc) == 409:
                 return False
             raise _error(exc, f"renew Lease {name}") from exc
         return True
