@@ -20,47 +20,68 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from mxgate_gateway.config.model import Config
 from mxgate_gateway.settings import DevSettings
 
+#: The private keys ``self_signed_pem`` signs with.
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
-def self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
-    """Write a fresh self-signed EC certificate and key for ``hostname``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+
+def self_signed_pem(
+    key: SigningKey,
+    hostname: str,
+    alt_names: list[x509.GeneralName],
+    *,
+    days: int,
+    leaf: bool = False,
+) -> tuple[bytes, bytes]:
+    """A throwaway self-signed certificate for ``hostname`` and its key, as PEM (cert, key).
+
+    Valid from five minutes ago for ``days``; ``leaf`` marks it as no CA (critical).
+    Shared with the benchmark's certificates (``bench/certs.py``).
+    """
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = dt.datetime.now(dt.UTC)
-    san = x509.SubjectAlternativeName(
-        [
-            x509.DNSName(hostname),
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
-    )
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(san, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    )
+    if leaf:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=False, path_length=None), critical=True
+        )
+    cert = builder.sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
+    """Write a fresh self-signed EC certificate and key for ``hostname``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    alt_names: list[x509.GeneralName] = [
+        x509.DNSName(hostname),
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    cert_pem, key_pem = self_signed_pem(
+        ec.generate_private_key(ec.SECP256R1()), hostname, alt_names, days=30, leaf=True
     )
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(cert_pem)
+    key_path.write_bytes(key_pem)
     key_path.chmod(0o600)
     return cert_path, key_path
 
