@@ -72,21 +72,12 @@ def _decide(
         recipient_domain=recipient_domain,
     )
     carried = stage is Stage.RCPT and (rule is None or not rule.scope.recipient_domains)
-    if rule is None:
-        return _apply(
-            rule_id=DEFAULT_RULE_ID,
-            mode=policy.mode,
-            minimum=policy.min_tls_version,
-            refusal=policy.refusal,
-            facts=facts,
-            stage=stage,
-            carried=carried,
-        )
+    source = policy if rule is None else rule  # no rule matched: the policy's defaults
     return _apply(
-        rule_id=rule.id,
-        mode=rule.mode,
-        minimum=rule.min_tls_version,
-        refusal=rule.refusal,
+        rule_id=DEFAULT_RULE_ID if rule is None else rule.id,
+        mode=source.mode,
+        minimum=source.min_tls_version,
+        refusal=source.refusal,
         facts=facts,
         stage=stage,
         carried=carried,
