@@ -8,7 +8,9 @@
 - ``ProcessBaseline``: the same for a gateway in its own process (``mxgate gateway``).
 - ``Bystander``: an honest client that connects again and again during an attack and
   records how long each greeting took.
-Each attack is bounded in count and time; nothing here sleeps to pass a test.
+- ``all_of``: runs an attack's clients at once, bounded as a whole.
+Each attack is bounded in count and time, and so is every wait here: a stuck one
+fails naming what it waited for, never hangs. Nothing here sleeps to pass a test.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from mtapeers.observe import eventually, metric, settled
@@ -68,9 +70,13 @@ class Baseline:
         assert metric(gateway, "mxgate_connections") == 0
 
 
-async def _empty_pool(gateway: Gateway) -> None:
+async def _empty_pool(gateway: Gateway, timeout: float = 15.0) -> None:
     if gateway.handler.pool is not None:
-        await gateway.handler.pool.close()
+        try:
+            async with asyncio.timeout(timeout):
+                await gateway.handler.pool.close()
+        except TimeoutError:
+            raise AssertionError(f"the upstream pool did not close within {timeout}s") from None
 
 
 @dataclass
@@ -103,11 +109,18 @@ class Ledger:
 
 @dataclass
 class Bystander:
-    """Greets the gateway every ``every`` seconds; ``worst`` is the slowest greeting."""
+    """Greets the gateway every ``every`` seconds; ``worst`` is the slowest greeting.
+
+    It stops on a flag, between probes, never by cancellation: a cancellation can be
+    lost (Python 3.11's ``wait_for`` swallows one that arrives as its read completes,
+    CPython gh-86296), and the bystander would then probe for ever while the test
+    waits for it. Each probe is bounded (``RawClient``), so the stop is too.
+    """
 
     port: int
     every: float = 0.1
     greetings: list[float] = field(default_factory=list)
+    stop_within: float = 30.0  # one probe's worst case: connect, greeting, QUIT, close
 
     @property
     def worst(self) -> float:
@@ -118,31 +131,62 @@ class Bystander:
         ordered = sorted(self.greetings)
         return ordered[int(0.95 * (len(ordered) - 1))] if ordered else 0.0
 
-    async def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            client = await RawClient.connect(self.port)
-            try:
-                banner = await client.reply(timeout=10)
-                assert banner.code == 220
-                self.greetings.append(time.monotonic() - started)
-                await client.cmd("QUIT")
-            finally:
-                await client.close()
-            await asyncio.sleep(self.every)
+    async def _probe(self) -> None:
+        started = time.monotonic()
+        client = await RawClient.connect(self.port)
+        try:
+            banner = await client.reply(timeout=10)
+            assert banner.code == 220, banner
+            self.greetings.append(time.monotonic() - started)
+            await client.cmd("QUIT")
+        finally:
+            await client.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        while True:  # at least one probe, however short the attack
+            await self._probe()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.every):
+                    await stop.wait()
+            if stop.is_set():
+                return
 
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[Bystander]:
-        task = asyncio.create_task(self._run())
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._run(stop), name="bystander")
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stop.set()
+            done, _ = await asyncio.wait({task}, timeout=self.stop_within)
+            if not done:
+                task.cancel()
+                raise AssertionError(
+                    f"the bystander did not stop within {self.stop_within}s: {task!r}"
+                )
+        task.result()  # a probe that failed (refused, closed, timed out) fails the test
         assert self.greetings, "the bystander was never greeted"
         assert self.p95 < GREETING_LIMIT, f"bystander p95 {self.p95:.2f}s {self.greetings}"
         assert self.worst < GREETING_CEILING, f"bystander waited {self.worst:.2f}s"
+
+
+async def all_of(within: float, named: Mapping[str, Awaitable[None]]) -> None:
+    """Run the named attacks (and clients) at once; each is bounded on its own, and this
+    is the backstop: after ``within`` seconds fail naming those still running. A failing
+    one cancels the rest (a TaskGroup), so none outlives the test."""
+    tasks: dict[str, asyncio.Task[None]] = {}
+    try:
+        async with asyncio.timeout(within), asyncio.TaskGroup() as group:
+            for name, step in named.items():
+                tasks[name] = group.create_task(_awaited(step), name=name)
+    except TimeoutError:
+        running = sorted(name for name, task in tasks.items() if task.cancelled())
+        raise AssertionError(f"still running after {within}s: {running}") from None
+
+
+async def _awaited(step: Awaitable[None]) -> None:
+    await step
 
 
 async def send_message(

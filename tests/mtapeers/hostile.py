@@ -1,7 +1,8 @@
 """Hostile SMTP clients on cue: every way a STARTTLS handshake can fail, slowloris.
 
 Named for what they do to the gateway; shared by the STARTTLS tests and the invariant
-suite. Each takes the gateway's port and returns when its attack is over.
+suite. Each takes the gateway's port and returns when its attack is over, within a
+bound (``RawClient``'s, ``LEGACY_TLS_TIMEOUT``): none can hang the test that runs it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from mtapeers.procs import run
 from mtapeers.raw import RawClient
+
+# openssl s_client's -quiet implies -ign_eof: it exits when the handshake fails or the
+# server hangs up, not when its stdin ends. The gateway ends both within seconds.
+LEGACY_TLS_TIMEOUT = 20.0
 
 
 async def legacy_tls_client(port: int, flag: str) -> None:
@@ -27,15 +32,19 @@ async def legacy_tls_client(port: int, flag: str) -> None:
         "DEFAULT@SECLEVEL=0",
         "-quiet",
         stdin=b"QUIT\r\n",
+        timeout=LEGACY_TLS_TIMEOUT,
     )
-    assert done.returncode != 0
+    assert done.returncode != 0, f"openssl {flag} completed a handshake: {done.stderr}"
 
 
 async def after_starttls(port: int, then: Callable[[RawClient], Awaitable[None]]) -> None:
     client = await RawClient.connect(port)
-    await client.greet()
-    assert (await client.cmd("STARTTLS")).code == 220
-    await then(client)
+    try:
+        await client.greet()
+        assert (await client.cmd("STARTTLS")).code == 220
+        await then(client)
+    finally:
+        client.writer.transport.abort()  # a no-op after the attack's own close or reset
 
 
 async def garbage_hello(client: RawClient) -> None:

@@ -2,6 +2,11 @@
 
 Deliberately not a mail library: tests need to send what a library would refuse
 to send (bare LF, NUL, pipelined junk) and see every reply line as sent.
+
+Every wait is bounded and its ``TimeoutError`` names what it waited for, so a test
+fails instead of hanging. Timeouts use ``asyncio.timeout``, never ``asyncio.wait_for``:
+on Python 3.11 ``wait_for`` swallows a cancellation that arrives as its inner read
+completes (CPython gh-86296), and a task that was told to stop would run on.
 """
 
 from __future__ import annotations
@@ -11,7 +16,24 @@ import contextlib
 import socket
 import ssl
 import struct
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 10.0
+SEND_TIMEOUT = 60.0  # a peer may stop reading for its own timeouts while we write MiBs
+CLOSE_TIMEOUT = 10.0
+
+
+async def within(seconds: float, what: str, step: Awaitable[T]) -> T:
+    """``await step``, or ``TimeoutError(what ...)`` after ``seconds``; cancellation passes."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await step
+    except TimeoutError:
+        raise TimeoutError(f"waited {seconds}s for {what}") from None
 
 
 @dataclass(frozen=True)
@@ -37,17 +59,18 @@ class RawClient:
 
     @classmethod
     async def connect(cls, port: int, host: str = "127.0.0.1") -> RawClient:
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        opening = asyncio.open_connection(host, port, limit=1 << 20)
+        reader, writer = await within(CONNECT_TIMEOUT, f"connect to {host}:{port}", opening)
         return cls(reader, writer)
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, timeout: float = SEND_TIMEOUT) -> None:
         self.writer.write(data)
-        await self.writer.drain()
+        await within(timeout, f"the peer to read the {len(data)} bytes sent", self.writer.drain())
 
     async def reply(self, timeout: float = 10.0) -> Reply:
         lines: list[str] = []
         while True:
-            raw = await asyncio.wait_for(self.reader.readline(), timeout)
+            raw = await within(timeout, f"a reply line (after {lines!r})", self.reader.readline())
             if not raw:
                 raise ConnectionError(f"closed after {lines!r}")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -85,7 +108,7 @@ class RawClient:
 
     async def closed(self, timeout: float = 10.0) -> bool:
         """True once the server has closed the connection (EOF)."""
-        data = await asyncio.wait_for(self.reader.read(), timeout)
+        data = await within(timeout, "the server to close the connection (EOF)", self.reader.read())
         return data == b"" or self.reader.at_eof()
 
     async def reset(self) -> None:
@@ -94,7 +117,17 @@ class RawClient:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """FIN (or TLS close_notify); if the peer has not taken what we sent within
+        ``timeout``, hang up hard and say so."""
         self.writer.close()
-        with contextlib.suppress(ConnectionError, ssl.SSLError):
-            await self.writer.wait_closed()
+        try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await within(
+                    timeout,
+                    "the connection to close (the peer has not read all we sent)",
+                    self.writer.wait_closed(),
+                )
+        except TimeoutError:
+            self.writer.transport.abort()
+            raise
