@@ -10,7 +10,6 @@ Bounded: each attack is a few dozen connections for a few seconds.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,6 +35,7 @@ LIMITS = {
     "drain_timeout": 0,
     "max_connections_per_ip": 200,
 }
+ATTACK_BOUND = 60  # seconds for a whole attack, well inside pytest's 120 s: a stuck client is named
 
 
 def config(upstream_port: int, tls_files: dict[str, Path], **upstream: object) -> object:
@@ -62,7 +62,9 @@ async def test_failed_handshakes_of_every_kind(gw: Gateway, postfix_upstream: Po
         attacks = {
             f"{kind} #{n}": fail(gw.smtp_port) for kind, fail in FAILURES.items() for n in (1, 2)
         }
-        await all_of(60, {**attacks, "honest message": send_message(gw.smtp_port, ledger)})
+        await all_of(
+            ATTACK_BOUND, {**attacks, "honest message": send_message(gw.smtp_port, ledger)}
+        )
     await send_message(gw.smtp_port, ledger)
     await ledger.check(postfix_copies(postfix_upstream))  # type: ignore[arg-type]
     await baseline.back_to(gw)
@@ -110,10 +112,17 @@ async def test_half_close_at_every_stage(gw: Gateway, postfix_upstream: Postfix)
     ledger = Ledger()
     baseline = await Baseline.take(gw)
     async with Bystander(gw.smtp_port).watching():
-        await asyncio.gather(
-            *(half_close_in_data(gw.smtp_port, ledger, tail) for tail, _ in DATA_STAGES * 3),
-            *(half_close_in_commands(gw.smtp_port, sent) for sent in COMMAND_PREFIXES * 3),
-        )
+        in_data = {
+            f"EOF after DATA + {tail!r} #{n}": half_close_in_data(gw.smtp_port, ledger, tail)
+            for tail, _ in DATA_STAGES
+            for n in range(3)
+        }
+        in_commands = {
+            f"EOF after {sent!r} #{n}": half_close_in_commands(gw.smtp_port, sent)
+            for sent in COMMAND_PREFIXES
+            for n in range(3)
+        }
+        await all_of(ATTACK_BOUND, {**in_data, **in_commands})
     due = {tail: ok for tail, ok in DATA_STAGES}
     assert sorted(s.code == 250 for s in ledger.sent) == sorted(
         due[tail] for tail, _ in DATA_STAGES * 3
@@ -127,9 +136,9 @@ async def test_slowloris_on_smtp(gw: Gateway, postfix_upstream: Postfix) -> None
     ledger = Ledger()
     baseline = await Baseline.take(gw)
     async with Bystander(gw.smtp_port).watching():
-        await asyncio.gather(
-            *(slowloris(gw.smtp_port, seconds=4) for _ in range(40)),
-            send_message(gw.smtp_port, ledger),
+        dribblers = {f"slowloris #{n}": slowloris(gw.smtp_port, seconds=4) for n in range(40)}
+        await all_of(
+            ATTACK_BOUND, {**dribblers, "honest message": send_message(gw.smtp_port, ledger)}
         )
     await ledger.check(postfix_copies(postfix_upstream))  # type: ignore[arg-type]
     await baseline.back_to(gw)
@@ -159,9 +168,10 @@ async def test_hostile_upstream(mode: str, tls_files: dict[str, Path]) -> None:
         async with Gateway(cfg) as gateway:  # type: ignore[arg-type]
             baseline = await Baseline.take(gateway)
             async with Bystander(gateway.smtp_port).watching():
-                await asyncio.gather(
-                    *(send_message(gateway.smtp_port, ledger, body) for _ in range(4))
-                )
+                messages = {
+                    f"message #{n}": send_message(gateway.smtp_port, ledger, body) for n in range(4)
+                }
+                await all_of(ATTACK_BOUND, messages)
 
             def copies(mark: str) -> int:
                 return sum(mark.encode() in m for m in fake.received) if stores else 0
@@ -195,7 +205,12 @@ async def test_large_and_malformed_data(gw: Gateway, postfix_upstream: Postfix) 
         MALFORMED["valid, near the limit"] * 900,
     ]
     async with Bystander(gw.smtp_port).watching():
-        await asyncio.gather(*(send_message(gw.smtp_port, ledger, b) for b in bodies * 2))
+        messages = {
+            f"body {n} ({len(body)} bytes) #{copy}": send_message(gw.smtp_port, ledger, body)
+            for n, body in enumerate(bodies)
+            for copy in (1, 2)
+        }
+        await all_of(ATTACK_BOUND, messages)
     assert [s.code == 250 for s in ledger.sent].count(True) == 2
     await ledger.check(postfix_copies(postfix_upstream))  # type: ignore[arg-type]
     await baseline.back_to(gw)
