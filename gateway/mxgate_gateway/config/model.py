@@ -95,6 +95,7 @@ PathStr = Annotated[Path, PlainSerializer(str, return_type=str)]
 # time, so whatever the operator writes, every gateway can load.
 MAX_MTA_STS_POLICIES = 1000  # per source: the config file's own, and the policy document's
 MAX_DOCUMENT_RULES = 10_000  # rules in one operator-rendered policy document
+MAX_DOCUMENT_FLOORS = 1_000  # floors (ClusterTLSPolicies) in one operator-rendered document
 MAX_POLICY_DOCUMENT_BYTES = 1_048_576  # a ConfigMap's data limit; the operator keeps a margin
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")]
@@ -261,14 +262,42 @@ class Rule(_Frozen):
         return scope
 
 
+class Floor(_Frozen):
+    """A minimum for every session its scope matches (rendered from a ClusterTLSPolicy).
+
+    The winning rule (or the default) is applied, then raised to every matching floor:
+    mode to the strictest (opportunistic < audit < require), minimum TLS to the highest.
+    Floors never lower anything and never compete with each other, so they have no priority.
+    """
+
+    id: RuleId
+    mode: Mode
+    min_tls_version: TLSVersion = TLSVersion.TLS1_2
+    refusal: Refusal = Refusal.PERMANENT
+    listener: Listener | None = None
+    scope: Scope
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_not_empty(cls, scope: Scope) -> Scope:
+        if scope.is_empty():
+            raise ValueError(
+                "scope needs at least one of recipient_domains, sender_domains, client_cidrs"
+                " (use policy.mode for the default)"
+            )
+        return scope
+
+
 class Policy(_Frozen):
-    """The default mode plus scoped rules. Rule ids are unique."""
+    """The default mode, scoped rules and floors. Rule and floor ids are unique together."""
 
     mode: Mode = Mode.OPPORTUNISTIC
     min_tls_version: TLSVersion = TLSVersion.TLS1_2
     refusal: Refusal = Refusal.PERMANENT
     trace_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
     rules: tuple[Rule, ...] = ()
+    # Minimums no rule can weaken (policy.md, "Floors"); operator-rendered from ClusterTLSPolicies.
+    floors: tuple[Floor, ...] = ()
 
     @field_validator("rules")
     @classmethod
@@ -279,6 +308,23 @@ class Policy(_Frozen):
                 raise ValueError(f"duplicate rule id {rule.id!r}")
             seen.add(rule.id)
         return rules
+
+    @field_validator("floors")
+    @classmethod
+    def _unique_floor_ids(cls, floors: tuple[Floor, ...]) -> tuple[Floor, ...]:
+        seen: set[str] = set()
+        for floor in floors:
+            if floor.id in seen:
+                raise ValueError(f"duplicate floor id {floor.id!r}")
+            seen.add(floor.id)
+        return floors
+
+    @model_validator(mode="after")
+    def _floor_ids_not_rule_ids(self) -> Policy:
+        shared = {r.id for r in self.rules} & {f.id for f in self.floors}
+        if shared:
+            raise ValueError(f"floor id {sorted(shared)[0]!r} is also a rule id")
+        return self
 
 
 class MTASTSPolicy(_Frozen):
@@ -346,6 +392,9 @@ class PolicyDocument(_Frozen):
     version: Literal[1] = 1
     mode: Mode | None = None
     rules: tuple[Rule, ...] = Field(default=(), max_length=MAX_DOCUMENT_RULES)
+    # Floors rendered from ClusterTLSPolicies; appended to the main config's floors. Written
+    # only when there are some, so a gateway older than floors still loads a floor-less file.
+    floors: tuple[Floor, ...] = Field(default=(), max_length=MAX_DOCUMENT_FLOORS)
     # MTA-STS policies rendered from TLSPolicies; appended to the main config's policies.
     mta_sts_policies: tuple[MTASTSPolicy, ...] = Field(default=(), max_length=MAX_MTA_STS_POLICIES)
 
@@ -380,15 +429,17 @@ class Config(_Frozen):
     def with_policy_document(self, doc: PolicyDocument) -> Config:
         """Merge an operator-rendered policy document into this config (pure).
 
-        A rule id or MTA-STS domain defined in both is an error; at start the gateway then
-        serves without the file (reloading.load_for_start).
+        A rule or floor id or MTA-STS domain defined in both is an error; at start the
+        gateway then serves without the file (reloading.load_for_start).
         """
         rules = self.policy.rules + doc.rules
+        floors = self.policy.floors + doc.floors
         policy = Policy.model_validate(
             {
                 **self.policy.model_dump(),
                 "mode": doc.mode if doc.mode is not None else self.policy.mode,
                 "rules": [r.model_dump() for r in rules],
+                "floors": [f.model_dump() for f in floors],
             }
         )
         if not doc.mta_sts_policies:

@@ -93,6 +93,8 @@ def load_replay(path: Path, listener: Listener | None = None) -> Replay:
         name = f"{source} (gateway config, {len(config.policy.rules)} rule(s))"
         return Replay(config.policy, listener or config.listener, name)
     policy_doc = validate(PolicyDocument, doc, source)
-    policy = Policy(mode=policy_doc.mode or Policy().mode, rules=policy_doc.rules)
+    policy = Policy(
+        mode=policy_doc.mode or Policy().mode, rules=policy_doc.rules, floors=policy_doc.floors
+    )
     name = f"{source} (policy file, {len(policy.rules)} rule(s))"
     return Replay(policy, listener or Listener.PUBLIC_MX, name)

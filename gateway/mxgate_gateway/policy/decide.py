@@ -2,7 +2,8 @@
 
 MAIL considers rules without a recipient scope (client network, sender domain);
 RCPT considers every rule, so a recipient-scoped rule can override the MAIL
-outcome for its recipients. Pure: no I/O, no logging, no clock, no mutation.
+outcome for its recipients. The winning rule's requirement is then raised to every
+matching floor (policy.floors). Pure: no I/O, no logging, no clock, no mutation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mxgate_gateway.policy.decisions import (
     refusal_reply,
 )
 from mxgate_gateway.policy.facts import SessionFacts, normalize_domain
+from mxgate_gateway.policy.floors import Requirement, matching_floors, raise_to_floors
 from mxgate_gateway.policy.match import winning_rule
 
 
@@ -54,6 +56,7 @@ def _apply(
         stage=stage,
         carried=carried,
         shortfall=short,
+        minimum=minimum,
     )
 
 
@@ -64,23 +67,41 @@ def _decide(
     recipient_domain: str | None,
     stage: Stage,
 ) -> Decision:
+    sender = normalize_domain(sender_domain)
     rule: Rule | None = winning_rule(
         policy.rules,
         listener=facts.listener,
         client_ip=facts.client_address,
-        sender_domain=normalize_domain(sender_domain),
+        sender_domain=sender,
         recipient_domain=recipient_domain,
     )
-    carried = stage is Stage.RCPT and (rule is None or not rule.scope.recipient_domains)
-    source = policy if rule is None else rule  # no rule matched: the policy's defaults
+    if rule is None:
+        decided = Requirement(DEFAULT_RULE_ID, policy.mode, policy.min_tls_version, policy.refusal)
+    else:
+        decided = Requirement(
+            rule.id,
+            rule.mode,
+            rule.min_tls_version,
+            rule.refusal,
+            recipient_scoped=bool(rule.scope.recipient_domains),
+        )
+    if policy.floors:
+        floors = matching_floors(
+            policy.floors,
+            listener=facts.listener,
+            client_ip=facts.client_address,
+            sender_domain=sender,
+            recipient_domain=recipient_domain,
+        )
+        decided = raise_to_floors(decided, floors)
     return _apply(
-        rule_id=DEFAULT_RULE_ID if rule is None else rule.id,
-        mode=source.mode,
-        minimum=source.min_tls_version,
-        refusal=source.refusal,
+        rule_id=decided.rule_id,
+        mode=decided.mode,
+        minimum=decided.minimum,
+        refusal=decided.refusal,
         facts=facts,
         stage=stage,
-        carried=carried,
+        carried=stage is Stage.RCPT and not decided.recipient_scoped,
     )
 
 

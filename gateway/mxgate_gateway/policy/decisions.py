@@ -52,6 +52,7 @@ class Decision:
     stage: Stage = Stage.MAIL
     carried: bool = False
     shortfall: Shortfall = Shortfall.NONE
+    minimum: TLSVersion = TLSVersion.TLS1_2  # the minimum TLS version enforced (after floors)
 
     @property
     def refused(self) -> bool:

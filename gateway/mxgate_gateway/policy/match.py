@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
-from mxgate_gateway.config.model import Listener, Mode, Refusal, Rule, TLSVersion
+from mxgate_gateway.config.model import Floor, Listener, Mode, Refusal, Rule, TLSVersion
 
 _MODE_STRICTNESS = {Mode.OPPORTUNISTIC: 0, Mode.AUDIT: 1, Mode.REQUIRE: 2}
 _VERSION_STRICTNESS = {TLSVersion.TLS1_2: 0, TLSVersion.TLS1_3: 1}
@@ -75,14 +75,14 @@ def best_cidr_strength(cidrs: tuple[str, ...], ip: IPv4Address | IPv6Address) ->
 
 
 def specificity(
-    rule: Rule,
+    rule: Rule | Floor,
     *,
     listener: Listener,
     client_ip: IPv4Address | IPv6Address,
     sender_domain: str | None,
     recipient_domain: str | None,
 ) -> Specificity | None:
-    """How specifically ``rule`` matches, or None if it does not apply.
+    """How specifically ``rule`` (or floor) matches, or None if it does not apply.
 
     ``recipient_domain=None`` means "deciding at MAIL": rules with a recipient
     scope do not apply there.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 
-from mxgate_gateway.config.model import Config, Listener, Mode, Rule
+from mxgate_gateway.config.model import Config, Floor, Listener, Mode, Rule
 
 RFC3207 = (
     "RFC 3207 §4: a publicly-referenced MX must not require STARTTLS; senders without"
@@ -20,11 +20,11 @@ RFC3207 = (
 )
 
 
-def _applies_to_public_mx(rule: Rule, listener: Listener) -> bool:
+def _applies_to_public_mx(rule: Rule | Floor, listener: Listener) -> bool:
     return listener is Listener.PUBLIC_MX and rule.listener in (None, Listener.PUBLIC_MX)
 
 
-def _matches_everyone(rule: Rule) -> bool:
+def _matches_everyone(rule: Rule | Floor) -> bool:
     """A scope that every session matches: only client networks, and one of them is /0."""
     scope = rule.scope
     if scope.recipient_domains or scope.sender_domains:
@@ -45,16 +45,21 @@ def standards_warnings(config: Config) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if policy.mode is Mode.REQUIRE:
         out.append(("policy.mode", f"`require` as the default on a public-mx listener. {RFC3207}"))
-    for i, rule in enumerate(policy.rules):
-        if (
-            rule.mode is Mode.REQUIRE
-            and _applies_to_public_mx(rule, config.listener)
-            and _matches_everyone(rule)
-        ):
-            out.append(
-                (
-                    f"policy.rules[{i}]",
-                    f"rule {rule.id!r} requires TLS from every client network. {RFC3207}",
+    scoped: tuple[tuple[str, tuple[Rule | Floor, ...]], ...] = (
+        ("rule", policy.rules),
+        ("floor", policy.floors),
+    )
+    for kind, items in scoped:
+        for i, rule in enumerate(items):
+            if (
+                rule.mode is Mode.REQUIRE
+                and _applies_to_public_mx(rule, config.listener)
+                and _matches_everyone(rule)
+            ):
+                out.append(
+                    (
+                        f"policy.{kind}s[{i}]",
+                        f"{kind} {rule.id!r} requires TLS from every client network. {RFC3207}",
+                    )
                 )
-            )
     return out
