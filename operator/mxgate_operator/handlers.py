@@ -1,4 +1,4 @@
-"""kopf handlers: every TLSPolicy or Certificate change triggers a namespace reconcile.
+"""kopf handlers: every TLSPolicy, ClusterTLSPolicy or Certificate change triggers a reconcile.
 
 The only module that speaks kopf: it wires triggers (TLSPolicy and Certificate watch
 events, the report loop) to ``Reconciler`` and translates KubeError
@@ -21,15 +21,17 @@ import kopf
 import structlog
 
 from mxgate_operator import metrics
+from mxgate_operator.cluster import ClusterFloors
 from mxgate_operator.errors import KubeError
 from mxgate_operator.kube import Kube
 from mxgate_operator.logs import configure_logging
-from mxgate_operator.reconcile import Reconciler
+from mxgate_operator.reconcile import Reconciler, utcnow
 from mxgate_operator.render.certificates import MANAGED_BY
 from mxgate_operator.reports import Reports, fetch_reports, report_urls
 from mxgate_operator.settings import OperatorSettings
 
 POLICY = ("mxgate.io", "v1alpha1", "tlspolicies")
+CLUSTER_POLICY = ("mxgate.io", "v1alpha1", "clustertlspolicies")
 CERTIFICATE = ("cert-manager.io", "v1", "certificates")
 RETRY_DELAY = 5.0
 LEASE_SECONDS = 15
@@ -92,12 +94,23 @@ async def observe(memo: Any) -> None:
     reconciler: Reconciler = memo.reconciler
     while True:
         await memo.leader.wait()
+        await _cluster_status(memo)
         for namespace in sorted(memo.namespaces):
             try:
                 await reconciler.reconcile(namespace, read_reports=True)
             except Exception as exc:  # noqa: BLE001 - the loop outlives any one failed pass
                 log.warning("report_reconcile_failed", namespace=namespace, error=repr(exc))
         await asyncio.sleep(reconciler.settings.report_interval)
+
+
+async def _cluster_status(memo: Any) -> None:
+    """Write the ClusterTLSPolicies' status (leader only); a failure waits for the next try."""
+    if not memo.leader.is_set():
+        return
+    try:
+        await memo.cluster.write_status()
+    except Exception as exc:  # noqa: BLE001 - the next event or report pass retries
+        log.warning("cluster_status_failed", error=repr(exc))
 
 
 async def _catch_up(memo: Any, namespace: str, delay: float = 0.0) -> None:
@@ -156,7 +169,8 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             return read
 
         memo.kube = kube
-        memo.reconciler = Reconciler(kube, operator_settings, reports)
+        memo.cluster = ClusterFloors(kube, operator_settings, utcnow)
+        memo.reconciler = Reconciler(kube, operator_settings, reports, floors=memo.cluster.floors)
         memo.namespaces = {operator_settings.namespace} if operator_settings.namespace else set()
         memo.leader = asyncio.Event()
         memo.catch_up = set()
@@ -200,6 +214,20 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         if namespace:
             memo.namespaces.add(namespace)
         await _run(memo, namespace)
+
+    if operator_settings.cluster_policies:
+
+        @kopf.on.event(*CLUSTER_POLICY, registry=registry)
+        async def cluster_policy_event(
+            memo: kopf.Memo, type: str | None, body: kopf.Body, **_: Any
+        ) -> None:
+            """A floor changed: every namespace's document is rendered again, then the
+            ClusterTLSPolicies' status is written (watch-driven, no finalizers)."""
+            if not needs_reconcile(type, body):
+                return
+            for namespace in sorted(memo.namespaces):
+                await _run(memo, namespace)
+            await _cluster_status(memo)
 
     @kopf.on.event(*CERTIFICATE, registry=registry, labels=dict(MANAGED_BY))
     async def certificate_changed(

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from lightkube import ApiError, AsyncClient, KubeConfig
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
@@ -26,6 +26,9 @@ from mxgate_operator.errors import KubeError
 FIELD_MANAGER = "mxgate-operator"
 TLSPolicy = create_namespaced_resource("mxgate.io", "v1alpha1", "TLSPolicy", "tlspolicies")
 Certificate = create_namespaced_resource("cert-manager.io", "v1", "Certificate", "certificates")
+ClusterTLSPolicy = create_global_resource(
+    "mxgate.io", "v1alpha1", "ClusterTLSPolicy", "clustertlspolicies"
+)
 _KINDS: dict[str, Any] = {
     "v1/ConfigMap": ConfigMap,
     "cert-manager.io/v1/Certificate": Certificate,
@@ -235,3 +238,64 @@ class Kube:
                 return False
             raise _error(exc, f"renew Lease {name}") from exc
         return True
+
+    # --- ClusterTLSPolicy (cluster-scoped floors; see cluster.py) ---------------------------
+
+    async def list_cluster_policies(self) -> list[dict[str, Any]] | None:
+        """Every ClusterTLSPolicy, or None when the CRD is not installed (or not readable)."""
+        try:
+            return [_as_dict(o) async for o in self._client.list(ClusterTLSPolicy)]
+        except ApiError as exc:
+            if exc.response is not None and exc.response.status_code in (403, 404):
+                return None
+            raise _error(exc, "list ClusterTLSPolicies") from exc
+        except Exception as exc:
+            if getattr(getattr(exc, "response", None), "status_code", None) in (403, 404):
+                return None
+            raise
+
+    async def apply_cluster_policy_status(self, name: str, status: dict[str, Any]) -> None:
+        """Server-side apply of a ClusterTLSPolicy's status subresource."""
+        body = {
+            "apiVersion": "mxgate.io/v1alpha1",
+            "kind": "ClusterTLSPolicy",
+            "metadata": {"name": name},
+            "status": status,
+        }
+        try:
+            await self._client.patch(
+                ClusterTLSPolicy.Status,
+                name,
+                body,
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+        except ApiError as exc:
+            code = exc.response.status_code if exc.response is not None else 0
+            if code != 404:
+                raise _error(exc, f"apply status of ClusterTLSPolicy {name}") from exc
+
+    async def post_cluster_event(
+        self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
+    ) -> None:
+        """An event about a ClusterTLSPolicy, kept in ``namespace`` (the operator's own):
+        ``kubectl describe clustertlspolicy`` finds it by the involved object."""
+        now = dt.datetime.now(dt.UTC)
+        event = Event(
+            metadata=ObjectMeta(generateName=f"{name}.", namespace=namespace),
+            involvedObject=ObjectReference(
+                apiVersion="mxgate.io/v1alpha1", kind="ClusterTLSPolicy", name=name, uid=uid
+            ),
+            reason=reason,
+            message=message,
+            type=type_,
+            source=EventSource(component=FIELD_MANAGER),
+            firstTimestamp=now,
+            lastTimestamp=now,
+            count=1,
+        )
+        try:
+            await self._client.create(event)
+        except ApiError as exc:
+            raise _error(exc, f"post event {reason} on ClusterTLSPolicy {name}") from exc

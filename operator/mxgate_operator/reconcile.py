@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from mxgate_operator.render.certificates import (
     release_of,
 )
 from mxgate_operator.render.configmap import configmap_manifest, needs_apply
+from mxgate_operator.render.floors import FloorsResult
 from mxgate_operator.render.gateway_config import PolicyInput, render_policies
 from mxgate_operator.render.status import Effect, Event, effects_from_reports, policy_status
 from mxgate_operator.reports import Reports
@@ -102,11 +103,13 @@ class Reconciler:
         settings: OperatorSettings,
         reports: ReportSource,
         clock: Callable[[], str] = utcnow,
+        floors: Callable[[], Awaitable[FloorsResult]] | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.reports = reports
         self.clock = clock
+        self.floors = floors  # ClusterTLSPolicy floors for every document (cluster.py)
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: dict[str, asyncio.Task[Outcome]] = {}
 
@@ -170,8 +173,9 @@ class Reconciler:
         kube, settings = self.kube, self.settings
         objects = {o["metadata"]["name"]: o for o in await kube.list_policies(namespace)}
         inputs = [_to_input(namespace, o) for o in objects.values()]
+        floors = await self.floors() if self.floors is not None else None
         result = render_policies(
-            inputs, settings.budget, settings.certificate_rules, settings.mta_sts_rules
+            inputs, settings.budget, settings.certificate_rules, settings.mta_sts_rules, floors
         )
 
         release = settings.prefix

@@ -64,6 +64,8 @@ class OperatorSettings:
         return MTASTSRules(self.gateway_domains, self.certificate_rules.dns_names)
 
     log_format: str = "json"
+    # Render ClusterTLSPolicies as floors (needs the chart's ClusterRole to read them).
+    cluster_policies: bool = True
 
     @property
     def budget(self) -> Budget:
@@ -114,6 +116,8 @@ class OperatorSettings:
             policy_budget_bytes=int(
                 e.get("MXGATE_POLICY_BUDGET_BYTES") or base.policy_budget_bytes
             ),
+            cluster_policies=e.get("MXGATE_CLUSTER_POLICIES", "true").strip().lower()
+            not in ("false", "0", "no", "off"),
         )
 
 
@@ -138,6 +142,7 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("MXGATE_ALLOWED_DNS_NAMES", "", "names or *.suffix patterns certificates may carry"),
     ("MXGATE_MIN_CERTIFICATE_DURATION", "", "shortest certificate duration, e.g. 720h"),
     ("MXGATE_GATEWAY_DOMAINS", "", "the gateway's domains: only these get MTA-STS"),
+    ("MXGATE_CLUSTER_POLICIES", "true", "render ClusterTLSPolicies as floors (false: ignore)"),
 )
 
 

@@ -137,7 +137,7 @@ def parse_policy(name: str, spec: object) -> Parsed:
     priority = c.integer("spec.priority", s.get("priority"), default=0, lo=-bound, hi=bound)
     if "scope" not in s:
         c.add("spec.scope", "Required value")
-    scope = _scope(c, s.get("scope"))
+    scope = parse_scope(c, s.get("scope"))
     certificate = _certificate(c, s.get("certificate")) if "certificate" in s else None
     if mode == Mode.REQUIRE and "certificate" not in s:
         c.add("spec", MSG_REQUIRE_CERT)
@@ -160,7 +160,8 @@ def parse_policy(name: str, spec: object) -> Parsed:
     )
 
 
-def _scope(c: Checker, raw: object) -> ScopeSpec:
+def parse_scope(c: Checker, raw: object) -> ScopeSpec:
+    """spec.scope, shared with ClusterTLSPolicy (spec_cluster)."""
     s = c.mapping("spec.scope", raw)
 
     def domain(path: str, v: object) -> str | None:

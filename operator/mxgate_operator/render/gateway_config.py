@@ -24,6 +24,7 @@ from mxgate_gateway.config.model import (
     Rule,
 )
 from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
+from mxgate_operator.render.floors import FloorsResult
 from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
@@ -46,6 +47,7 @@ class Reason(StrEnum):
 DEFAULT_BUDGET_BYTES = MAX_POLICY_DOCUMENT_BYTES * 3 // 4
 # {"mta_sts_policies":[],"rules":[],"version":1} plus the trailing newline.
 _DOCUMENT_OVERHEAD = 64
+_FLOORS_KEY = 16  # "floors":[], when there are floors
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class Budget:
     def __post_init__(self) -> None:
         if not 0 < self.bytes <= MAX_POLICY_DOCUMENT_BYTES:
             raise ValueError(f"budget must be 1..{MAX_POLICY_DOCUMENT_BYTES} bytes")
+
+
+def floor_room(budget: Budget | None = None) -> int:
+    """Bytes of the budget floors may take: floors are admitted before any TLSPolicy."""
+    return (budget or Budget()).bytes - _DOCUMENT_OVERHEAD - _FLOORS_KEY
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,7 @@ def render_policies(
     budget: Budget | None = None,
     certificates: CertificateRules | None = None,
     mta_sts_rules: MTASTSRules | None = None,
+    floors: FloorsResult | None = None,
 ) -> RenderResult:
     """All policies of a namespace → one document; invalid or conflicting ones are skipped.
 
@@ -173,13 +181,16 @@ def render_policies(
     rule id, so the bytes do not depend on the order the API server listed them in.
     Policies are admitted oldest first until ``budget`` (bytes, rules, MTA-STS domains:
     the gateway's own limits) is reached; the rest are refused with reason Overflow, so
-    whatever is rendered, every gateway can load.
+    whatever is rendered, every gateway can load. ``floors`` (rendered from
+    ClusterTLSPolicies by ``render_floors`` within ``floor_room(budget)``) go into the
+    document first and take their bytes from the same budget.
     """
     limit = budget or Budget()
     allowed = certificates or CertificateRules()
     publishing = mta_sts_rules or MTASTSRules()
     contested: dict[str, list[str]] = {}  # holder rule id -> refused later claimants
-    used = _DOCUMENT_OVERHEAD
+    floor_list = floors.floors if floors is not None else ()
+    used = _DOCUMENT_OVERHEAD + ((_FLOORS_KEY + floors.size) if floor_list and floors else 0)
     admissions: list[Admission] = []
     rules: list[Rule] = []
     accepted: list[PolicyInput] = []
@@ -273,9 +284,16 @@ def render_policies(
     admissions.sort(key=lambda a: a.rule_id)
     accepted.sort(key=lambda p: p.rule_id)
     served = tuple(m for _, (_, m) in sorted(mta_sts.items()))
-    document = PolicyDocument(version=1, rules=tuple(rules), mta_sts_policies=served)
-    # Only what the operator renders: new optional sections of the model stay out of the bytes.
-    keys = {"version", "rules"} | ({"mta_sts_policies"} if served else set())
+    document = PolicyDocument(
+        version=1, rules=tuple(rules), mta_sts_policies=served, floors=floor_list
+    )
+    # Only what the operator renders: new optional sections of the model stay out of the bytes
+    # (a gateway older than floors still loads a document without them).
+    keys = (
+        {"version", "rules"}
+        | ({"mta_sts_policies"} if served else set())
+        | ({"floors"} if floor_list else set())
+    )
     text = canonical_json(document.model_dump(mode="json", include=keys))
     if len(text.encode()) > limit.bytes:  # the estimate above is an upper bound
         raise AssertionError(f"rendered {len(text.encode())} bytes past budget {limit.bytes}")
