@@ -2,7 +2,7 @@
 
 Kept apart from the namespace reconcile: ``Reconciler`` only asks ``floors()`` for what to
 put in each document; this module owns the cluster-scoped objects' status and events
-(events live in the operator's home namespace). It must not render TLSPolicies or speak kopf.
+(events live in namespace default, where the API server keeps a cluster-scoped object's). It must not render TLSPolicies or speak kopf.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from mxgate_operator.settings import OperatorSettings
 from mxgate_operator.spec_cluster import parse_cluster_policy
 
 log = structlog.get_logger("mxgate_operator.cluster")
+# The API server accepts events about a cluster-scoped object only in "default" (or "").
+EVENT_NAMESPACE = "default"
 
 
 class ClusterKubeAPI(Protocol):
@@ -85,16 +87,15 @@ class ClusterFloors:
                 if out.status != previous:
                     await self.kube.apply_cluster_policy_status(policy.name, out.status)
                     written += 1
-                if self.settings.namespace:
-                    for event in out.events:
-                        await self.kube.post_cluster_event(
-                            self.settings.namespace,
-                            policy.name,
-                            policy.uid,
-                            type_=event.type,
-                            reason=event.reason,
-                            message=event.message,
-                        )
+                for event in out.events:
+                    await self.kube.post_cluster_event(
+                        EVENT_NAMESPACE,
+                        policy.name,
+                        policy.uid,
+                        type_=event.type,
+                        reason=event.reason,
+                        message=event.message,
+                    )
             if written:
                 log.info("cluster_policies_reconciled", floors=len(result.floors), written=written)
             return written

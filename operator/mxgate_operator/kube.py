@@ -279,8 +279,8 @@ class Kube:
     async def post_cluster_event(
         self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
     ) -> None:
-        """An event about a ClusterTLSPolicy, kept in ``namespace`` (the operator's own):
-        ``kubectl describe clustertlspolicy`` finds it by the involved object."""
+        """An event about a ClusterTLSPolicy, kept in ``namespace`` (``default``: the only
+        one the API server allows besides none); ``kubectl describe`` finds it there."""
         now = dt.datetime.now(dt.UTC)
         event = Event(
             metadata=ObjectMeta(generateName=f"{name}.", namespace=namespace),

@@ -21,26 +21,28 @@ from kubeplane.plugin import Runner
 from mxgate_gateway.report.loss import LossReport
 
 CRD = Path(__file__).resolve().parents[2] / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
+CLUSTER_CRD = CRD.with_name("clustertlspolicies.mxgate.io.yaml")
 
 
-def install_crd(kubectl: Runner) -> bool:
-    """Apply the canonical CRD server-side and wait until Established; True if we created it."""
-    existed = kubectl("get", "crd", "tlspolicies.mxgate.io", check=False).returncode == 0
+def install_crd(kubectl: Runner, path: Path = CRD) -> bool:
+    """Apply a canonical CRD server-side and wait until Established; True if we created it."""
+    name = f"{path.name.removesuffix('.yaml')}"
+    existed = kubectl("get", "crd", name, check=False).returncode == 0
     kubectl(
         "apply",
         "--server-side",
         "--force-conflicts",
         "--field-manager=mxgate-tests",
         "-f",
-        str(CRD),
+        str(path),
     )
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/tlspolicies.mxgate.io")
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     return not existed
 
 
-def remove_crd(kubectl: Runner) -> None:
+def remove_crd(kubectl: Runner, name: str = "tlspolicies.mxgate.io") -> None:
     """Delete the CRD again so a later `helm install` in this session can own it."""
-    kubectl("delete", "crd", "tlspolicies.mxgate.io", "--wait=true", "--timeout=60s", check=False)
+    kubectl("delete", "crd", name, "--wait=true", "--timeout=60s", check=False)
 
 
 class FakeGatewayReports:

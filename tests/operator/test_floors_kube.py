@@ -1,0 +1,186 @@
+"""Administrators' floors against a real kube-apiserver (issue 18 item 6).
+
+An author with rights on ``tlspolicies`` only writes a more specific opportunistic rule
+for a domain the administrator requires TLS for. With namespaced policies alone the
+author's rule wins (the defect, shown first); a ClusterTLSPolicy floor holds. The real
+``mxgate-operator`` renders the ConfigMap; the gateway's own loader reads it from a file
+and the gateway's policy engine decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kube_helpers import (
+    CLUSTER_CRD,
+    Deployed,
+    FakeGatewayReports,
+    install_crd,
+    policy_manifest,
+    remove_crd,
+    running_operator,
+)
+
+from kubeplane.plugin import Runner
+from mxgate_gateway.config.loader import load_config
+from mxgate_gateway.config.model import Listener
+from mxgate_gateway.policy import Action, Decision, SessionFacts, decide_rcpt
+
+CONFIGMAP = "mxgate-policy"
+D = "accepted.test"
+CERT = {"issuerRef": {"name": "ca", "kind": "Issuer"}, "dnsNames": ["mx1.example.test"]}
+PLAINTEXT = SessionFacts(ip_address("203.0.113.9"), None, Listener.PUBLIC_MX)
+
+
+@pytest.fixture(scope="module")
+def crds(kubectl: Runner, cert_manager_crds: Path) -> Iterator[None]:
+    created = install_crd(kubectl)
+    created_cluster = install_crd(kubectl, CLUSTER_CRD)
+    yield
+    if created_cluster:
+        remove_crd(kubectl, "clustertlspolicies.mxgate.io")
+    if created:
+        remove_crd(kubectl)
+
+
+@pytest.fixture
+def deployed(
+    crds: None, kubectl: Runner, kubeconfig: Path, kube_namespace: str, tmp_path: Path
+) -> Iterator[Deployed]:
+    """The operator for this test's namespace, once its (empty) ConfigMap exists."""
+    reports = FakeGatewayReports()
+    log = tmp_path / "operator.log"
+    env = {"MXGATE_REPORT_URLS": reports.url, "MXGATE_REPORT_INTERVAL": "600"}
+    try:
+        with running_operator(kubeconfig, kube_namespace, log, **env):
+            d = Deployed(kube_namespace, kubectl, reports, log)
+            d.wait("the policy ConfigMap", lambda: document(d) is not None)
+            yield d
+    finally:
+        reports.close()
+
+
+@pytest.fixture
+def cluster_policies(kubectl: Runner) -> Iterator[list[str]]:
+    """Names of ClusterTLSPolicies the test created; deleted afterwards (they are global)."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        kubectl("delete", "clustertlspolicy", name, "--wait=true", check=False)
+
+
+def document(d: Deployed) -> dict[str, Any] | None:
+    found = d.kubectl("get", "configmap", CONFIGMAP, "-n", d.namespace, "-o", "json", check=False)
+    if found.returncode != 0:
+        return None
+    return json.loads(json.loads(found.stdout)["data"]["policy.json"])  # type: ignore[no-any-return]
+
+
+def gateway_decision(d: Deployed, tmp_path: Path) -> Decision:
+    """What a gateway loading the rendered ConfigMap decides for plaintext mail to D."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"hostname": "mx.test", "domains": [D], "upstreams": [{"address": "127.0.0.1:25"}]}
+        )
+    )
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(document(d)))
+    return decide_rcpt(load_config(config, policy).policy, PLAINTEXT, "sender.example", D)
+
+
+def ids(d: Deployed, key: str) -> set[str]:
+    return {r["id"] for r in (document(d) or {}).get(key, [])}
+
+
+def test_an_administrators_floor_holds_against_a_more_specific_author_rule(
+    deployed: Deployed, cluster_policies: list[str], tmp_path: Path
+) -> None:
+    """Namespaced only: the author's opportunistic rule for D with clientCIDRs 0.0.0.0/0, ::/0
+    outranks the administrator's require for D at the highest priority, and plaintext mail
+    is accepted. With the administrator's require as a ClusterTLSPolicy, the gateway refuses
+    it; the floor is Accepted and Ready, with an event; deleting it lifts it within seconds."""
+    d = deployed
+    admin = policy_manifest(
+        "admin",
+        {"mode": "require", "priority": 1_000_000, "scope": {"recipientDomains": [D]},
+         "certificate": CERT},
+    )  # fmt: skip
+    author = policy_manifest(
+        "author",
+        {"mode": "opportunistic", "scope": {"recipientDomains": [D],
+                                            "clientCIDRs": ["0.0.0.0/0", "::/0"]}},
+    )  # fmt: skip
+    for manifest in (admin, author):
+        d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(manifest))
+    both = {f"{d.namespace}/admin", f"{d.namespace}/author"}
+    d.wait("both rules", lambda: ids(d, "rules") == both)
+    weak = gateway_decision(d, tmp_path)
+    assert (weak.rule_id, weak.action) == (f"{d.namespace}/author", Action.ACCEPT)
+
+    floor = {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "ClusterTLSPolicy",
+        "metadata": {"name": f"floor-{d.namespace}"},
+        "spec": {"mode": "require", "scope": {"recipientDomains": [D]}},
+    }
+    cluster_policies.append(floor["metadata"]["name"])
+    d.kubectl("apply", "-f", "-", stdin=json.dumps(floor))
+    floor_id = f"cluster.mxgate.io/{floor['metadata']['name']}"
+    d.wait("the floor in the ConfigMap", lambda: ids(d, "floors") == {floor_id}, timeout=10)
+    assert ids(d, "rules") == both
+    strong = gateway_decision(d, tmp_path)
+    assert (strong.rule_id, strong.action) == (floor_id, Action.REFUSE)
+    assert strong.reply == (530, "5.7.0 Must issue a STARTTLS command first")
+
+    def status() -> dict[str, Any]:
+        body = d.kubectl.json("get", "clustertlspolicy", floor["metadata"]["name"])
+        return body.get("status") or {}  # type: ignore[no-any-return]
+
+    d.wait("the floor's status", lambda: status().get("observedGeneration") == 1)
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status()["conditions"]}
+    assert conditions["Accepted"] == ("True", "Accepted")
+    assert conditions["Ready"] == ("True", "Ready")
+    assert conditions["StandardsCompliant"] == ("False", "RequireOnPublicMX")
+    assert status()["floorId"] == floor_id
+
+    def events() -> set[tuple[str, str]]:
+        selector = f"--field-selector=involvedObject.name={floor['metadata']['name']}"
+        items = d.kubectl.json("get", "events", "-n", "default", selector)["items"]
+        return {(e["type"], e["reason"]) for e in items}
+
+    d.wait(
+        "the floor's events",
+        lambda: {("Normal", "Ready"), ("Warning", "RequireOnPublicMX")} <= events(),
+    )
+
+    d.kubectl("delete", "clustertlspolicy", floor["metadata"]["name"], "--wait=false")
+    d.wait("the floor to leave", lambda: ids(d, "floors") == set(), timeout=10)
+    assert gateway_decision(d, tmp_path).action is Action.ACCEPT
+
+
+def test_the_api_server_refuses_a_floor_without_scope(kubectl: Runner, crds: None) -> None:
+    """The ClusterTLSPolicy CRD validates like TLSPolicy's: a scope is required and a CIDR
+    with host bits is refused, with the same messages the operator mirrors."""
+    for spec, fragment in (
+        ({"mode": "require", "scope": {}}, "scope needs at least one of"),
+        ({"mode": "audit", "scope": {"clientCIDRs": ["10.0.0.1/8"]}}, "no host bits set"),
+    ):
+        body = {
+            "apiVersion": "mxgate.io/v1alpha1",
+            "kind": "ClusterTLSPolicy",
+            "metadata": {"name": "invalid-floor"},
+            "spec": spec,
+        }
+        done = kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(body), check=False)
+        assert done.returncode != 0
+        assert fragment in done.stderr, done.stderr
+    with contextlib.suppress(Exception):
+        kubectl("delete", "clustertlspolicy", "invalid-floor", check=False)
