@@ -1,8 +1,9 @@
 """ClusterTLSPolicies: read them, render their floors (pure, render/floors.py), write their status.
 
 Kept apart from the namespace reconcile: ``Reconciler`` only asks ``floors()`` for what to
-put in each document; this module owns the cluster-scoped objects' status and events
-(events live in namespace default, where the API server keeps a cluster-scoped object's). It must not render TLSPolicies or speak kopf.
+put in each document; this module owns the cluster-scoped objects' status and events (in
+namespace default, the one the API server allows). It must not render TLSPolicies or
+speak kopf.
 """
 
 from __future__ import annotations
