@@ -153,18 +153,20 @@ def test_servicemonitor_only_when_its_api_exists(render, apis, enabled, expected
 @pytest.mark.parametrize(
     ("crds", "count", "keep"),
     [
-        ({}, 1, True),
-        ({"keep": False}, 1, False),
+        ({}, 2, True),
+        ({"keep": False}, 2, False),
         ({"enabled": False}, 0, None),
     ],
     ids=["default-keep", "no-keep", "disabled"],
 )
 def test_crd_is_templated_behind_crds_enabled_and_kept(render, crds, count, keep) -> None:
-    """The TLSPolicy CRD renders when crds.enabled, annotated keep when crds.keep."""
+    """The TLSPolicy and ClusterTLSPolicy CRDs render when crds.enabled, annotated keep when
+    crds.keep."""
     found = render({"crds": crds}).all("CustomResourceDefinition")
     assert len(found) == count
+    names = sorted(crd["metadata"]["name"] for crd in found)
+    assert names == ["clustertlspolicies.mxgate.io", "tlspolicies.mxgate.io"][: len(found)]
     for crd in found:
-        assert crd["metadata"]["name"] == "tlspolicies.mxgate.io"
         annotations = crd["metadata"].get("annotations") or {}
         assert (annotations.get("helm.sh/resource-policy") == "keep") is keep
 
@@ -192,7 +194,22 @@ def test_operator_runs_standalone_in_the_release_namespace_with_least_privilege(
         "pods",
         "leases",  # leader election (issue 18 item 7)
     } == resources
-    assert rendered.all("ClusterRole") == []
+    # Cluster-wide: only reading ClusterTLSPolicies and writing their status (issue 18 item 6);
+    # creating them stays with cluster administrators. Their events go to namespace default.
+    (cluster_role,) = rendered.all("ClusterRole")
+    assert cluster_role["rules"] == [
+        {"apiGroups": ["mxgate.io"], "resources": ["clustertlspolicies"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["mxgate.io"], "resources": ["clustertlspolicies/status"],
+         "verbs": ["get", "patch", "update"]},
+    ]  # fmt: skip
+    (binding,) = rendered.all("ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    events = next(r for r in rendered.all("Role") if r["metadata"]["namespace"] == "default")
+    assert events["rules"] == [
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
+    ]
+    assert render({"operator": {"clusterTLSPolicies": False}}).all("ClusterRole") == []
 
 
 @pytest.mark.parametrize("action", ["Warn", "Deny"])

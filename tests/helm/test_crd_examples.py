@@ -24,7 +24,8 @@ def crd_schema(helm_cli, values_file) -> dict[str, Any]:
     """The v1alpha1 openAPIV3Schema of the CRD the chart renders (not the source file)."""
     values = values_file()
     done = helm_cli.run(*helm_cli.template_args(values), "--show-only", "templates/crds.yaml")
-    (crd,) = [d for d in yaml.safe_load_all(done.stdout) if d]
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    (crd,) = [d for d in docs if d["spec"]["names"]["kind"] == "TLSPolicy"]
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return schema

@@ -35,7 +35,7 @@ def test_rendered_chart_matches_its_golden_file(render, golden, case: str) -> No
     for rendered in render(overrides, apis).docs:
         doc = dict(rendered)
         if doc["kind"] == "CustomResourceDefinition":
-            doc["spec"] = "<tlspolicies CRD: helm/mxgate/files/crds/>"
+            doc["spec"] = f"<CRD: helm/mxgate/files/crds/{doc['metadata']['name']}.yaml>"
         if doc["metadata"]["name"].endswith("-gateway-config"):
             doc["data"] = {"config.yaml": yaml.safe_load(doc["data"]["config.yaml"])}
         if doc["metadata"]["name"].endswith("-dashboard"):

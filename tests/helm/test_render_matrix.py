@@ -144,16 +144,21 @@ def test_rendered_gateway_config_loads_in_the_gateway_model(case) -> None:
 
 
 def test_every_object_is_namespaced_to_the_release_or_cluster_scoped(case) -> None:
-    """Namespaced objects carry the release namespace; only CRD and admission policy do not."""
+    """Namespaced objects carry the release namespace; only CRDs, the admission policy and the
+    operator's ClusterTLSPolicy reader do not, and only its floor events' Role lives in default."""
     cluster_scoped = {
         "CustomResourceDefinition",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
     }
     for doc in case.docs:
         ns = doc["metadata"].get("namespace")
         if doc["kind"] in cluster_scoped:
             assert ns is None, doc["metadata"]["name"]
+        elif doc["metadata"]["name"].endswith("-operator-floor-events"):
+            assert ns == "default", f"{doc['kind']}/{doc['metadata']['name']}"
         else:
             assert ns == "mail", f"{doc['kind']}/{doc['metadata']['name']}"
 

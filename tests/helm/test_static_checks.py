@@ -24,6 +24,9 @@ CHECKOV_ACCEPTED: dict[tuple[str, str], str] = {
     # The operator is the one component that calls the Kubernetes API: it needs its token
     # (namespaced Role, no Secrets). For the gateway, whose token is not mounted, it passes.
     ("CKV_K8S_38", "-operator"): "the operator talks to the API server",
+    # Events about a cluster-scoped object (ClusterTLSPolicy) are accepted by the API server
+    # only in namespace default: the operator may create events there, and nothing else.
+    ("CKV_K8S_21", "-operator-floor-events"): "ClusterTLSPolicy events must live in default",
 }
 # The production-like render sets image.digest, so CKV_K8S_43 (image by digest) and CKV_K8S_15
 # (pull policy Always unless pinned by digest) pass there. With the default values they fire and
