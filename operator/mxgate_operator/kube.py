@@ -246,7 +246,7 @@ class Kube:
         try:
             return [_as_dict(o) async for o in self._client.list(ClusterTLSPolicy)]
         except ApiError as exc:
-            if exc.response is not None and exc.response.status_code in (403, 404):
+            if _code(exc) in (403, 404):
                 return None
             raise _error(exc, "list ClusterTLSPolicies") from exc
         except Exception as exc:
@@ -272,8 +272,7 @@ class Kube:
                 force=True,
             )
         except ApiError as exc:
-            code = exc.response.status_code if exc.response is not None else 0
-            if code != 404:
+            if _code(exc) != 404:  # deleted meanwhile: nothing to report on
                 raise _error(exc, f"apply status of ClusterTLSPolicy {name}") from exc
 
     async def post_cluster_event(
