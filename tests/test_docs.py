@@ -289,9 +289,10 @@ def control_plane(what: str) -> Path:
 
 @cache
 def schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) → schema for TLSPolicy and every cert-manager kind."""
+    """(apiVersion, kind) → schema for TLSPolicy, ClusterTLSPolicy and cert-manager's kinds."""
     crds = [
-        yaml.safe_load((REPO / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml").read_text())
+        yaml.safe_load(path.read_text())
+        for path in sorted((REPO / "helm/mxgate/files/crds").glob("*.mxgate.io.yaml"))
     ]
     for path in sorted(control_plane("cert-manager-crds").glob("*.yaml")):
         crds += [d for d in yaml.safe_load_all(path.read_text()) if d]
