@@ -92,6 +92,7 @@ def watch_files(
             "config_reloaded",
             generation=gateway.store.generation,
             rules=len(new.policy.rules),
+            floors=len(new.policy.floors),
             domains=len(new.domains),
             mode_changed=old.policy.mode != new.policy.mode,
         )

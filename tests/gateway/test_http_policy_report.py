@@ -147,3 +147,41 @@ async def test_recipient_scoped_rule_refuses_only_that_recipient(
         'mxgate_policy_decisions_total{action="refuse",mode="require",rule="partner"} 1.0' in text
     )
     assert 'mxgate_recipients_total{outcome="policy"} 1.0' in text
+
+
+async def test_a_floor_refuses_despite_a_more_specific_opportunistic_rule(
+    postfix_upstream: Postfix, tls_files: dict[str, Path]
+) -> None:
+    """Issue 18 item 6 in a real session: an opportunistic rule for partner.test from every
+    network wins the precedence, a require floor for partner.test still answers 530 5.7.0
+    at that RCPT (other recipients go on), and metrics and /report name the floor."""
+    policy = {
+        "rules": [
+            {"id": "ns/author", "mode": "opportunistic",
+             "scope": {"recipient_domains": ["partner.test"],
+                       "client_cidrs": ["0.0.0.0/0", "::/0"]}},
+        ],
+        "floors": [
+            {"id": "cluster.mxgate.io/admin", "mode": "require",
+             "scope": {"recipient_domains": ["partner.test"]}},
+        ],
+    }  # fmt: skip
+    cfg = gateway_config(
+        postfix_upstream.port, tls_files, policy=policy, domains=["accepted.test", "partner.test"]
+    )
+    async with Gateway(cfg) as gw:
+        client = await RawClient.connect(gw.smtp_port)
+        await client.greet()
+        assert (await client.cmd("MAIL FROM:<s@example.org>")).code == 250
+        refused = await client.cmd("RCPT TO:<ops@partner.test>")
+        assert (refused.code, refused.enhanced) == (530, "5.7.0")
+        assert (await client.cmd("RCPT TO:<alice@accepted.test>")).code == 250
+        await client.close()
+        _, text = await get(gw, "/metrics")
+        assert (
+            'mxgate_policy_decisions_total{action="refuse",mode="require",'
+            'rule="cluster.mxgate.io/admin"} 1' in text
+        )
+        _, report = await get(gw, "/report")
+        (row,) = [r for r in report["since_start"]["rules"] if r["rule"].startswith("cluster")]
+        assert row["refuse"] == 1
