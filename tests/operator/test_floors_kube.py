@@ -168,7 +168,8 @@ def test_an_administrators_floor_holds_against_a_more_specific_author_rule(
 
 def test_the_api_server_refuses_a_floor_without_scope(kubectl: Runner, crds: None) -> None:
     """The ClusterTLSPolicy CRD validates like TLSPolicy's: a scope is required and a CIDR
-    with host bits is refused, with the same messages the operator mirrors."""
+    with host bits is refused, with the same messages the operator mirrors; the examples
+    are accepted."""
     for spec, fragment in (
         ({"mode": "require", "scope": {}}, "scope needs at least one of"),
         ({"mode": "audit", "scope": {"clientCIDRs": ["10.0.0.1/8"]}}, "no host bits set"),
@@ -184,3 +185,6 @@ def test_the_api_server_refuses_a_floor_without_scope(kubectl: Runner, crds: Non
         assert fragment in done.stderr, done.stderr
     with contextlib.suppress(Exception):
         kubectl("delete", "clustertlspolicy", "invalid-floor", check=False)
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    for path in sorted(examples.glob("clustertlspolicy-*.yaml")):
+        kubectl("apply", "--dry-run=server", "-f", str(path))  # the examples are accepted

@@ -161,3 +161,17 @@ def test_cluster_policy_parser_mirrors_the_name_rule() -> None:
     """A name longer than 63 characters is refused, as the CRD's CEL rule does."""
     assert parse_cluster_policy("a" * 64, ADMIN).spec is None
     assert parse_cluster_policy("a" * 63, ADMIN).spec is not None
+
+
+def test_the_cluster_policy_example_renders_a_floor() -> None:
+    """examples/clustertlspolicy-*.yaml parse without issues and render as floors."""
+    examples = sorted((CRDS.parents[3] / "examples").glob("clustertlspolicy-*.yaml"))
+    assert examples
+    for path in examples:
+        doc = yaml.safe_load(path.read_text())
+        assert doc["kind"] == "ClusterTLSPolicy"
+        name = doc["metadata"]["name"]
+        parsed = parse_cluster_policy(name, doc["spec"])
+        assert parsed.issues == ()
+        result = render_floors([ClusterPolicyInput(name, "u", 1, parsed)], floor_room())
+        assert [f.id for f in result.floors] == [f"cluster.mxgate.io/{name}"]
