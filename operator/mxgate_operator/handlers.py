@@ -21,11 +21,12 @@ import kopf
 import structlog
 
 from mxgate_operator import metrics
+from mxgate_operator.cache import PolicyCache
 from mxgate_operator.cluster import ClusterFloors
 from mxgate_operator.errors import KubeError
 from mxgate_operator.kube import Kube
 from mxgate_operator.logs import configure_logging
-from mxgate_operator.reconcile import Reconciler, utcnow
+from mxgate_operator.reconcile import SETTLE_SECONDS, Reconciler, utcnow
 from mxgate_operator.render.certificates import MANAGED_BY
 from mxgate_operator.reports import Reports, fetch_reports, report_urls
 from mxgate_operator.settings import OperatorSettings
@@ -170,7 +171,15 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
 
         memo.kube = kube
         memo.cluster = ClusterFloors(kube, operator_settings, utcnow)
-        memo.reconciler = Reconciler(kube, operator_settings, reports, floors=memo.cluster.floors)
+        memo.cache = PolicyCache()
+        memo.reconciler = Reconciler(
+            kube,
+            operator_settings,
+            reports,
+            floors=memo.cluster.floors,
+            cache=memo.cache,
+            settle=SETTLE_SECONDS,
+        )
         memo.namespaces = {operator_settings.namespace} if operator_settings.namespace else set()
         memo.leader = asyncio.Event()
         memo.catch_up = set()
@@ -208,7 +217,12 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         body: kopf.Body,
         **_: Any,
     ) -> None:
-        """Watch-driven: every add, edit and delete reconciles at once, without finalizers."""
+        """Watch-driven: every add, edit and delete reconciles at once, without finalizers.
+
+        Every event (our own status writes too, and while not leading) feeds the cache
+        the reconciler renders from.
+        """
+        memo.cache.observe(type, body)
         if not needs_reconcile(type, body):
             return
         if namespace:

@@ -137,8 +137,13 @@ class Kube:
             if _code(exc) != 404:
                 raise _error(exc, f"delete Certificate {name}") from exc
 
-    async def apply_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Server-side apply of the status subresource: we own exactly these fields."""
+    async def apply_policy_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> str | None:
+        """Server-side apply of the status subresource: we own exactly these fields.
+
+        Returns the resourceVersion it was stored at (None if the policy is gone).
+        """
         body = {
             "apiVersion": "mxgate.io/v1alpha1",
             "kind": "TLSPolicy",
@@ -146,10 +151,13 @@ class Kube:
             "status": status,
         }
         try:
-            await self._apply(TLSPolicy.Status, namespace, name, body)
+            stored = await self._apply(TLSPolicy.Status, namespace, name, body)
         except ApiError as exc:
             if _code(exc) != 404:  # deleted meanwhile: nothing to report on
                 raise _error(exc, f"apply status of TLSPolicy {name}") from exc
+            return None
+        meta = stored.metadata
+        return meta.resourceVersion if meta is not None else None
 
     async def post_event(
         self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str

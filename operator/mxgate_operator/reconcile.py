@@ -3,6 +3,11 @@
 The only place that sequences I/O: read (policies, Certificates, reports), render
 (pure), then write only what changed. Idempotent and serialised per namespace; it
 must not speak kopf (handlers translate errors) or build manifests itself.
+
+Scale (issue 18): event-driven reconciles read policies from the watch-fed
+``PolicyCache`` (the report pass re-LISTs: a resync), a burst of events is coalesced
+into one render (debounced: it starts once events pause for ``settle`` seconds, at most
+``max_delay`` after the first), and statuses are written before events.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from typing import Any, Protocol
 import structlog
 
 from mxgate_operator import metrics
+from mxgate_operator.cache import PolicyCache
 from mxgate_operator.render.certificates import (
     MANAGED_BY,
+    CertificatePlan,
     CertificateState,
     certificate_manifest,
     certificate_state,
@@ -28,7 +35,7 @@ from mxgate_operator.render.certificates import (
 )
 from mxgate_operator.render.configmap import configmap_manifest, needs_apply
 from mxgate_operator.render.floors import FloorsResult
-from mxgate_operator.render.gateway_config import PolicyInput, render_policies
+from mxgate_operator.render.gateway_config import PolicyInput, RenderResult, render_policies
 from mxgate_operator.render.status import Effect, Event, effects_from_reports, policy_status
 from mxgate_operator.reports import Reports
 from mxgate_operator.settings import OperatorSettings
@@ -36,6 +43,8 @@ from mxgate_operator.spec import parse_policy
 
 log = structlog.get_logger("mxgate_operator.reconcile")
 WRITE_CONCURRENCY = 16  # status/event requests in flight per reconcile
+SETTLE_SECONDS = 0.25  # an event-driven render waits for the events to pause this long...
+MAX_DELAY_SECONDS = 1.0  # ...but never longer than this after the first event
 CERT_MANAGER_MISSING = CertificateState(
     None, "CertManagerMissing", "cert-manager's Certificate CRD is not installed", None
 )
@@ -53,7 +62,7 @@ class KubeAPI(Protocol):
     async def delete_certificate(self, namespace: str, name: str) -> None: ...
     async def apply_policy_status(
         self, namespace: str, name: str, status: dict[str, Any]
-    ) -> None: ...
+    ) -> str | None: ...
     async def post_event(
         self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
     ) -> None: ...
@@ -94,6 +103,20 @@ def _to_input(namespace: str, obj: Mapping[str, Any]) -> PolicyInput:
     )
 
 
+@dataclass(frozen=True)
+class Staged:
+    """What one render produced, for the status stage."""
+
+    objects: dict[str, dict[str, Any]]
+    inputs: list[PolicyInput]
+    result: RenderResult
+    configmap_applied: bool
+    plans: tuple[CertificatePlan, ...]
+    certs: dict[str, dict[str, Any]]
+    existing: list[dict[str, Any]] | None
+    effects: dict[str, Effect] | None
+
+
 class Reconciler:
     """Namespace-wide reconciliation, serialised per namespace."""
 
@@ -104,74 +127,119 @@ class Reconciler:
         reports: ReportSource,
         clock: Callable[[], str] = utcnow,
         floors: Callable[[], Awaitable[FloorsResult]] | None = None,
+        *,
+        cache: PolicyCache | None = None,
+        settle: float = 0.0,
+        max_delay: float = MAX_DELAY_SECONDS,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.reports = reports
         self.clock = clock
         self.floors = floors  # ClusterTLSPolicy floors for every document (cluster.py)
+        self.cache = cache
+        self.settle = settle
+        self.max_delay = max_delay
         self._locks: dict[str, asyncio.Lock] = {}
+        self._write_locks: dict[str, asyncio.Lock] = {}
         self._queued: dict[str, asyncio.Task[Outcome]] = {}
+        self._last_trigger: dict[str, float] = {}
 
     async def reconcile(self, namespace: str, *, read_reports: bool = False) -> Outcome:
         """Reconcile ``namespace``; callers that arrive while one is still queued share it.
 
         A queued run has not read anything yet, so its result covers every change made
         before it starts: N events at operator start cost about two reconciles, not N.
+        With ``settle`` > 0 a queued run also waits until triggers pause (a burst of
+        creates is one ConfigMap write, not one per policy).
         """
         if read_reports:
             return await self._locked(namespace, read_reports=True)
+        self._last_trigger[namespace] = asyncio.get_running_loop().time()
         queued = self._queued.get(namespace)
         if queued is None:
-            queued = asyncio.create_task(self._locked(namespace, read_reports=False))
+            queued = asyncio.create_task(self._debounced(namespace))
             self._queued[namespace] = queued
         return await asyncio.shield(queued)
 
+    async def _debounced(self, namespace: str) -> Outcome:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_delay
+        while self.settle > 0:
+            pause = min(self._last_trigger[namespace] + self.settle, deadline) - loop.time()
+            if pause <= 0:
+                break
+            await asyncio.sleep(pause)
+        return await self._locked(namespace, read_reports=False)
+
     async def _locked(self, namespace: str, *, read_reports: bool) -> Outcome:
-        async with self._locks.setdefault(namespace, asyncio.Lock()):
-            if not read_reports:
-                self._queued.pop(namespace, None)  # started: later callers queue anew
-            try:
-                outcome = await self._reconcile(namespace, read_reports=read_reports)
-            except Exception:
-                metrics.record_reconcile(ok=False)
-                raise
-            metrics.record_reconcile(ok=True, reasons=outcome.reasons)
-            return outcome
+        """Render under the namespace's render lock, then write statuses and events under
+        its write lock: the next render (an edit) does not wait for this one's status
+        writes (1,000 of them at a cold start), and status writes stay in render order."""
+        try:
+            async with self._locks.setdefault(namespace, asyncio.Lock()):
+                if not read_reports:
+                    self._queued.pop(namespace, None)  # started: later callers queue anew
+                staged = await self._render(namespace, read_reports=read_reports)
+            if isinstance(staged, Outcome):
+                outcome = staged
+            else:
+                async with self._write_locks.setdefault(namespace, asyncio.Lock()):
+                    outcome = await self._statuses(namespace, staged)
+        except Exception:
+            metrics.record_reconcile(ok=False)
+            raise
+        metrics.record_reconcile(ok=True, reasons=outcome.reasons)
+        return outcome
 
     async def _write(
         self,
         namespace: str,
         writes: list[tuple[PolicyInput, dict[str, Any] | None, tuple[Event, ...]]],
     ) -> None:
-        """Status, then events, per policy; up to WRITE_CONCURRENCY policies at once (a
-        cold start with 1,000 policies is 2,000 requests: one at a time took a minute)."""
+        """Every status first, then the events; up to WRITE_CONCURRENCY requests at once.
+
+        Statuses are what converges (a cold start with 1,000 new policies is 1,000 status
+        writes and 1,000 Ready events): the events no longer hold them up. A status
+        written is remembered in the cache, so a render before its watch event comes
+        back does not write it again.
+        """
         gate = asyncio.Semaphore(WRITE_CONCURRENCY)
 
-        async def one(
-            p: PolicyInput, status: dict[str, Any] | None, events: tuple[Event, ...]
-        ) -> None:
+        async def status(p: PolicyInput, body: dict[str, Any]) -> None:
             async with gate:
-                if status is not None:
-                    await self.kube.apply_policy_status(namespace, p.name, status)
-                for event in events:
-                    await self.kube.post_event(
-                        namespace,
-                        p.name,
-                        p.uid,
-                        type_=event.type,
-                        reason=event.reason,
-                        message=event.message,
-                    )
+                version = await self.kube.apply_policy_status(namespace, p.name, body)
+            if self.cache is not None:
+                self.cache.record_status(namespace, p.name, p.uid, body, version)
 
-        results = await asyncio.gather(*(one(*w) for w in writes), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
+        async def event(p: PolicyInput, ev: Event) -> None:
+            async with gate:
+                await self.kube.post_event(
+                    namespace, p.name, p.uid, type_=ev.type, reason=ev.reason, message=ev.message
+                )
 
-    async def _reconcile(self, namespace: str, *, read_reports: bool) -> Outcome:
+        for batch in (
+            [status(p, body) for p, body, _ in writes if body is not None],
+            [event(p, ev) for p, _, evs in writes for ev in evs],
+        ):
+            results = await asyncio.gather(*batch, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
+
+    async def _policies(self, namespace: str, *, resync: bool) -> list[dict[str, Any]]:
+        """From the cache (seeded by a LIST first; re-LISTed when ``resync``), else the API."""
+        if self.cache is None:
+            return await self.kube.list_policies(namespace)
+        if resync or not self.cache.seeded(namespace):
+            await self.cache.sync(namespace, self.kube.list_policies)
+        return self.cache.policies(namespace)
+
+    async def _render(self, namespace: str, *, read_reports: bool) -> Staged | Outcome:
+        """Read, render, apply the ConfigMap and Certificates, read reports: all but status."""
         kube, settings = self.kube, self.settings
-        objects = {o["metadata"]["name"]: o for o in await kube.list_policies(namespace)}
+        listed = await self._policies(namespace, resync=read_reports)
+        objects = {o["metadata"]["name"]: o for o in listed}
         inputs = [_to_input(namespace, o) for o in objects.values()]
         floors = await self.floors() if self.floors is not None else None
         result = render_policies(
@@ -224,11 +292,32 @@ class Reconciler:
             ids = [p.rule_id for p in inputs]
             effects = effects_from_reports(reports.documents, ids, self.clock(), reports.message)
 
+        return Staged(objects, inputs, result, applied, plans, certs, existing, effects)
+
+    def _previous(self, namespace: str, p: PolicyInput, staged: Staged) -> dict[str, Any] | None:
+        """The policy's status as stored now; None if it was deleted or edited since the
+        render (the reconcile its event queued writes that one)."""
+        if self.cache is None:
+            return staged.objects[p.name].get("status") or {}
+        body = self.cache.get(namespace, p.name)
+        meta = (body or {}).get("metadata") or {}
+        if body is None or meta.get("uid") != p.uid or meta.get("generation") != p.generation:
+            return None
+        return body.get("status") or {}
+
+    async def _statuses(self, namespace: str, staged: Staged) -> Outcome:
+        """Statuses and events for what ``_render`` rendered, against the status stored now
+        (an earlier reconcile's writes included), writing only what changed."""
+        inputs, result, plans, certs = staged.inputs, staged.result, staged.plans, staged.certs
+        existing, effects = staged.existing, staged.effects
         plan_by_listener = {p.listener: p for p in plans}
         now = self.clock()
         writes: list[tuple[PolicyInput, dict[str, Any] | None, tuple[Event, ...]]] = []
         admissions = {a.rule_id: a for a in result.admissions}
         for p in inputs:
+            previous = self._previous(namespace, p, staged)
+            if previous is None:
+                continue
             spec = p.parsed.spec
             plan = plan_by_listener.get(spec.listener.value) if spec and spec.certificate else None
             admission = admissions[p.rule_id]
@@ -242,7 +331,6 @@ class Reconciler:
                 conflict = result.certificate_conflicts.get(p.rule_id)
                 if conflict is not None:
                     cert_state = CertificateState(False, "CertificateConflict", conflict, None)
-            previous = objects[p.name].get("status") or {}
             out = policy_status(
                 generation=p.generation,
                 rule_id=p.rule_id,
@@ -263,7 +351,7 @@ class Reconciler:
         accepted = sum(1 for a in result.admissions if a.accepted)
         outcome = Outcome(
             config_hash=result.config_hash,
-            configmap_applied=applied,
+            configmap_applied=staged.configmap_applied,
             certificates=tuple(p.name for p in plans),
             statuses_written=written,
             events=events,

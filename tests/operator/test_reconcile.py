@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from validation_table import CERT
 
+from mxgate_operator.cache import PolicyCache
 from mxgate_operator.reconcile import Reconciler
 from mxgate_operator.reports import Reports
 from mxgate_operator.settings import OperatorSettings
@@ -140,3 +141,125 @@ async def test_objects_of_another_release_are_never_touched() -> None:
     outcome = await other.reconcile(NS)
     assert (outcome.configmap_applied, outcome.statuses_written) == (False, 0)
     assert dict(kube.calls) == {**before, "list_policies": before["list_policies"] + 1}
+
+
+def cached(kube: FakeKube, **kwargs: Any) -> tuple[Reconciler, PolicyCache]:
+    cache = PolicyCache()
+    r = Reconciler(
+        kube,
+        OperatorSettings(),
+        no_reports,
+        clock=lambda: "2026-11-28T12:00:00Z",
+        cache=cache,
+        **kwargs,
+    )
+    return r, cache
+
+
+def create(kube: FakeKube, cache: PolicyCache, name: str) -> None:
+    """What the API server and its watch do for one `kubectl create`."""
+    body = {
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1},
+        "spec": {"mode": "audit", "scope": {"senderDomains": [f"{name}.example"]}},
+    }
+    kube.policies[name] = copy.deepcopy(body)
+    cache.observe("ADDED", body)
+
+
+async def test_a_burst_of_creates_is_rendered_once() -> None:
+    """Issue 18 scale: 40 creates arriving 10 ms apart are one render and one ConfigMap
+    write (the render waits until events pause), not one per policy."""
+    kube = FakeKube({})
+    r, cache = cached(kube, settle=0.5, max_delay=30.0)
+    triggers = []
+    for i in range(40):
+        create(kube, cache, f"p{i:02}")
+        triggers.append(asyncio.create_task(r.reconcile(NS)))
+        await asyncio.sleep(0.01)
+    outcomes = await asyncio.gather(*triggers)
+    assert kube.calls["apply ConfigMap"] == 1
+    assert {o.accepted for o in outcomes} == {40}
+    assert kube.calls["apply status"] == 40
+
+
+async def test_a_steady_stream_of_events_still_renders_within_max_delay() -> None:
+    """Events that never pause do not postpone the render forever: it starts at most
+    max_delay after the first, and the events after it get a render of their own."""
+    kube = FakeKube({})
+    r, cache = cached(kube, settle=10.0, max_delay=0.05)
+    triggers = []
+    for i in range(30):
+        create(kube, cache, f"p{i:02}")
+        triggers.append(asyncio.create_task(r.reconcile(NS)))
+        await asyncio.sleep(0.01)
+    outcomes = await asyncio.gather(*triggers)
+    assert kube.calls["apply ConfigMap"] >= 2
+    assert outcomes[-1].accepted == 30
+
+
+async def test_event_driven_renders_read_the_cache_and_the_report_pass_resyncs() -> None:
+    """One LIST seeds the namespace; later event-driven reconciles render from the cache
+    (an edit included, no LIST); the report pass LISTs again (a resync)."""
+    kube = FakeKube({})
+    r, cache = cached(kube)
+    create(kube, cache, "a")
+    first = await r.reconcile(NS)
+    assert (first.accepted, kube.calls["list_policies"]) == (1, 1)
+    create(kube, cache, "b")
+    second = await r.reconcile(NS)
+    assert (second.accepted, second.configmap_applied, kube.calls["list_policies"]) == (2, True, 1)
+    await r.reconcile(NS, read_reports=True)
+    assert kube.calls["list_policies"] == 2
+
+
+async def test_no_status_is_rewritten_before_its_watch_event_returns() -> None:
+    """A status just written is remembered: a second render before the watch event of
+    that write comes back writes nothing (and posts no event) again."""
+    kube = FakeKube({})
+    r, cache = cached(kube)
+    create(kube, cache, "a")
+    await r.reconcile(NS)
+    again = await r.reconcile(NS)
+    assert (again.statuses_written, again.events, kube.calls["apply status"]) == (0, 0, 1)
+
+
+async def until(check: Callable[[], bool], what: str = "the condition") -> None:
+    """Let the loop run until ``check()`` holds (bounded: a hang is a failure, not a wait)."""
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never saw {what}")
+
+
+async def test_an_edit_reaches_the_configmap_while_statuses_are_still_being_written() -> None:
+    """Issue 18 scale: a render does not wait for the previous reconcile's status writes
+    (1,000 of them at a cold start): with every status write held up, an edit is still
+    applied to the ConfigMap, and its status follows once the writes resume."""
+    kube = FakeKube({})
+    r, cache = cached(kube)
+    release = asyncio.Event()
+    plain_apply_status = kube.apply_policy_status
+
+    async def slow_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        await release.wait()
+        await plain_apply_status(namespace, name, status)
+
+    kube.apply_policy_status = slow_status  # type: ignore[method-assign]
+    for i in range(5):
+        create(kube, cache, f"p{i}")
+    first = asyncio.create_task(r.reconcile(NS))
+    await until(lambda: kube.calls["apply ConfigMap"] == 1)
+    edited = copy.deepcopy(kube.policies["p0"])
+    edited["metadata"]["generation"] = 2
+    edited["spec"]["priority"] = 7
+    kube.policies["p0"] = copy.deepcopy(edited)
+    cache.observe("MODIFIED", edited)
+    second = asyncio.create_task(r.reconcile(NS))
+    await until(lambda: kube.calls["apply ConfigMap"] == 2, "the edit's ConfigMap write")
+    assert not first.done()
+    assert kube.calls["apply status"] == 0
+    release.set()
+    await asyncio.gather(first, second)
+    assert kube.policies["p0"]["status"]["observedGeneration"] == 2
+    assert [name for name, reason in kube.events].count("p0") == 1  # one Ready, not two
