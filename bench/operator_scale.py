@@ -2,9 +2,13 @@
 
 Measures, in one bounded run: cold-start convergence (policies exist, then the operator
 starts; until every status observes its generation), edit → ConfigMap latency, the
-operator's peak RSS, and API writes while idle (status/ConfigMap resourceVersions over a
-window with report reads every few seconds). Targets: 1,000 policies converge ≤ 30 s,
-edit ≤ 3 s, RSS ≤ 250 MiB, idle writes ≈ 0. Run: ``python -m bench.operator_scale [N]``.
+operator's peak RSS, API writes while idle (status/ConfigMap resourceVersions over a
+window with report reads every few seconds), and a burst of new policies (time until all
+are rendered, ConfigMap writes it cost). Request counts come from the API server's own
+``apiserver_request_total`` (the bench's own requests subtracted), so they do not depend on
+how loaded the box is. Targets: 1,000 policies converge ≤ 30 s, edit ≤ 3 s, RSS ≤ 250 MiB,
+idle writes ≈ 0. Run: ``python -m bench.operator_scale [N]``; to compare with another
+checkout in the same run, run it again with ``PYTHONPATH=<checkout>/operator:<checkout>/gateway``.
 It must not run in the test suite (numbers, not assertions).
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +36,9 @@ from kubeplane.tools import Tools  # noqa: E402
 
 CRD = REPO / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
 LIMIT_S = 300.0  # every wait is bounded
+BURST = 200  # new policies created in one `kubectl apply` after the idle window
+_SAMPLE = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def policy(i: int) -> dict[str, Any]:
@@ -64,6 +72,49 @@ def rss_kib(pid: int) -> tuple[int, int]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def request_counts(kubectl: Runner) -> dict[tuple[str, str], float]:
+    """(verb, resource[/subresource]) -> requests served so far, from the API server's metrics."""
+    out: dict[tuple[str, str], float] = {}
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        labels = dict(_LABEL.findall(m.group(1)))
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        key = (labels.get("verb", ""), resource)
+        out[key] = out.get(key, 0.0) + float(m.group(2))
+    return out
+
+
+def delta(
+    after: dict[tuple[str, str], float], before: dict[tuple[str, str], float]
+) -> dict[tuple[str, str], int]:
+    return {k: int(v - before.get(k, 0.0)) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
+WRITES = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+
+
+def describe(counts: dict[tuple[str, str], int], own_lists: int = 0) -> str:
+    """The operator's requests in a phase: writes by resource, and LISTs of policies."""
+    writes = sorted((k, v) for k, v in counts.items() if k[0] in WRITES)
+    lists = counts.get(("LIST", "tlspolicies"), 0) - own_lists
+    parts = [f"{verb} {res} {n}" for (verb, res), n in writes]
+    return f"LIST tlspolicies {lists}; writes: " + (", ".join(parts) or "none")
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU of the processes so far (their threads included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def control_plane_tools() -> Tools:
@@ -100,7 +151,10 @@ def main(n: int = 1000) -> None:
             body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
             kubectl("apply", "-n", ns, "-f", "-", stdin=body)
 
+        own_lists = [0]  # the bench's own LISTs of tlspolicies (subtracted from the counts)
+
         def statuses() -> list[dict[str, Any]]:
+            own_lists[0] += 1
             return kubectl.json("get", "tlspolicies", "-n", ns)["items"]  # type: ignore[no-any-return]
 
         def converged() -> bool:
@@ -120,12 +174,18 @@ def main(n: int = 1000) -> None:
         }
         log = (work / "operator.log").open("wb")
         operator = Path(sys.executable).parent / "mxgate-operator"
+        counts0 = request_counts(kubectl)
+        server = [p.pid for p in plane._procs]  # etcd and kube-apiserver
+        server0 = cpu_seconds(*server)
         begin = time.monotonic()
         proc = subprocess.Popen(
             [str(operator), "--standalone", f"--namespace={ns}"], env=env, stdout=log, stderr=log
         )
         wait("convergence", converged, step=1.0)
         cold = time.monotonic() - begin
+        cold_requests = delta(request_counts(kubectl), counts0)
+        cold_cpu, cold_server = cpu_seconds(proc.pid), cpu_seconds(*server) - server0
+        cold_lists = own_lists[0]
 
         def configmap() -> dict[str, Any]:
             return kubectl.json("get", "configmap", "mxgate-policy", "-n", ns)  # type: ignore[no-any-return]
@@ -154,11 +214,38 @@ def main(n: int = 1000) -> None:
             return out
 
         before = versions()
+        idle_counts = request_counts(kubectl)
         idle = 30.0
         time.sleep(idle)  # six report ticks
+        idle_requests = delta(request_counts(kubectl), idle_counts)
         after = versions()
         idle_writes = sum(1 for k, v in after.items() if before.get(k) != v)
         rss, hwm = rss_kib(proc.pid)
+
+        burst_names = {f"{ns}/p{i:04}" for i in range(n, n + BURST)}
+        items = [policy(i) for i in range(n, n + BURST)]
+        burst_counts = request_counts(kubectl)
+        burst_cpu0 = cpu_seconds(proc.pid)
+        start_burst = time.monotonic()
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        kubectl("apply", "-n", ns, "-f", "-", stdin=body)
+        applied_burst = time.monotonic() - start_burst
+        wait(
+            "the burst in the ConfigMap",
+            lambda: (
+                burst_names
+                <= {r["id"] for r in json.loads(configmap()["data"]["policy.json"])["rules"]}
+            ),
+            limit=120,
+            step=0.2,
+        )
+        burst = time.monotonic() - start_burst
+        burst_requests = delta(request_counts(kubectl), burst_counts)
+        burst_cpu = cpu_seconds(proc.pid) - burst_cpu0
+        configmap_writes = sum(
+            v for (verb, res), v in burst_requests.items() if res == "configmaps" and verb in WRITES
+        )
+        _rss, hwm = rss_kib(proc.pid)
         print(
             f"operator scale, {n} TLSPolicies in one namespace"
             f" (kube-apiserver {tools.kube_apiserver.name})"
@@ -172,6 +259,18 @@ def main(n: int = 1000) -> None:
             f" {hwm / 1024:.0f} MiB peak (target <= 250)"
         )
         print(f"  objects rewritten while idle {idle_writes:5d} in {idle:.0f} s (target ~0)")
+        print(
+            f"  burst of {BURST} creates       {burst:6.1f} s until all rendered"
+            f" (kubectl took {applied_burst:.1f} s), {configmap_writes} ConfigMap writes"
+        )
+        print(
+            f"  CPU, cold start             operator {cold_cpu:.1f} s,"
+            f" kube-apiserver + etcd {cold_server:.1f} s (bench polls included)"
+        )
+        print(f"  CPU, burst                  operator {burst_cpu:.1f} s")
+        print(f"  API requests, cold start:  {describe(cold_requests, cold_lists)}")
+        print(f"  API requests, idle {idle:.0f} s:   {describe(idle_requests)}")
+        print(f"  API requests, burst:       {describe(burst_requests)}")
         print(f"  logs: {work}")
     finally:
         if proc is not None:
