@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -144,6 +144,7 @@ class Reconciler:
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._queued: dict[str, asyncio.Task[Outcome]] = {}
         self._last_trigger: dict[str, float] = {}
+        self._parsed: dict[str, dict[str, PolicyInput]] = {}
 
     async def reconcile(self, namespace: str, *, read_reports: bool = False) -> Outcome:
         """Reconcile ``namespace``; callers that arrive while one is still queued share it.
@@ -227,6 +228,24 @@ class Reconciler:
             if failed:
                 raise failed[0]
 
+    def _inputs(self, namespace: str, objects: Iterable[Mapping[str, Any]]) -> list[PolicyInput]:
+        """Parsed policies; a spec is parsed once per (uid, generation), not once per render
+        (a burst renders 1,000 policies several times)."""
+        known = self._parsed.get(namespace, {})
+        fresh: dict[str, PolicyInput] = {}
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            hit = known.get(str(meta.get("name", "")))
+            same = hit is not None and (hit.uid, hit.generation, hit.created) == (
+                str(meta.get("uid", "")),
+                int(meta.get("generation") or 0),
+                str(meta.get("creationTimestamp") or ""),
+            )
+            p = hit if same and hit is not None else _to_input(namespace, obj)
+            fresh[p.name] = p
+        self._parsed[namespace] = fresh
+        return list(fresh.values())
+
     async def _policies(self, namespace: str, *, resync: bool) -> list[dict[str, Any]]:
         """From the cache (seeded by a LIST first; re-LISTed when ``resync``), else the API."""
         if self.cache is None:
@@ -240,7 +259,7 @@ class Reconciler:
         kube, settings = self.kube, self.settings
         listed = await self._policies(namespace, resync=read_reports)
         objects = {o["metadata"]["name"]: o for o in listed}
-        inputs = [_to_input(namespace, o) for o in objects.values()]
+        inputs = self._inputs(namespace, objects.values())
         floors = await self.floors() if self.floors is not None else None
         result = render_policies(
             inputs, settings.budget, settings.certificate_rules, settings.mta_sts_rules, floors

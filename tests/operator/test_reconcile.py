@@ -263,3 +263,24 @@ async def test_an_edit_reaches_the_configmap_while_statuses_are_still_being_writ
     await asyncio.gather(first, second)
     assert kube.policies["p0"]["status"]["observedGeneration"] == 2
     assert [name for name, reason in kube.events].count("p0") == 1  # one Ready, not two
+
+
+async def test_a_spec_is_parsed_once_per_generation() -> None:
+    """Renders reuse the parse of an unchanged policy (a burst renders 1,000 policies
+    several times); an edit (new generation) is parsed again and rendered as edited."""
+    kube = FakeKube({})
+    r, cache = cached(kube)
+    create(kube, cache, "a")
+    create(kube, cache, "b")
+    await r.reconcile(NS)
+    parsed = {p.name: p for p in r._inputs(NS, cache.policies(NS))}
+    edited = copy.deepcopy(cache.get(NS, "a"))
+    assert edited is not None
+    edited["metadata"]["generation"] = 2
+    edited["spec"]["mode"] = "opportunistic"
+    cache.observe("MODIFIED", edited)
+    again = {p.name: p for p in r._inputs(NS, cache.policies(NS))}
+    assert again["b"] is parsed["b"]
+    assert again["a"] is not parsed["a"]
+    assert again["a"].parsed.spec is not None
+    assert again["a"].parsed.spec.mode.value == "opportunistic"
