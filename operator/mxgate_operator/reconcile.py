@@ -320,7 +320,8 @@ class Reconciler:
             return staged.objects[p.name].get("status") or {}
         body = self.cache.get(namespace, p.name)
         meta = (body or {}).get("metadata") or {}
-        if body is None or meta.get("uid") != p.uid or meta.get("generation") != p.generation:
+        generation = int(meta.get("generation") or 0)
+        if body is None or meta.get("uid") != p.uid or generation != p.generation:
             return None
         return body.get("status") or {}
 
