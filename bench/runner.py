@@ -17,11 +17,11 @@ from bench import profile as profiling
 from bench.certs import make_cert
 from bench.loadgen import Load, LoadResult, ReplyError, hold_idle, percentile, run_load
 from bench.procs import Usage, quiesce
-from bench.sink import Sink
 from bench.source import run_source
 from bench.targets import TARGETS, Running, start_target
 from bench.tls_upstream import PostfixTLSUpstream
 from bench.workloads import Workload
+from mtapeers.smtpsink import SmtpSink
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,14 @@ async def run_one(target: str, w: Workload, workdir: Path, profile: bool = False
     wd = workdir / f"{w.id}-{target}"
     cert = make_cert(workdir, w.cert)
     spec = TARGETS.get(target)
-    sink: Sink | PostfixTLSUpstream
+    sink: SmtpSink | PostfixTLSUpstream
     if spec is not None and spec.upstream == "postfix-tls":
         try:
             sink = await PostfixTLSUpstream.start(cert)
         except (OSError, RuntimeError, ImportError) as exc:
             return Result(target, w.id, errors=(f"TLS upstream failed: {exc}"[:400],))
     else:
-        sink = await Sink.start(wd)
+        sink = await SmtpSink.start(wd, max_conns=4096)
     try:
         try:
             running = await start_target(target, sink, wd, cert)
@@ -127,7 +127,7 @@ async def run_one(target: str, w: Workload, workdir: Path, profile: bool = False
 
 
 async def _measure(
-    w: Workload, t: Running, sink: Sink | PostfixTLSUpstream, profile_dir: Path | None
+    w: Workload, t: Running, sink: SmtpSink | PostfixTLSUpstream, profile_dir: Path | None
 ) -> Result:
     warm = await run_load(t.host, t.port, Load(messages=5, sessions=1), 30)
     if warm.failed:

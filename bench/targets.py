@@ -25,8 +25,8 @@ import yaml
 from bench import haraka
 from bench.certs import HOSTNAME, CertPair
 from bench.procs import Child, free_port, wait_smtp_banner
-from bench.sink import Sink
 from bench.tls_upstream import PostfixTLSUpstream
+from mtapeers.smtpsink import SmtpSink
 
 START_TIMEOUT = 30.0
 
@@ -117,15 +117,15 @@ def mxgate_argv(config: Path) -> list[str]:
 
 
 async def start_target(
-    name: str, sink: Sink | PostfixTLSUpstream, workdir: Path, cert: CertPair
+    name: str, sink: SmtpSink | PostfixTLSUpstream, workdir: Path, cert: CertPair
 ) -> Running:
     """Start target ``name`` relaying to ``sink``; return once it greets with 220."""
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "direct":
-        return Running(name, sink.child.pid, sink.port, tls=False, stop=_nothing)
+        return Running(name, sink.pid, sink.port, tls=False, stop=_nothing)
     if name == "blackhole":
-        hole = await Sink.start(workdir, name="blackhole")
-        return Running(name, hole.child.pid, hole.port, tls=False, stop=hole.stop)
+        hole = await SmtpSink.start(workdir, name="blackhole", max_conns=4096)
+        return Running(name, hole.pid, hole.port, tls=False, stop=hole.stop)
     port = free_port()
     if name.startswith("mxgate"):
         config = workdir / "mxgate.yaml"

@@ -11,22 +11,13 @@ It must not judge a run (the runner compares counts) nor generate load.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 from bench.certs import CertPair
+from mtapeers.postfix import Postfix
 
 _SENT = re.compile(rb"status=sent \(")
-_TESTS = Path(__file__).resolve().parents[1] / "tests"
-
-
-def _postfix_class() -> Any:
-    if str(_TESTS) not in sys.path:
-        sys.path.append(str(_TESTS))
-    return importlib.import_module("mtapeers.postfix").Postfix
 
 
 def settings(cert: CertPair) -> dict[str, str]:
@@ -53,7 +44,8 @@ def parse_sent(log: bytes) -> int:
 
 
 class PostfixTLSUpstream:
-    """Same interface as ``bench.sink.Sink``: ``port``, ``count``, ``settled_count``, ``stop``."""
+    """The interface of ``mtapeers.smtpsink.SmtpSink``: ``port``, ``count``, ``settled_count``,
+    ``stop``."""
 
     def __init__(self, postfix: Any) -> None:
         self.postfix = postfix
@@ -68,7 +60,7 @@ class PostfixTLSUpstream:
         for path in (cert.cert, cert.key):
             path.chmod(0o644)  # Postfix's unprivileged smtpd reads them
             path.parent.chmod(0o755)
-        pfx = _postfix_class()("upstream", settings(cert))
+        pfx = Postfix("upstream", settings(cert))
         await asyncio.to_thread(pfx.start)
         return cls(pfx)
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from bench.loadgen import Load, make_body, percentile
 from bench.runner import Result, run_one, sink_mismatch
-from bench.sink import parse_count
 from bench.source import completed
 from bench.tls_upstream import parse_sent
 from bench.workloads import Workload, workloads
+
+from mtapeers.smtpsink import parse_count
 
 pytestmark = pytest.mark.postfix
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit.procs import MXGATE, GatewayProcess, free_port
+from mtapeers.gatewayproc import MXGATE, GatewayProcess
+from mtapeers.ports import free_port
 
 pytestmark = [pytest.mark.slow]
 

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from faultkit.load import Load, Sent, check, message
-from faultkit.scenario import scenario
+from mtapeers.load import Load, Sent, check, message
+from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit.procs import MXGATE, free_port
+from mtapeers.gatewayproc import MXGATE
+from mtapeers.ports import free_port
 
 pytestmark = [pytest.mark.slow]
 

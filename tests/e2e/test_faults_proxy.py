@@ -14,9 +14,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from faultkit.load import message
-from faultkit.procs import HAProxy
-from faultkit.scenario import scenario
+from mtapeers.haproxy import HAProxy
+from mtapeers.load import message
+from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
 

@@ -19,8 +19,8 @@ import pytest
 import trustme
 import yaml
 
-from faultkit.load import Load, check
-from faultkit.scenario import scenario
+from mtapeers.load import Load, check
+from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
 

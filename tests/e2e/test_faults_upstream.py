@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faultkit.load import Load, check
-from faultkit.scenario import scenario
+from mtapeers.load import Load, check
+from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import ssl
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -29,6 +29,7 @@ from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner, TokenMinter
 from kubeplane.release import Release, install
 from kubeplane.workloads import Workload, eventually, operator_workload, venv_command
+from mtapeers.recorder import Recorder
 
 CONVERGE_S = 30.0
 HOST = "mx1.example.test"
@@ -56,20 +57,6 @@ spec:
 """
 
 
-@dataclass
-class Sink:
-    """A real SMTP server (aiosmtpd) standing in for the internal MTA; records envelopes."""
-
-    received: list[tuple[str, list[str]]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 2.0.0 stored"
-
-    def senders(self) -> list[str]:
-        return [mail_from for mail_from, _ in self.received]
-
-
 @dataclass(frozen=True)
 class Sent:
     """What an SMTP client saw: accepted or the refusal code, and the served certificate."""
@@ -86,7 +73,7 @@ class MailStack:
     kubelet: LocalKubelet
     gateway: Workload
     operator: Workload
-    sink: Sink
+    sink: Recorder  # the internal MTA: a recording aiosmtpd server
     ca_pem: bytes
     smtp_port: int
     http_port: int
@@ -167,7 +154,7 @@ def mail(
 ) -> Iterator[MailStack]:
     """Chart + cert-manager + operator (SA token) + policies + kubelet-mounted local gateway."""
     root = tmp_path_factory.mktemp("pod")
-    sink = Sink()
+    sink = Recorder(root / "sink")
     sink_port, smtp_port, http_port = free_port(), free_port(), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink_port)
     controller.start()

@@ -27,7 +27,8 @@ import pytest
 import trustme
 import yaml
 
-from faultkit.procs import MXGATE, GatewayProcess
+from mtapeers.gatewayproc import MXGATE, GatewayProcess
+from mtapeers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTER = Path("/usr/lib/postfix/sbin/master")
@@ -58,12 +59,6 @@ maillog_file = {d}/maillog
 smtputf8_enable = no
 biff = no
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from faultkit.load import Load, check
-from faultkit.procs import free_port
-from faultkit.scenario import scenario
+from mtapeers.load import Load, check
+from mtapeers.ports import free_port
+from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
 

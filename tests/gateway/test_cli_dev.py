@@ -14,7 +14,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mtapeers.postfix import Postfix, free_port
+from mtapeers.ports import free_port
+from mtapeers.postfix import Postfix
 from mtapeers.procs import run
 from mxgate_gateway.cli import main
 

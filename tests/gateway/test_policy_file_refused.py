@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from mtapeers.postfix import free_port
+from mtapeers.ports import free_port
 from mxgate_gateway.config.model import MAX_MTA_STS_POLICIES
 
 

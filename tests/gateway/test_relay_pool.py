@@ -1,20 +1,14 @@
 """Upstream sessions are reused across messages; a session the upstream dropped is not (~4 s).
 
-Real peers: Postfix's ``smtp-sink`` is the upstream (its ``-c`` counters say how
-many messages it received and how many sessions ended), the gateway runs
+Real peers: Postfix's ``smtp-sink`` is the upstream (``mtapeers.smtpsink``: its ``-c``
+counters say how many messages it received and how many sessions ended), the gateway runs
 in-process, and the RawClient sends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosmtplib
@@ -23,64 +17,21 @@ import pytest
 from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient
+from mtapeers.smtpsink import Counters, SmtpSink, smtp_sink_path
 from mxgate_gateway.app import Gateway
 from mxgate_gateway.relay.pool import UpstreamPool
 
 pytestmark = pytest.mark.postfix
-SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
 
-class Sink:
-    """A running smtp-sink; counters are read from its output, net of the readiness probe."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, out: Path) -> None:
-        self.proc, self.port, self.out = proc, port, out
-        self.base = (0, 0, 0)
-
-    def _raw(self) -> tuple[int, int, int]:
-        found = re.findall(rb"sess=(\d+) quit=(\d+) mesg=(\d+)", self.out.read_bytes())
-        return (int(found[-1][0]), int(found[-1][1]), int(found[-1][2])) if found else (0, 0, 0)
-
-    def counters(self) -> dict[str, int]:
-        sess, quit_, mesg = (now - base for now, base in zip(self._raw(), self.base, strict=True))
-        return {"sessions_ended": sess, "quit": quit_, "messages": mesg}
-
-    def wait_ready(self) -> None:
-        """Greet it once with QUIT (a real session), then count from there."""
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
-                    conn.recv(512)
-                    conn.sendall(b"QUIT\r\n")
-                    conn.recv(512)
-                break
-            except OSError:
-                time.sleep(0.05)
-        for _ in range(100):
-            if self._raw()[1] >= 1:
-                break
-            time.sleep(0.02)
-        self.base = self._raw()
-
-
-def start_sink(tmp_path: Path, idle_timeout: int) -> Iterator[Sink]:
-    if not Path(SINK).exists():
+async def start_sink(tmp_path: Path, idle_timeout: int) -> AsyncIterator[SmtpSink]:
+    if smtp_sink_path() is None:
         pytest.skip("smtp-sink (Postfix) is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [SINK, "-c", "-t", str(idle_timeout)]
-    argv += ["-u", "nobody"] if os.geteuid() == 0 else []
-    out = tmp_path / "sink.out"
-    with out.open("wb") as fh:
-        proc = subprocess.Popen([*argv, f"127.0.0.1:{port}", "64"], stdout=fh)
-    sink = Sink(proc, port, out)
+    sink = await SmtpSink.start(tmp_path, idle_timeout=idle_timeout, backlog=64)
     try:
-        sink.wait_ready()
         yield sink
     finally:
-        proc.terminate()
-        proc.wait(5)
+        await sink.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -90,14 +41,16 @@ def pooling_on(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sink(tmp_path: Path) -> Iterator[Sink]:
-    yield from start_sink(tmp_path, idle_timeout=60)
+async def sink(tmp_path: Path) -> AsyncIterator[SmtpSink]:
+    async for running in start_sink(tmp_path, idle_timeout=60):
+        yield running
 
 
 @pytest.fixture
-def impatient_sink(tmp_path: Path) -> Iterator[Sink]:
+async def impatient_sink(tmp_path: Path) -> AsyncIterator[SmtpSink]:
     """An upstream that drops a session idle for more than one second."""
-    yield from start_sink(tmp_path, idle_timeout=1)
+    async for running in start_sink(tmp_path, idle_timeout=1):
+        yield running
 
 
 async def send(port: int, subject: str) -> int:
@@ -113,36 +66,36 @@ async def send(port: int, subject: str) -> int:
         await client.close()
 
 
-async def settled(sink: Sink, key: str, value: int) -> dict[str, int]:
+async def settled(sink: SmtpSink, key: str, value: int) -> Counters:
     for _ in range(50):
-        if sink.counters()[key] >= value:
+        if getattr(sink.counters(), key) >= value:
             break
         await asyncio.sleep(0.05)
     return sink.counters()
 
 
-async def test_consecutive_messages_share_one_upstream_session(sink: Sink) -> None:
+async def test_consecutive_messages_share_one_upstream_session(sink: SmtpSink) -> None:
     """Three messages, one after another: three at the upstream, no upstream session ended."""
     async with Gateway(gateway_config(sink.port, None)) as gw:
         assert [await send(gw.smtp_port, f"m{i}") for i in range(3)] == [250, 250, 250]
         during = await settled(sink, "messages", 3)
     after = await settled(sink, "quit", 1)
-    assert (during["messages"], during["sessions_ended"]) == (3, 0)
-    assert (after["sessions_ended"], after["quit"]) == (1, 1)  # closed with QUIT on shutdown
+    assert (during.messages, during.sessions_ended) == (3, 0)
+    assert (after.sessions_ended, after.quit) == (1, 1)  # closed with QUIT on shutdown
 
 
 async def test_a_session_the_upstream_dropped_while_idle_is_not_reused(
-    impatient_sink: Sink,
+    impatient_sink: SmtpSink,
 ) -> None:
     """The upstream times the idle session out; the next message still gets through."""
     async with Gateway(gateway_config(impatient_sink.port, None)) as gw:
         assert await send(gw.smtp_port, "first") == 250
         dropped = await settled(impatient_sink, "sessions_ended", 1)
-        assert dropped["sessions_ended"] == 1
+        assert dropped.sessions_ended == 1
         await asyncio.sleep(0.1)
         assert await send(gw.smtp_port, "second") == 250
         counters = await settled(impatient_sink, "messages", 2)
-    assert counters["messages"] == 2
+    assert counters.messages == 2
 
 
 async def test_idle_sessions_are_closed_after_max_age_without_new_traffic(

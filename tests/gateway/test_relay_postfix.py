@@ -11,7 +11,8 @@ import aiosmtplib
 import pytest
 
 from mtapeers.gwconfig import gateway_config
-from mtapeers.postfix import Postfix, free_port
+from mtapeers.ports import free_port
+from mtapeers.postfix import Postfix
 from mtapeers.procs import run
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway

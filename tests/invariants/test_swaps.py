@@ -27,8 +27,9 @@ import trustme
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from faultkit.procs import GatewayProcess, free_port
 from invariants.harness import Bystander, Ledger, ProcessBaseline, send_message
+from mtapeers.gatewayproc import GatewayProcess
+from mtapeers.ports import free_port
 from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient, Reply
 

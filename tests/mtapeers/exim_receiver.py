@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from mtapeers.exim import BINARY, USER, available
-from mtapeers.postfix import free_port
+from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
 
 __all__ = ["RICH_SELECTOR", "EximReceiver", "available"]

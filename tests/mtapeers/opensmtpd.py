@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mtapeers.postfix import free_port
+from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
 
 CACHE = Path(os.environ.get("MXGATE_MTA_CACHE", Path.home() / ".cache/mxgate/mta"))

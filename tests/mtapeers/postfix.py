@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
 
 MASTER = Path("/usr/lib/postfix/sbin/master")
@@ -48,14 +49,6 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 def available() -> bool:
     return MASTER.exists() and shutil.which("postconf") is not None
-
-
-def free_port() -> int:
-    """A loopback port the kernel just handed out (port 0), free again for Postfix."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Postfix:

@@ -1,8 +1,10 @@
-"""A recording upstream MTA: a real SMTP server (aiosmtpd) in its own process.
+"""A recording upstream MTA: a real SMTP server (aiosmtpd), in its own process or in-process.
 
 Each message is written to ``<dir>/<n>.eml`` (tmp + rename) *before* the 250 is
-sent, so "the upstream has it" means "a file exists". ``--delay`` makes it slow
-(sleeps before answering the final dot). Run as a script; prints its port, then serves.
+sent, so "the upstream has it" means "a file exists"; its envelope is kept in memory
+(``envelopes``) for in-process use (an aiosmtpd ``Controller``). ``--delay`` makes it
+slow (sleeps before answering the final dot). Run as a script (``upstream.py`` does):
+prints its port, then serves.
 It is a stand-in for the internal MTA that can be SIGKILLed and restarted in tests;
 tests that need Postfix's own behaviour use Postfix.
 """
@@ -22,11 +24,19 @@ from aiosmtpd.smtp import SMTP
 
 
 class Recorder:
-    def __init__(self, directory: Path, delay: float) -> None:
+    """The aiosmtpd handler: stores every message, then answers 250."""
+
+    def __init__(self, directory: Path, delay: float = 0.0) -> None:
         self.directory = directory
         self.delay = delay
         self.seq = itertools.count()
         self.pid = os.getpid()
+        self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, RCPT TOs), stored order
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def senders(self) -> list[str]:
+        """The MAIL FROM of every stored message (in-process use)."""
+        return [mail_from for mail_from, _ in self.envelopes]
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
@@ -35,6 +45,7 @@ class Recorder:
         tmp = self.directory / f".{name}.tmp"
         tmp.write_bytes(envelope.original_content)
         tmp.rename(self.directory / name)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 Ok: stored"
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from faultkit.procs import GatewayProcess, free_port
-from faultkit.upstream import RecordingUpstream
+from mtapeers.gatewayproc import GatewayProcess
+from mtapeers.ports import free_port
+from mtapeers.upstream import RecordingUpstream
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def gateway_config(
+def process_config(
     smtp_port: int,
     http_port: int,
     upstreams: list[str],
@@ -75,7 +76,7 @@ async def scenario(
     await upstream.start()
     smtp_port, http_port = free_port(), free_port()
     dead = [f"127.0.0.1:{free_port()}" for _ in range(dead_upstreams_first)]  # nobody listens
-    cfg = gateway_config(smtp_port, http_port, [*dead, upstream.address], **overrides)
+    cfg = process_config(smtp_port, http_port, [*dead, upstream.address], **overrides)
     if place is None:
         config_path = tmp / "gateway.yaml"
         config_path.write_text(yaml.safe_dump(cfg))

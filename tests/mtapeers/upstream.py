@@ -1,4 +1,4 @@
-"""Runs the recording upstream (``sink.py``) as a child process: start, kill, restart."""
+"""Runs the recording upstream (``recorder.py``) as a child process: start, kill, restart."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
-SINK = Path(__file__).with_name("sink.py")
+RECORDER = Path(__file__).with_name("recorder.py")
 
 
 class RecordingUpstream:
@@ -30,7 +30,7 @@ class RecordingUpstream:
         for _ in range(50):  # a just-killed listener's port may need a moment
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(SINK),
+                str(RECORDER),
                 "--port",
                 str(self.port),
                 "--dir",
