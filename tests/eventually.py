@@ -5,7 +5,8 @@ be a coroutine function) call ``check`` every ``interval`` seconds until it retu
 truthy value, and return that value. After ``timeout`` seconds they fail with
 ``AssertionError`` naming ``what`` and the last value the check returned, or the last
 exception it raised when that exception is one the caller said to ``ignore`` (a server
-still starting). Any other exception propagates at once (a child that exited is final).
+still starting). ``what`` may be a function, called only on failure (a log tail). Any
+other exception propagates at once (a child that exited is final).
 
 This is for convergence (a peer starting, a metric landing, a ConfigMap propagating),
 never for performance: how long a wait took is not a result. Tests that assert something
@@ -23,6 +24,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 Ignored = tuple[type[BaseException], ...]
+What = str | Callable[[], str]
 
 
 class _Last:
@@ -33,7 +35,8 @@ class _Last:
         self.error: BaseException | None = None
         self.polls = 0
 
-    def fail(self, what: str, timeout: float) -> AssertionError:
+    def fail(self, what: What, check: object, timeout: float) -> AssertionError:
+        what = what() if callable(what) else what or getattr(check, "__name__", "a check")
         seen = (
             f"last error: {self.error!r}"
             if self.error is not None
@@ -52,7 +55,7 @@ def _short(value: object, limit: int = 500) -> str:
 def eventually(
     check: Callable[[], T],
     timeout: float = 10.0,
-    what: str = "",
+    what: What = "",
     *,
     interval: float = 0.1,
     ignore: Ignored = (),
@@ -71,14 +74,14 @@ def eventually(
                 return value
             last.value, last.error = value, None
         if time.monotonic() >= deadline:
-            raise last.fail(what or getattr(check, "__name__", "a check"), timeout)
+            raise last.fail(what, check, timeout)
         time.sleep(interval)
 
 
 async def eventually_async(
     check: Callable[[], T | Awaitable[T]],
     timeout: float = 10.0,
-    what: str = "",
+    what: What = "",
     *,
     interval: float = 0.05,
     ignore: Ignored = (),
@@ -98,5 +101,5 @@ async def eventually_async(
                 return value
             last.value, last.error = value, None
         if time.monotonic() >= deadline:
-            raise last.fail(what or getattr(check, "__name__", "a check"), timeout)
+            raise last.fail(what, check, timeout)
         await asyncio.sleep(interval)

@@ -19,6 +19,8 @@ def test_a_timeout_names_what_was_awaited_and_the_last_value() -> None:
         eventually(list, 0.05, "the queue to drain")
     with pytest.raises(AssertionError, match=r"last value: 0"):
         eventually(lambda: 0, 0.05, "zero")
+    with pytest.raises(AssertionError, match=r"the log said: bind failed; last value: None"):
+        eventually(lambda: None, 0.05, lambda: "the log said: bind failed")
 
 
 def test_ignored_errors_are_retried_and_reported_others_propagate() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from eventually import eventually_async
 from mtapeers.gatewayproc import MXGATE, GatewayProcess
 from mtapeers.ports import free_port
 
@@ -66,12 +67,11 @@ async def test_config_swapped_for_a_fifo_is_refused_and_sigterm_still_exits(
     try:
         os.mkfifo(tmp_path / "fifo")
         (tmp_path / "fifo").replace(config)
-        for _ in range(100):
-            if 'mxgate_config_reload_total{result="failure"} 1.0' in await gw.metrics():
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail(f"no refused reload seen: {gw.tail()}")
+
+        async def refused_reload() -> bool:
+            return 'mxgate_config_reload_total{result="failure"} 1.0' in await gw.metrics()
+
+        await eventually_async(refused_reload, 10, lambda: f"a refused reload: {gw.tail()}")
         status, body = await gw.readyz()
         assert status == 200
         assert "not a regular file" in body["checks"]["config"]["detail"]

@@ -15,19 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from eventually import eventually_async
 from mtapeers.load import Load, Sent, check, message
 from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
-
-
-async def wait_for(predicate: object, within: float) -> None:
-    loop = asyncio.get_running_loop()
-    stop_at = loop.time() + within
-    while not predicate():  # type: ignore[operator]
-        if loop.time() > stop_at:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 class HeldTransaction:
@@ -75,19 +67,19 @@ async def test_sigterm_during_load_loses_and_invents_nothing(tmp_path: Path) -> 
     async with scenario(tmp_path, delay=0.05) as sc:
         load = Load("127.0.0.1", sc.smtp_port, total=500, concurrency=20, pause=0.01, deadline=90)
         task = asyncio.create_task(load.run())
-        await wait_for(lambda: load.progress["2xx"] >= 150, 60)
+        await eventually_async(lambda: load.progress["2xx"] >= 150, 60, "150 messages accepted")
         held = await HeldTransaction.open(sc.smtp_port)
         sc.gateway.signal(signal.SIGTERM)
+
         # The signal and our request race in the gateway's loop, so poll briefly.
-        for _ in range(50):
+        async def not_ready() -> tuple[int, dict[str, Any]] | None:
             try:
                 status, detail = await sc.gateway.readyz()
             except (aiohttp.ClientError, OSError):
-                status, detail = 0, {}  # HTTP already gone also means not ready
-            if status != 200:
-                break
-            await asyncio.sleep(0.02)
-        assert status != 200, detail
+                return 0, {}  # HTTP already gone also means not ready
+            return (status, detail) if status != 200 else None
+
+        status, detail = await eventually_async(not_ready, 1, "/readyz to say not ready")
         assert status == 0 or detail["draining"] is True, detail
         held_sent, after_held = await held.finish()  # busy at SIGTERM: it finishes
         exit_code = await sc.gateway.wait(within=30)

@@ -19,6 +19,7 @@ import pytest
 import trustme
 import yaml
 
+from eventually import eventually_async
 from mtapeers.load import Load, check
 from mtapeers.scenario import scenario
 
@@ -52,11 +53,10 @@ def reload_count(metrics: str, result: str) -> float:
 
 
 async def wait_for_metric(sc: Any, result: str, at_least: float, within: float = 10) -> None:
-    for _ in range(int(within / 0.1)):
-        if reload_count(await sc.gateway.metrics(), result) >= at_least:
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"no {result} reload seen")
+    async def reloads() -> bool:
+        return reload_count(await sc.gateway.metrics(), result) >= at_least
+
+    await eventually_async(reloads, within, f"{at_least:g} {result} reload(s)", interval=0.1)
 
 
 async def test_config_and_certificate_swaps_under_load(tmp_path: Path, kubelet_mount: Any) -> None:
@@ -88,12 +88,11 @@ async def test_config_and_certificate_swaps_under_load(tmp_path: Path, kubelet_m
         assert "not valid YAML" in str(detail)
 
         secret.update(pair(ca, "new.mx.test"))
-        for _ in range(100):
-            if await served_cn(sc.smtp_port, ca) == "new.mx.test":
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("rotated certificate never served")
+
+        async def rotated() -> bool:
+            return await served_cn(sc.smtp_port, ca) == "new.mx.test"
+
+        await eventually_async(rotated, 10, "the rotated certificate to be served", interval=0.1)
 
         second = await aiosmtplib.send(
             b"Subject: t\r\nX-Test-Id: second\r\n\r\nhi\r\n",

@@ -13,19 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eventually import eventually_async
 from mtapeers.load import Load, check
 from mtapeers.scenario import scenario
 
 pytestmark = [pytest.mark.slow]
-
-
-async def wait_for(predicate: object, within: float) -> None:
-    loop = asyncio.get_running_loop()
-    stop_at = loop.time() + within
-    while not predicate():  # type: ignore[operator]
-        if loop.time() > stop_at:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 async def test_upstream_killed_and_restarted_during_load(tmp_path: Path) -> None:
@@ -33,9 +25,9 @@ async def test_upstream_killed_and_restarted_during_load(tmp_path: Path) -> None
     async with scenario(tmp_path) as sc:
         load = Load("127.0.0.1", sc.smtp_port, total=400, concurrency=20, pause=0.4, deadline=90)
         task = asyncio.create_task(load.run())
-        await wait_for(lambda: load.progress["2xx"] >= 80, 60)
+        await eventually_async(lambda: load.progress["2xx"] >= 80, 60, "80 messages accepted")
         await sc.upstream.kill()
-        await wait_for(lambda: load.progress["4xx"] >= 20, 30)
+        await eventually_async(lambda: load.progress["4xx"] >= 20, 30, "20 tempfails")
         accepted_while_dead = load.progress["2xx"]
         await sc.upstream.start()  # same port
         sent = await task

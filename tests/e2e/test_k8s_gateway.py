@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from eventually import eventually
 from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import free_port
 from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner, TokenMinter
 from kubeplane.release import Release, install
-from kubeplane.workloads import Workload, eventually, operator_workload, venv_command
+from kubeplane.workloads import Workload, operator_workload, venv_command
 from mtapeers.recorder import Recorder
 
 CONVERGE_S = 30.0

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from eventually import eventually
 from kubeplane.plugin import CommandFailed, Runner, TokenMinter
 from kubeplane.release import Release, install
-from kubeplane.workloads import Workload, eventually, operator_workload
+from kubeplane.workloads import Workload, operator_workload
 from mxgate_gateway.config.loader import parse_text, validate
 from mxgate_gateway.config.model import PolicyDocument
 

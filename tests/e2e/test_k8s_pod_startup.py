@@ -25,12 +25,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 
+from eventually import eventually
 from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import free_port
 from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner
 from kubeplane.release import Release, install
-from kubeplane.workloads import Workload, eventually, venv_command
+from kubeplane.workloads import Workload, venv_command
 from mxgate_gateway.config.model import PolicyDocument
 
 CONVERGE_S = 30.0

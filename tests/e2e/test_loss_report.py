@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pytest
 import trustme
 import yaml
 
+from eventually import eventually, eventually_async
 from mtapeers.gatewayproc import MXGATE, GatewayProcess
 from mtapeers.ports import free_port
 
@@ -81,13 +81,14 @@ def postfix_upstream() -> Iterator[int]:
     subprocess.run(["postfix", "-c", str(d / "conf"), "check"], check=True, capture_output=True)
     master = subprocess.Popen([str(MASTER), "-c", str(d / "conf"), "-d"])
     try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+
+        def listens() -> bool:
             if master.poll() is not None:
                 pytest.fail(f"Postfix master exited: {(d / 'maillog').read_text()[-2000:]}")
-            time.sleep(0.1)
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        eventually(listens, 10, "Postfix to listen")
         yield port
     finally:
         master.send_signal(signal.SIGTERM)
@@ -147,15 +148,15 @@ async def read_report(http_ports: list[int], sessions: int) -> Any:
     report = [str(MXGATE), "report", "--json"]
     for port in http_ports:
         report += ["--url", f"http://127.0.0.1:{port}"]
+
     # Sessions are counted when the server side closes, just after the client's QUIT.
-    for _ in range(100):
+    async def all_counted() -> Any:
         merged = await run_json(*report)
         seen = sum(merged["since_start"]["sessions"].values())
-        if seen == sessions:
-            return merged
-        assert seen < sessions, f"{seen} sessions counted, {sessions} sent"
-        await asyncio.sleep(0.1)
-    pytest.fail(f"only {seen} of {sessions} sessions were counted")
+        assert seen <= sessions, f"{seen} sessions counted, {sessions} sent"
+        return merged if seen == sessions else None
+
+    return await eventually_async(all_counted, 30, f"all {sessions} sessions counted")
 
 
 async def run_mix(smtp: int, http: int, sessions: int) -> tuple[dict[str, Any], Any]:

@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
+from eventually import eventually
 from kubeplane.certmanager import CertManager
 from kubeplane.node import KubeNode
 from kubeplane.plugin import Runner
 from kubeplane.release import CHART, CRD, new_namespace
-from kubeplane.workloads import eventually
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from eventually import eventually_async
 from mtapeers.load import Load, check
 from mtapeers.ports import free_port
 from mtapeers.scenario import scenario
@@ -150,15 +150,13 @@ class Prometheus:
 
     async def until(self, expr: str, within: float = 30.0) -> list[dict[str, Any]]:
         """The first non-empty result of ``expr`` (Prometheus starting, scrapes landing)."""
-        stop_at = time.monotonic() + within
-        while True:
-            try:
-                result = await self.query(expr)
-            except (aiohttp.ClientError, OSError):
-                result = []
-            if result or time.monotonic() > stop_at:
-                return result
-            await asyncio.sleep(0.3)
+        return await eventually_async(
+            lambda: self.query(expr),
+            within,
+            f"a result for {expr}",
+            interval=0.3,
+            ignore=(aiohttp.ClientError, OSError),
+        )
 
 
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus: scripts/install-system-deps.sh")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from eventually import eventually_async
 from mtapeers.fakes import FakeUpstream
 from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
@@ -66,12 +67,12 @@ async def test_bare_lf_at_the_end_of_a_20mib_message_leaves_no_copy_upstream(
         assert (reply.code, reply.enhanced) == (550, "5.6.0")
         assert (await client.cmd("MAIL FROM:<s@example.org>")).code == 250  # session goes on
         await client.close()
-    for _ in range(50):
-        lost = lost_mid_data(postfix_upstream.log())[before:]
-        if lost:
-            break
-        await asyncio.sleep(0.1)
-    assert lost, "Postfix never saw a DATA that was cut before its final dot"
+    lost = await eventually_async(
+        lambda: lost_mid_data(postfix_upstream.log())[before:],
+        5,
+        "Postfix to log a DATA that was cut before its final dot",
+        interval=0.1,
+    )
     assert max(lost) > 10 * MiB  # streamed while the client sent, not buffered
     await asyncio.sleep(0.5)
     assert not postfix_upstream.holds(mark.encode())
@@ -100,11 +101,7 @@ async def test_the_upstream_gets_the_message_while_the_client_still_sends_it(
     async with await gateway_to(fake, tls_files) as gw:
         client = await open_data(gw.smtp_port)
         await client.send(b"Subject: streamed\r\n\r\n" + bulk(2 * MiB))
-        for _ in range(100):
-            if fake.data_bytes > MiB:
-                break
-            await asyncio.sleep(0.05)
-        assert fake.data_bytes > MiB
+        await eventually_async(lambda: fake.data_bytes > MiB, 5, "1 MiB streamed to the upstream")
         reply = await client.cmd(b"bare\rCR\r\n.", timeout=30)
         assert reply.code == 550
         await client.close()

@@ -13,12 +13,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eventually import eventually
 from mtapeers.exim_receiver import RICH_SELECTOR, EximReceiver
 from mtapeers.exim_receiver import available as exim_available
 from mtapeers.mailmix import Truth, drive
@@ -42,14 +43,6 @@ rules:
     min_tls_version: "1.3"
     scope: {recipient_domains: [vip.test]}
 """
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def estimate(*args: str) -> dict[str, Any]:
@@ -91,7 +84,7 @@ def postfix_log(
     )
     pfx.start()
     try:
-        eventually(lambda: "disconnect from" in pfx.log(), "the readiness probe's disconnect")
+        eventually(lambda: "disconnect from" in pfx.log(), 20, "the readiness probe's disconnect")
         skip = len(pfx.log())
         truth = drive(pfx.port, tls_files["ca"], SEED, SESSIONS)
         queued = sum(1 for t in truth.transactions if t.data_code == 250)
@@ -101,6 +94,7 @@ def postfix_log(
                 pfx.log()[skip:].count(": removed") == queued
                 and pfx.log()[skip:].count("disconnect from") == ended
             ),
+            20,
             "every session to end and every queued message to be delivered",
         )
         out = tmp_path_factory.mktemp("pfx-log") / "maillog"
@@ -123,10 +117,11 @@ def _exim_log(
             ended = sum(truth.sessions.values())
             eventually(
                 lambda: exim.log().count(" closed by ") + exim.log().count(" lost") >= ended,
+                20,
                 "every session to end",
             )
         queued = sum(1 for t in truth.transactions if t.data_code == 250)
-        eventually(lambda: exim.log().count(" <= ") == queued, "every message to be logged")
+        eventually(lambda: exim.log().count(" <= ") == queued, 20, "every message to be logged")
         time.sleep(0.3)  # the "no MAIL" line follows the last close
         out = tmp / "mainlog"
         out.write_text(exim.log())

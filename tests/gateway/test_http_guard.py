@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from eventually import eventually_async
 from mtapeers.gwconfig import gateway_config
 from mxgate_gateway.app import Gateway
 
@@ -92,11 +93,16 @@ async def test_connections_beyond_the_bound_are_refused_and_then_served_again(
     writer.close()
     for _, w in held:
         w.close()
-    await asyncio.sleep(0.2)
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-    writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
-    writer.close()
+
+    async def served() -> bool:  # once the gateway has noticed the closes
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
+        try:
+            writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return (await reader.readline()).startswith(b"HTTP/1.1 200")
+        finally:
+            writer.close()
+
+    await eventually_async(served, 5, "/livez to be served again")
 
 
 async def test_a_background_loop_failing_with_emfile_is_restarted_not_fatal() -> None:
@@ -117,10 +123,7 @@ async def test_a_background_loop_failing_with_emfile_is_restarted_not_fatal() ->
     gateway.background.append(flaky)
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.serve(stop))
-    for _ in range(50):
-        if len(calls) >= 2 or task.done():
-            break
-        await asyncio.sleep(0.1)
+    await eventually_async(lambda: len(calls) >= 2 or task.done(), 5, "the loop to run again")
     assert not task.done(), task
     assert len(calls) == 2
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.smtp_port)

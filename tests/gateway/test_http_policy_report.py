@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from eventually import eventually_async
 from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient
@@ -56,11 +56,12 @@ async def test_health_endpoints_report_readiness_with_detail(gateway: Gateway) -
 async def test_metrics_and_report_count_a_plaintext_message(gateway: Gateway) -> None:
     """One plaintext message shows in /metrics (bounded labels) and /report (JSON)."""
     assert await send_plaintext(gateway, "someone@plain.example") == [250, 250, 250]
-    for _ in range(50):  # the session ends asynchronously after QUIT
+
+    async def session_counted() -> tuple[int, str] | None:  # it ends asynchronously after QUIT
         status, text = await get(gateway, "/metrics")
-        if 'mxgate_sessions_total{tls="none"} 1.0' in text:
-            break
-        await asyncio.sleep(0.05)
+        return (status, text) if 'mxgate_sessions_total{tls="none"} 1.0' in text else None
+
+    status, text = await eventually_async(session_counted, 5, "the session to be counted")
     assert status == 200
     assert 'mxgate_messages_total{outcome="relayed",tls="none"} 1.0' in text
     assert (

@@ -5,12 +5,12 @@ promtool comes from Debian's `prometheus` package (scripts/install-system-deps.s
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 
 import aiohttp
 
+from eventually import eventually_async
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway
 
@@ -34,11 +34,12 @@ async def test_metrics_after_a_relayed_message_pass_promtool_check(gateway: Gate
     assert (await client.cmd("Subject: promtool\r\n\r\nx\r\n.")).code == 250
     await client.cmd("QUIT")
     await client.close()
-    for _ in range(50):  # the session is counted once it has ended
+
+    async def session_counted() -> str | None:  # once it has ended
         text = await _metrics(gateway)
-        if 'mxgate_sessions_total{tls="none"} 1.0' in text:
-            break
-        await asyncio.sleep(0.05)
+        return text if 'mxgate_sessions_total{tls="none"} 1.0' in text else None
+
+    text = await eventually_async(session_counted, 5, "the session to be counted")
     (upstream,) = (u.address for u in gateway.config.upstreams)
     assert (
         f'mxgate_upstream_latency_seconds_count{{phase="data",upstream="{upstream}"}} 1.0' in text

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from eventually import eventually_async
 from mtapeers.ports import free_port
 from mxgate_gateway.config.model import MAX_MTA_STS_POLICIES
 
@@ -31,13 +32,13 @@ def policy_file(mta_sts_domains: int) -> str:
 
 
 async def wait_http(url: str, timeout: float = 20) -> tuple[int, str]:
-    async with asyncio.timeout(timeout), aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url) as response:
-                    return response.status, await response.text()
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
+    async def get() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.text()
+
+    return await eventually_async(
+        get, timeout, f"{url} to answer", interval=0.1, ignore=(aiohttp.ClientError,)
+    )
 
 
 def refused_gauge(metrics: str) -> float:
@@ -78,9 +79,11 @@ async def test_a_policy_file_past_the_limits_never_stops_a_gateway_from_starting
         assert refused_gauge((await wait_http(f"{base}/metrics"))[1]) == 1
 
         policy.write_text(policy_file(MAX_MTA_STS_POLICIES))
-        async with asyncio.timeout(20):
-            while refused_gauge((await wait_http(f"{base}/metrics"))[1]) != 0:
-                await asyncio.sleep(0.2)
+
+        async def accepted() -> bool:
+            return refused_gauge((await wait_http(f"{base}/metrics"))[1]) == 0
+
+        await eventually_async(accepted, 20, "the refused gauge back to 0", interval=0.2)
         detail = json.loads((await wait_http(f"{base}/readyz"))[1])["checks"]["policy_file"]
         assert detail == {"ok": True, "detail": "loaded"}
     finally:

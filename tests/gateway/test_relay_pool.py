@@ -14,6 +14,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from eventually import eventually_async
 from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
 from mtapeers.raw import RawClient
@@ -67,10 +68,11 @@ async def send(port: int, subject: str) -> int:
 
 
 async def settled(sink: SmtpSink, key: str, value: int) -> Counters:
-    for _ in range(50):
-        if getattr(sink.counters(), key) >= value:
-            break
-        await asyncio.sleep(0.05)
+    await eventually_async(
+        lambda: getattr(sink.counters(), key) >= value,
+        5,
+        lambda: f"smtp-sink {key} >= {value} (now {sink.counters()})",
+    )
     return sink.counters()
 
 
@@ -109,10 +111,6 @@ async def test_idle_sessions_are_closed_after_max_age_without_new_traffic(
     assert pool.give("key", smtp)
     await asyncio.sleep(0.1)
     assert smtp.is_connected  # young enough to reuse
-    for _ in range(40):
-        if not smtp.is_connected:
-            break
-        await asyncio.sleep(0.05)
-    assert not smtp.is_connected
+    await eventually_async(lambda: not smtp.is_connected, 2, "the pool to close the session")
     assert pool.take("key") is None
     await pool.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from eventually import eventually_async
 from mtapeers.gwconfig import gateway_config
 from mtapeers.ports import free_port
 from mtapeers.postfix import Postfix
@@ -258,10 +259,11 @@ async def test_client_vanishing_mid_data_leaves_nothing_upstream(
     assert (await client.cmd("DATA")).code == 354
     await client.send(f"Subject: {mark}\r\n\r\nhalf a message\r\n".encode())
     await client.close()
-    for _ in range(40):  # the session ends and releases its upstream transaction
-        if 'mxgate_sessions_total{tls="none"} 1.0' in gateway.metrics.exposition().decode():
-            break
-        await asyncio.sleep(0.05)
+    await eventually_async(  # the session ends and releases its upstream transaction
+        lambda: 'mxgate_sessions_total{tls="none"} 1.0' in gateway.metrics.exposition().decode(),
+        2,
+        "the session to end",
+    )
     await asyncio.sleep(0.5)  # give Postfix time to have queued anything it might have
     assert not postfix_upstream.holds(mark.encode())
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from eventually import eventually_async
 from mtapeers.gwconfig import gateway_config
 from mtapeers.postfix import Postfix
 from mtapeers.procs import run
@@ -61,14 +62,14 @@ async def test_tls_1_1_is_refused_and_counted(gateway: Gateway) -> None:
         stdin=b"QUIT\r\n",
     )
     assert done.returncode != 0
-    for _ in range(50):
-        if b'mxgate_starttls_failures_total{reason="handshake_error"} 1.0' in (
-            gateway.metrics.exposition()
-        ):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(gateway.metrics.exposition().decode())
+    await eventually_async(
+        lambda: (
+            b'mxgate_starttls_failures_total{reason="handshake_error"} 1.0'
+            in gateway.metrics.exposition()
+        ),
+        2.5,
+        lambda: f"a handshake_error counted: {gateway.metrics.exposition().decode()}",
+    )
 
 
 async def test_commands_pipelined_after_starttls_are_discarded(gateway: Gateway) -> None:
@@ -129,11 +130,12 @@ async def test_aiosmtplib_starttls_delivery_records_tls_metrics(
     ) as smtp:
         await smtp.sendmail("s@example.org", ["bob@accepted.test"], f"Subject: {mark}\r\n\r\nx\r\n")
     postfix_upstream.wait_for(mark.encode(), "bob")
-    for _ in range(50):
+
+    def session_counted() -> str | None:
         text = gateway.metrics.exposition().decode()
-        if 'mxgate_sessions_total{tls="TLSv1.3"} 1.0' in text:
-            break
-        await asyncio.sleep(0.05)
+        return text if 'mxgate_sessions_total{tls="TLSv1.3"} 1.0' in text else None
+
+    text = await eventually_async(session_counted, 2.5, "the TLS session to be counted")
     assert 'mxgate_messages_total{outcome="relayed",tls="TLSv1.3"} 1.0' in text
     assert 'mxgate_sessions_total{tls="TLSv1.3"} 1.0' in text
 

@@ -5,13 +5,14 @@ warning, and policies that do not require TLS on public-mx pass silently.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from eventually import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
@@ -64,16 +65,15 @@ def admission(request, crd, kubectl, helm_cli, kube_namespace, values_file) -> I
 
 def _wait_until_enforced(kubectl, namespace: str) -> None:
     """The API server loads new admission policies asynchronously: probe with a dry run."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def refused() -> bool:
         done = kubectl(
             "create", "--dry-run=server", "-n", namespace, "-f", "-",
             stdin=_policy("require", "public-mx"), check=False,
         )  # fmt: skip
-        if "RFC 3207" in done.stderr:
-            return
-        time.sleep(0.5)
-    pytest.fail("the admission policy never took effect")
+        return "RFC 3207" in done.stderr
+
+    eventually(refused, 30, "the admission policy to take effect", interval=0.5)
 
 
 @pytest.mark.parametrize("listener", ["public-mx", None], ids=["explicit", "defaulted"])

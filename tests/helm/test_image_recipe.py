@@ -28,6 +28,8 @@ import pytest
 import trustme
 import yaml
 
+from eventually import eventually
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -252,17 +254,14 @@ def test_gateway_from_the_image_venv_serves_the_charts_config(
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[str], deadline: float) -> int:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+    def status() -> int:
         if proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
             pytest.fail(f"gateway exited {proc.returncode}:\n{out[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return int(resp.status)
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"{url} not ready within {deadline} s")
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status)
+
+    return eventually(status, deadline, f"{url} to answer", interval=0.2, ignore=(OSError,))
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from eventually import eventually
 from kubeplane.tools import Tools
 
 READY_TIMEOUT_S = 60.0
@@ -182,13 +183,18 @@ class ControlPlane:
         )
         # The serving certificate is self-signed into --cert-dir once the server starts.
         self.ca_file = certs / "apiserver.crt"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self.ca_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"kube-apiserver wrote no cert:\n{self._log('kube-apiserver')}"
-                )
-            time.sleep(0.1)
+        ca_file = self.ca_file
+
+        def cert_written() -> bool:
+            if proc.poll() is not None:
+                raise ControlPlaneError(f"kube-apiserver exited:\n{self._log('kube-apiserver')}")
+            return ca_file.exists()
+
+        eventually(
+            cert_written,
+            READY_TIMEOUT_S,
+            lambda: f"kube-apiserver to write its cert:\n{self._log('kube-apiserver')}",
+        )
         context = ssl.create_default_context(cafile=str(self.ca_file))
         self._wait(proc, "kube-apiserver", f"{self.server}/readyz", context=context)
         self.kubeconfig = write_kubeconfig(
@@ -209,22 +215,23 @@ class ControlPlane:
         url: str,
         context: ssl.SSLContext | None,
     ) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = ""
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if proc.poll() is not None:
                 raise ControlPlaneError(f"{name} exited {proc.returncode}:\n{self._log(name)}")
             request = urllib.request.Request(url)
             if context is not None:
                 request.add_header("Authorization", f"Bearer {self.admin_token}")
-            try:
-                with urllib.request.urlopen(request, timeout=2, context=context) as resp:
-                    if resp.status == 200:
-                        return
-            except (OSError, urllib.error.URLError) as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        raise ControlPlaneError(f"{name} not ready at {url} ({last}):\n{self._log(name)}")
+            with urllib.request.urlopen(request, timeout=2, context=context) as resp:
+                return bool(resp.status == 200)
+
+        eventually(
+            ready,
+            READY_TIMEOUT_S,
+            lambda: f"{name} to be ready at {url}:\n{self._log(name)}",
+            interval=0.2,
+            ignore=(OSError,),
+        )
 
     def stop(self) -> None:
         """Stop kube-apiserver, then etcd, by PID: SIGTERM, then SIGKILL after 10 s."""

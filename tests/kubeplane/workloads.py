@@ -10,19 +10,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
+from eventually import eventually
 from kubeplane.controlplane import die_with_parent, free_port
 from kubeplane.release import Release
 
 VENV_BIN = Path(sys.executable).parent
-T = TypeVar("T")
 
 
 class WorkloadError(AssertionError):
@@ -55,25 +53,20 @@ class Workload:
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             if self.proc is None or self.proc.poll() is not None:
                 raise WorkloadError(f"{self.name} exited:\n{self.log_tail()}")
             if not self.health_url:
-                if self.ready_text in self.log_text():
-                    return
-                time.sleep(0.2)
-                continue
-            try:
-                with urllib.request.urlopen(self.health_url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (OSError, urllib.error.URLError) as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        raise WorkloadError(
-            f"{self.name} not healthy at {self.health_url} ({last}):\n{self.log_tail()}"
+                return self.ready_text in self.log_text()
+            with urllib.request.urlopen(self.health_url, timeout=2) as resp:
+                return bool(resp.status == 200)
+
+        eventually(
+            healthy,
+            timeout,
+            lambda: f"{self.name} to be healthy at {self.health_url}:\n{self.log_tail()}",
+            interval=0.2,
+            ignore=(OSError,),
         )
 
     def log_text(self) -> str:
@@ -111,18 +104,6 @@ def replace_flag(args: Sequence[str], flag: str, value: str) -> list[str]:
     """Replace ``--flag=...`` (or append it) in an argument list."""
     out = [a for a in args if not a.startswith(f"{flag}=")]
     return [*out, f"{flag}={value}"]
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns a non-None value (convergence, not performance)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def operator_workload(

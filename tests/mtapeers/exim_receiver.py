@@ -15,9 +15,9 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from eventually import eventually
 from mtapeers.exim import BINARY, USER, available
 from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
@@ -120,17 +120,21 @@ class EximReceiver:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self._proc.poll() is not None:
-                    break  # the port was taken: try another
-                if f"listening for SMTP on [127.0.0.1]:{self.port}" in self.log():
-                    return
-                time.sleep(0.05)
-            else:
-                raise RuntimeError(f"exim {self.name} did not listen: {self.log()[-2000:]}")
-            self.port = free_port()
+            if self._listens(self._proc, timeout):
+                return
+            self.port = free_port()  # it exited: the port was taken, try another
         raise RuntimeError(f"exim {self.name} exited three times: {self.log()[-2000:]}")
+
+    def _listens(self, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+        """True once the log says it listens, False if it exited first."""
+        listening = f"listening for SMTP on [127.0.0.1]:{self.port}"
+        state = eventually(
+            lambda: "exited" if proc.poll() is not None else listening in self.log(),
+            timeout,
+            lambda: f"exim {self.name} to listen: {self.log()[-2000:]}",
+            interval=0.05,
+        )
+        return state is True
 
     def stop(self) -> None:
         stop_server(self._proc, self.root)

@@ -10,11 +10,12 @@ import asyncio
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from eventually import eventually_async
 
 MXGATE = Path(sys.executable).with_name("mxgate")
 
@@ -45,19 +46,22 @@ class GatewayProcess:
         await self.wait_ready(ready_within, path="/readyz" if ready else "/livez")
 
     async def wait_ready(self, within: float, path: str = "/readyz") -> None:
-        assert self.proc is not None
-        stop_at = time.monotonic() + within
-        while time.monotonic() < stop_at:
-            if self.proc.returncode is not None:
-                raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.tail()}")
-            try:
-                status, _ = await self._get(path)
-                if status == 200:
-                    return
-            except (aiohttp.ClientError, OSError):
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"gateway {path} not 200 in {within}s: {self.tail()}")
+        proc = self.proc
+        assert proc is not None
+
+        async def answers() -> bool:
+            if proc.returncode is not None:
+                raise RuntimeError(f"gateway exited {proc.returncode}: {self.tail()}")
+            status, _ = await self._get(path)
+            return status == 200
+
+        await eventually_async(
+            answers,
+            within,
+            lambda: f"gateway {path} to be 200: {self.tail()}",
+            interval=0.1,
+            ignore=(aiohttp.ClientError, OSError),
+        )
 
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])

@@ -11,6 +11,7 @@ import shutil
 import signal
 from pathlib import Path
 
+from eventually import eventually_async
 from mtapeers.ports import free_port
 
 HAPROXY_CFG = """
@@ -58,15 +59,12 @@ class HAProxy:
             stderr=asyncio.subprocess.DEVNULL,
         )
         for port in (self.v1_port, self.v2_port):
-            for _ in range(100):
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                except OSError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("haproxy did not listen")
+            await eventually_async(
+                lambda port=port: _connects(port),
+                5,
+                f"haproxy to listen on {port}",
+                ignore=(OSError,),
+            )
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -76,3 +74,9 @@ class HAProxy:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+
+
+async def _connects(port: int) -> bool:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.close()
+    return True

@@ -6,12 +6,9 @@ settles, never on sleeps. It must not change the gateway it observes.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 from prometheus_client.parser import text_string_to_metric_families
 
+from eventually import eventually_async
 from mxgate_gateway.app import Gateway
 
 
@@ -25,13 +22,7 @@ def metric(gateway: Gateway, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.02)
+eventually = eventually_async  # the name tests/invariants imports from here (until it moves)
 
 
 async def settled(gateway: Gateway, timeout: float = 10.0) -> None:
@@ -41,4 +32,6 @@ async def settled(gateway: Gateway, timeout: float = 10.0) -> None:
     def idle() -> bool:
         return metric(gateway, "mxgate_connections") == 0 and limiter.total == 0
 
-    await eventually(idle, timeout, f"connections gauge 0 (limiter total {limiter.total})")
+    await eventually_async(
+        idle, timeout, lambda: f"connections gauge 0 (limiter total {limiter.total})"
+    )

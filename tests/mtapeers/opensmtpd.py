@@ -10,16 +10,15 @@ submitted over SMTP on its loopback port and relayed to the gateway.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from eventually import eventually
 from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
 
@@ -83,20 +82,19 @@ class OpenSMTPD:
             self._proc = subprocess.Popen(
                 ["unshare", "--mount", "sh", "-c", script], stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+        proc = self._proc
+
+        def greets() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"smtpd exited: {self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 1) as s,
-            ):
+            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
                 s.settimeout(2)
                 if s.recv(100).startswith(b"220 smtpd.test"):
                     s.sendall(b"QUIT\r\n")
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"smtpd did not listen: {self.log()}")
+                    return True
+            return False
+
+        eventually(greets, timeout, lambda: f"smtpd to listen: {self.log()}", ignore=(OSError,))
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""

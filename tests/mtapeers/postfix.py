@@ -12,9 +12,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from eventually import eventually
 from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
 
@@ -142,14 +142,14 @@ class Postfix:
             self._proc = subprocess.Popen(
                 [str(MASTER), "-c", str(self.conf), "-d"], stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False  # bind failures are logged to syslog, not to our log: retry
-            if self._greets():
-                return True
-            time.sleep(0.1)
-        raise RuntimeError(f"postfix {self.name} did not listen: {self.log()}")
+        proc = self._proc
+        # A master that exited failed to bind (logged to syslog, not to our log): retry.
+        state = eventually(
+            lambda: "exited" if proc.poll() is not None else "greets" if self._greets() else None,
+            timeout,
+            lambda: f"postfix {self.name} to listen: {self.log()}",
+        )
+        return state == "greets"
 
     def _greets(self) -> bool:
         """True if *this* Postfix answers on our port (not some other listener)."""
@@ -179,13 +179,12 @@ class Postfix:
 
     def wait_for(self, marker: bytes, mailbox: str, timeout: float = 15.0) -> bytes:
         """Block until a delivered message contains ``marker``; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.find(marker, mailbox)
-            if found:
-                return found[0]
-            time.sleep(0.1)
-        raise AssertionError(f"{marker!r} never reached {mailbox}: {self.log()[-3000:]}")
+        found = eventually(
+            lambda: self.find(marker, mailbox),
+            timeout,
+            lambda: f"{marker!r} to reach {mailbox}: {self.log()[-3000:]}",
+        )
+        return found[0]
 
     def queued(self) -> list[Path]:
         """Messages sitting in the queue (not yet delivered, deferred or held)."""

@@ -10,6 +10,8 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
+from eventually import eventually_async
+
 RECORDER = Path(__file__).with_name("recorder.py")
 
 
@@ -27,27 +29,30 @@ class RecordingUpstream:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        for _ in range(50):  # a just-killed listener's port may need a moment
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(RECORDER),
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.directory),
-                "--delay",
-                str(self.delay),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            assert self._proc.stdout is not None
-            line = await asyncio.wait_for(self._proc.stdout.readline(), 15)
-            if line.strip():
-                self.port = int(line)
-                return
-            await self._proc.wait()
-            await asyncio.sleep(0.1)
-        raise RuntimeError("recording upstream did not start")
+        # A just-killed listener's port may need a moment: a child that could not bind
+        # prints nothing and exits, and is started again.
+        await eventually_async(self._spawn, 5, "the recording upstream to start", interval=0.1)
+
+    async def _spawn(self) -> bool:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(RECORDER),
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.directory),
+            "--delay",
+            str(self.delay),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 15)
+        if line.strip():
+            self.port = int(line)
+            return True
+        await self._proc.wait()
+        return False
 
     async def kill(self) -> None:
         """SIGKILL: no goodbye to connected clients, like a crashed pod."""

@@ -8,15 +8,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from eventually import eventually
 from kubeplane.plugin import Runner
 from mxgate_gateway.report.loss import LossReport
 
@@ -96,13 +94,12 @@ class Deployed:
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
         """Poll until ``check()`` holds; fail with the operator's log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.3)
-        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-        pytest.fail(f"timed out waiting for {what}\n--- operator log ---\n{tail}")
+
+        def with_log() -> str:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+            return f"{what}\n--- operator log ---\n{tail}"
+
+        eventually(check, timeout, with_log, interval=0.3)
 
     def events(self, name: str) -> list[tuple[str, str]]:
         items = self.get("events", f"--field-selector=involvedObject.name={name}")["items"]
