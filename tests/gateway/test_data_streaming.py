@@ -60,6 +60,7 @@ async def test_bare_lf_at_the_end_of_a_20mib_message_leaves_no_copy_upstream(
     mark = f"mxgate-stream-{uuid.uuid4().hex}"
     limits = {"max_message_size": 32 * MiB, "drain_timeout": 0}
     before = len(lost_mid_data(postfix_upstream.log()))
+    offset = postfix_upstream.log_offset()
     async with Gateway(gateway_config(postfix_upstream.port, tls_files, limits=limits)) as gw:
         client = await open_data(gw.smtp_port)
         await client.send(f"Subject: {mark}\r\n\r\n".encode() + bulk(20 * MiB))
@@ -74,7 +75,9 @@ async def test_bare_lf_at_the_end_of_a_20mib_message_leaves_no_copy_upstream(
         interval=0.1,
     )
     assert max(lost) > 10 * MiB  # streamed while the client sent, not buffered
-    await asyncio.sleep(0.5)
+    await eventually_async(  # cleanup discarded the 20 MiB it had begun to queue
+        lambda: postfix_upstream.finished_since(offset), 5, "Postfix to finish the transaction"
+    )
     assert not postfix_upstream.holds(mark.encode())
 
 

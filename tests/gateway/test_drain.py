@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from eventually import eventually_async
 from mxgate_gateway.smtp.drain import REPLY_SHUTTING_DOWN, SessionTracker
 
 
@@ -15,9 +16,11 @@ class FakeSession:
         self.busy = busy
         self.replies: list[str] = []
         self.aborted = False
+        self.looked_at = 0  # how often the tracker asked: the drain's progress, seen from here
         tracker.add(self)
 
     def in_transaction(self) -> bool:
+        self.looked_at += 1
         return self.busy
 
     def close_idle(self, reply: str) -> None:
@@ -49,7 +52,8 @@ async def test_busy_session_finishes_then_is_told_behind_its_reply() -> None:
     tracker = SessionTracker()
     busy = FakeSession(tracker, busy=True)
     drain = asyncio.create_task(tracker.drain(deadline=5))
-    await asyncio.sleep(0.01)
+    # Past its first pass (2 looks) and one safety-net poll (1): it looked and left it alone.
+    await eventually_async(lambda: busy.looked_at >= 3, 2, "the drain to poll the session")
     assert busy.replies == []
     assert tracker.draining
     busy.finish_transaction()
@@ -64,8 +68,8 @@ async def test_session_that_leaves_its_transaction_silently_is_still_told() -> N
     tracker = SessionTracker()
     busy = FakeSession(tracker, busy=True)
     drain = asyncio.create_task(tracker.drain(deadline=5, poll=0.01))
-    await asyncio.sleep(0.02)
-    busy.busy = False
+    await eventually_async(lambda: busy.looked_at >= 2, 2, "the drain's first pass")
+    busy.busy = False  # only a later poll can notice
     report = await drain
     assert busy.replies == [REPLY_SHUTTING_DOWN]
     assert report.aborted == 0
@@ -86,7 +90,7 @@ async def test_connection_accepted_during_drain_is_told_at_once() -> None:
     tracker = SessionTracker()
     busy = FakeSession(tracker, busy=True)
     drain = asyncio.create_task(tracker.drain(deadline=5, poll=0.01))
-    await asyncio.sleep(0)
+    await eventually_async(lambda: tracker.draining, 2, "the drain to begin")
     late = FakeSession(tracker)
     assert late.replies == [REPLY_SHUTTING_DOWN]
     busy.finish_transaction()

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from eventually import eventually_async
 from mtapeers import exim, opensmtpd
 from mtapeers.observe import settled
 from mtapeers.postfix import Postfix
@@ -59,6 +60,7 @@ async def test_exim_delivers_exactly_once_through_the_gateway(
 ) -> None:
     """Exim's smtp transport (QUIT pipelined after the dot, then SHUT_WR) gets its 250."""
     mark = f"exim-{tls}-{uuid.uuid4().hex}"
+    offset = postfix_upstream.log_offset()
     sender = exim.Exim(gateway.smtp_port, tls, tls_files["ca"])
     try:
         body = f"Subject: {mark}\nFrom: s@example.org\n\nfrom exim\n".encode()
@@ -71,10 +73,25 @@ async def test_exim_delivers_exactly_once_through_the_gateway(
     assert "Completed" in log, log
     assert ("X=TLS" in log) is (tls != "off"), log
     message = await asyncio.to_thread(postfix_upstream.wait_for, mark.encode(), "alice")
-    await asyncio.sleep(0.5)  # a duplicate would arrive about now
+    await settled(gateway)  # every client session ended: the gateway relays nothing more
+    await no_copy_in_flight(postfix_upstream, offset)
     assert len(postfix_upstream.find(mark.encode(), "alice")) == 1
     check_trace(message, b"exim.test", tls != "off", b"exim.test")
-    await settled(gateway)
+
+
+async def no_copy_in_flight(upstream: Postfix, offset: int) -> None:
+    """The positive event before counting copies, once the sender is done and the gateway
+    has no session left: Postfix finished every transaction it began since ``offset``
+    (delivered or discarded), so a duplicate would be in the mailbox by now."""
+    await eventually_async(
+        lambda: upstream.finished_since(offset),
+        15,
+        lambda: f"Postfix to finish what it began: {upstream.log()[offset:][-2000:]}",
+    )
+
+
+def logged_result(log: str) -> str | None:
+    return log if 'result="' in log else None
 
 
 POSTFIX_LEVELS = {"required": "encrypt", "opportunistic": "may", "off": "none"}
@@ -86,6 +103,7 @@ async def test_postfix_delivers_exactly_once_through_the_gateway(
 ) -> None:
     """Postfix as the sender (smtp_tls_security_level encrypt / may / none)."""
     mark = f"pfx-{tls}-{uuid.uuid4().hex}"
+    offset = postfix_upstream.log_offset()
     sender = Postfix(
         "sender",
         {
@@ -104,10 +122,10 @@ async def test_postfix_delivers_exactly_once_through_the_gateway(
         message = await asyncio.to_thread(postfix_upstream.wait_for, mark.encode(), "alice", 30)
     finally:
         await asyncio.to_thread(sender.stop)
-    await asyncio.sleep(0.5)  # a duplicate would arrive about now
+    await settled(gateway)  # every client session ended: the gateway relays nothing more
+    await no_copy_in_flight(postfix_upstream, offset)
     assert len(postfix_upstream.find(mark.encode(), "alice")) == 1
     check_trace(message, b"postfix-sender.test", tls != "off", b"sender.test (Postfix)")
-    await settled(gateway)
 
 
 @pytest.fixture
@@ -123,6 +141,7 @@ async def test_opensmtpd_delivers_exactly_once_through_the_gateway(
 ) -> None:
     """OpenSMTPD as the sender (relay URL smtp+tls:// verified, smtp://, smtp+notls://)."""
     mark = f"smtpd-{tls}-{uuid.uuid4().hex}"
+    offset = postfix_upstream.log_offset()
     sender = opensmtpd.OpenSMTPD(gateway.smtp_port, tls, tls_files["ca"])
     await asyncio.to_thread(sender.start)
     try:
@@ -131,13 +150,15 @@ async def test_opensmtpd_delivers_exactly_once_through_the_gateway(
                 "s@example.org", ["alice@accepted.test"], f"Subject: {mark}\r\n\r\nx\r\n"
             )
         message = await asyncio.to_thread(postfix_upstream.wait_for, mark.encode(), "alice", 30)
-        await asyncio.sleep(0.5)  # a duplicate would arrive about now
-        log = sender.log()
+        # OpenSMTPD logs the relay's result once it has read our reply (it keeps the
+        # session open until it stops, so the gateway settles only after that).
+        log = await eventually_async(lambda: logged_result(sender.log()), 10, "its result")
     finally:
         await asyncio.to_thread(sender.stop)
+    await settled(gateway)  # every client session ended: the gateway relays nothing more
+    await no_copy_in_flight(postfix_upstream, offset)
     assert len(postfix_upstream.find(mark.encode(), "alice")) == 1
     assert 'result="Ok" stat="250 2.0.0 Queued as' in log, log[-2000:]
     if tls == "required":
         assert 'server-cert-check result="success"' in log, log[-2000:]
     check_trace(message, b"smtpd.test", tls != "off", b"smtpd.test")
-    await settled(gateway)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from eventually import eventually_async
 from mtapeers.fakes import FakeUpstream
 from mtapeers.gwconfig import gateway_config
 from mtapeers.observe import metric
@@ -138,7 +139,11 @@ async def test_client_leaving_during_a_slow_rcpt_releases_the_upstream(
         await client.greet()
         await client.cmd("MAIL FROM:<s@example.org>")
         await client.send(b"RCPT TO:<alice@accepted.test>\r\n")
-        await asyncio.sleep(0.3)  # the RCPT is now waiting at the upstream
+        await eventually_async(  # the RCPT is now waiting at the upstream
+            lambda: any(c.upper().startswith(b"RCPT") for c in fake.commands),
+            5,
+            "the RCPT to reach the upstream",
+        )
         await client.reset()  # a hang-up (RST), not a half-close (FIN)
         await asyncio.wait_for(fake.hung_up.wait(), 5)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from pathlib import Path
@@ -252,6 +251,7 @@ async def test_client_vanishing_mid_data_leaves_nothing_upstream(
 ) -> None:
     """A client that disconnects inside DATA was never told 250; the upstream has no copy."""
     mark = marker()
+    offset = postfix_upstream.log_offset()
     client = await RawClient.connect(gateway.smtp_port)
     await client.greet()
     await client.cmd("MAIL FROM:<s@example.org>")
@@ -264,7 +264,10 @@ async def test_client_vanishing_mid_data_leaves_nothing_upstream(
         2,
         "the session to end",
     )
-    await asyncio.sleep(0.5)  # give Postfix time to have queued anything it might have
+    await eventually_async(
+        lambda: postfix_upstream.finished_since(offset), 5, "Postfix to finish the transaction"
+    )
+    assert "lost connection after DATA" in postfix_upstream.log()[offset:]  # no final dot
     assert not postfix_upstream.holds(mark.encode())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from mtapeers.ports import free_port
 from mtapeers.procs import stop_server
 
 MASTER = Path("/usr/lib/postfix/sbin/master")
+_BEGUN = re.compile(r"postfix/smtpd\[\d+\]: ([0-9A-F]+): client=")
 QUEUE_DIRS = ("incoming", "active", "deferred", "hold", "maildrop")
 
 SERVICES = """\
@@ -192,6 +194,20 @@ class Postfix:
         for sub in ("incoming", "active", "deferred", "hold"):
             out += [p for p in (self.queue / sub).rglob("*") if p.is_file()]
         return out
+
+    def log_offset(self) -> int:
+        """Where the log ends now: pass it to ``finished_since`` after the interaction."""
+        return len(self.log())
+
+    def finished_since(self, offset: int) -> bool:
+        """True once Postfix is done with every transaction begun after log ``offset``
+        (at least one): each was delivered (``QUEUEID: removed``) or never committed
+        (cleanup discarded its queue file). The positive event a test waits for before
+        asserting that a copy did *not* arrive: no copy is in flight any more."""
+        log = self.log()[offset:]
+        begun = _BEGUN.findall(log)
+        in_queue = {path.name for path in self.queued()}
+        return bool(begun) and all(f"{qid}: removed" in log or qid not in in_queue for qid in begun)
 
     def holds(self, marker: bytes) -> bool:
         """True if the upstream has this message anywhere: delivered or queued."""

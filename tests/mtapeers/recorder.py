@@ -39,14 +39,20 @@ class Recorder:
         return [mail_from for mail_from, _ in self.envelopes]
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        # ``.N.begun`` / ``.N.ended`` mark each final dot's handling (stored, or cut off
+        # when the client hung up during ``delay``): when they pair up, nothing is in flight.
         name = f"{self.pid}-{next(self.seq):07d}.eml"
-        tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(envelope.original_content)
-        tmp.rename(self.directory / name)
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 2.0.0 Ok: stored"
+        (self.directory / f".{name}.begun").touch()
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            tmp = self.directory / f".{name}.tmp"
+            tmp.write_bytes(envelope.original_content)
+            tmp.rename(self.directory / name)
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            return "250 2.0.0 Ok: stored"
+        finally:
+            (self.directory / f".{name}.ended").touch()
 
 
 async def serve(port: int, directory: Path, delay: float) -> None:

@@ -67,6 +67,11 @@ class RecordingUpstream:
             self.delay = delay
         await self.start()
 
+    def in_flight(self) -> tuple[int, int]:
+        """(final dots received, of them still being handled): stored or cut off when 0."""
+        begun = len(list(self.directory.glob(".*.begun")))
+        return begun, begun - len(list(self.directory.glob(".*.ended")))
+
     def messages(self) -> list[EmailMessage]:
         out = []
         for path in sorted(self.directory.glob("*.eml")):

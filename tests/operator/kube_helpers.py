@@ -48,10 +48,12 @@ class FakeGatewayReports:
 
     def __init__(self) -> None:
         self.loss = LossReport(clock=lambda: 0.0)
+        self.reads = 0  # /report requests served: the operator's report ticks, seen from here
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                outer.reads += 1
                 body = json.dumps(outer.loss.snapshot().to_json()).encode()
                 self.send_response(200 if self.path == "/report" else 404)
                 self.send_header("Content-Type", "application/json")
@@ -68,6 +70,13 @@ class FakeGatewayReports:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/report"
+
+    def wait_ticks(self, n: int, timeout: float = 30.0) -> None:
+        """Block until ``n`` more whole report ticks are over. The operator's report loop
+        is serial (read, write statuses, sleep), so the read after the ``n``-th proves
+        the ``n``-th tick has written everything it was going to write."""
+        target = self.reads + n + 1
+        eventually(lambda: self.reads >= target, timeout, f"{n} more report ticks")
 
     def close(self) -> None:
         self.server.shutdown()

@@ -207,19 +207,19 @@ def test_an_idle_namespace_writes_nothing(operator: Any) -> None:
         "the observed effect",
         lambda: all("observed" in (d.policy(n).get("status") or {}) for n in names),
     )
-    time.sleep(2)
+    d.reports.wait_ticks(2)  # two whole ticks after the observed effect was written
 
     def versions() -> dict[str, str]:
         items = d.get("tlspolicies")["items"]
         return {p["metadata"]["name"]: p["metadata"]["resourceVersion"] for p in items}
 
     before = versions()
-    time.sleep(5)  # five report ticks
+    d.reports.wait_ticks(5)
     assert versions() == before
     patch = json.dumps({"spec": {"priority": 3}})
     d.kubectl("patch", "tlspolicy", "i0", "-n", d.namespace, "--type=merge", "-p", patch)
     d.wait("i0 reconciled", lambda: reconciled(d, "i0"))
-    time.sleep(3)
+    d.reports.wait_ticks(3)
     after = versions()
     assert [n for n in names if after[n] != before[n]] == ["i0"]
 
