@@ -23,7 +23,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from mtapeers.observe import eventually, metric, settled
+from eventually import eventually_async
+from mtapeers.observe import metric, settled
 from mtapeers.raw import RawClient
 from mxgate_gateway.app import Gateway
 
@@ -63,7 +64,7 @@ class Baseline:
         """
         await settled(gateway, timeout)
         await _empty_pool(gateway)
-        await eventually(
+        await eventually_async(
             lambda: open_fds() <= self.fds, timeout, f"fds back to {self.fds} (now {open_fds()})"
         )
         assert rss() <= self.rss + RSS_MARGIN, (rss(), self.rss)
@@ -98,9 +99,13 @@ class Ledger:
     async def check(self, copies: Callable[[str], int], settle: float = 1.0) -> None:
         """Conservation: every 250 is exactly one copy upstream; no 250, no copy."""
         accepted = [s for s in self.sent if s.code == 250]
-        deadline = time.monotonic() + 20
-        while any(copies(s.mark) == 0 for s in accepted) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+
+        def missing() -> list[str]:
+            return [s.mark for s in accepted if not copies(s.mark)]
+
+        await eventually_async(
+            lambda: not missing(), 20, lambda: f"every 250 upstream (missing {missing()[:5]})"
+        )
         await asyncio.sleep(settle)  # a duplicate, or a copy of a refused message, shows now
         wrong = {s.mark: (s.code, copies(s.mark)) for s in self.sent}
         wrong = {m: v for m, v in wrong.items() if v[1] != (1 if v[0] == 250 else 0)}
@@ -242,7 +247,7 @@ class ProcessBaseline:
 
     async def back_to(self, gauge: Callable[[], Awaitable[float]], timeout: float = 15.0) -> None:
         await _gauge_zero(gauge, timeout)
-        await eventually(
+        await eventually_async(
             lambda: process_fds(self.pid) <= self.fds,
             timeout,
             f"gateway fds back to {self.fds} (now {process_fds(self.pid)})",
@@ -251,7 +256,7 @@ class ProcessBaseline:
 
 
 async def _gauge_zero(gauge: Callable[[], Awaitable[float]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while (now := await gauge()) != 0:
-        assert time.monotonic() < deadline, f"mxgate_connections stayed {now}"
-        await asyncio.sleep(0.1)
+    async def zero() -> bool:
+        return await gauge() == 0
+
+    await eventually_async(zero, timeout, "mxgate_connections back to 0", interval=0.1)

@@ -27,6 +27,7 @@ import trustme
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
+from eventually import eventually_async
 from invariants.harness import Bystander, Ledger, ProcessBaseline, send_message
 from mtapeers.gatewayproc import GatewayProcess
 from mtapeers.ports import free_port
@@ -116,11 +117,12 @@ class SwappedGateway:
         return await self.sample("mxgate_connections")
 
     async def wait_for(self, name: str, value: float, timeout: float = 10.0, **labels: str) -> None:
-        for _ in range(int(timeout / 0.1)):
-            if await self.sample(name, **labels) >= value:
-                return
-            await asyncio.sleep(0.1)
-        pytest.fail(f"{name}{labels} never reached {value}: {self.proc.tail()}")
+        async def reached() -> bool:
+            return await self.sample(name, **labels) >= value
+
+        await eventually_async(
+            reached, timeout, lambda: f"{name}{labels} to reach {value}: {self.proc.tail()}"
+        )
 
     @property
     def pid(self) -> int:

@@ -22,9 +22,6 @@ def metric(gateway: Gateway, name: str, **labels: str) -> float:
     return 0.0
 
 
-eventually = eventually_async  # the name tests/invariants imports from here (until it moves)
-
-
 async def settled(gateway: Gateway, timeout: float = 10.0) -> None:
     """Every connection ended: the gauge and the admission counts are back to 0."""
     limiter = gateway.handler.gatekeeper.limiter
