@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from kubeplane.plugin import CommandFailed, Runner
-from kubeplane.release import CHART, REQUIRED_VALUES, Release, install, new_namespace
+from kubeplane.release import CHART, REQUIRED_VALUES, Release, by_namespace, install, new_namespace
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,11 @@ def release(kubectl: Runner, helm: Runner, cert_manager_crds: Path) -> Iterator[
 
 def test_install_stores_every_object_helm_rendered(release: Release, kubectl: Runner) -> None:
     """Every object in the release's manifest exists in the API server afterwards."""
-    manifest = "\n---\n".join(yaml.safe_dump(o) for o in release.objects)
-    got = json.loads(
-        kubectl("get", "-n", release.namespace, "-f", "-", "-o", "json", stdin=manifest).stdout
-    )
-    stored = {(i["kind"], i["metadata"]["name"]) for i in got["items"]}
+    stored = set()
+    for ns, objects in by_namespace(release.objects, release.namespace).items():
+        manifest = "\n---\n".join(yaml.safe_dump(o) for o in objects)
+        got = json.loads(kubectl("get", "-n", ns, "-f", "-", "-o", "json", stdin=manifest).stdout)
+        stored |= {(i["kind"], i["metadata"]["name"]) for i in got["items"]}
     rendered = {(str(o["kind"]), str(o["metadata"]["name"])) for o in release.objects}
     assert stored == rendered
 
@@ -122,11 +122,12 @@ def test_rendered_manifests_pass_server_side_dry_run(
         "template", "dry", str(CHART), "-n", namespace, *REQUIRED_VALUES, *VALUE_MATRIX[case]
     ).stdout
     assert rendered.count("\nkind: ") >= 5
-    done = kubectl(
-        "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=rendered, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "(server dry run)" in done.stdout
+    objects = [d for d in yaml.safe_load_all(rendered) if d]
+    for ns, group in by_namespace(objects, namespace).items():
+        stdin = "\n---\n".join(yaml.safe_dump(o) for o in group)
+        done = kubectl("apply", "--dry-run=server", "-n", ns, "-f", "-", stdin=stdin, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "(server dry run)" in done.stdout
 
 
 def test_dry_run_refuses_a_broken_manifest(kubectl: Runner, release: Release) -> None:

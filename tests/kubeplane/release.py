@@ -19,6 +19,7 @@ from kubeplane.runner import Runner
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "mxgate"
 CRD = "tlspolicies.mxgate.io"
+CRDS = (CRD, "clustertlspolicies.mxgate.io")  # every CRD the chart templates
 REQUIRED_VALUES = (
     "--set",
     "gateway.hostname=mx1.example.test",
@@ -89,27 +90,43 @@ def install(
 ) -> Release:
     """``helm install`` the chart with its required values plus ``values`` into a new namespace.
 
-    The CRD is cluster-scoped and one control plane serves the whole session, so only one
-    release can own it, as in a real cluster. When it already exists, the release either
+    The CRDs are cluster-scoped and one control plane serves the whole session, so only one
+    release can own them, as in a real cluster. When one already exists, the release either
     leaves it alone (``crds.enabled=false``, what a second install in a cluster does) or, with
     ``own_crds``, adopts it through helm's ownership annotations.
     """
     namespace = new_namespace(kubectl)
-    exists = kubectl("get", "crd", CRD, check=False).returncode == 0
+    existing = [c for c in CRDS if kubectl("get", "crd", c, check=False).returncode == 0]
     crd_values: tuple[str, ...] = ()
-    if exists and own_crds:
-        kubectl(
-            "annotate",
-            "crd",
-            CRD,
-            "--overwrite",
-            f"meta.helm.sh/release-name={name}",
-            f"meta.helm.sh/release-namespace={namespace}",
-        )
-        kubectl("label", "crd", CRD, "--overwrite", "app.kubernetes.io/managed-by=Helm")
-    elif exists:
+    if existing and own_crds:
+        for crd in existing:
+            kubectl(
+                "annotate",
+                "crd",
+                crd,
+                "--overwrite",
+                f"meta.helm.sh/release-name={name}",
+                f"meta.helm.sh/release-namespace={namespace}",
+            )
+            kubectl("label", "crd", crd, "--overwrite", "app.kubernetes.io/managed-by=Helm")
+    elif existing:
         crd_values = ("--set", "crds.enabled=false")
     helm("install", name, str(CHART), "-n", namespace, *REQUIRED_VALUES, *crd_values, *values)
     manifest = helm("get", "manifest", name, "-n", namespace).stdout
     objects = tuple(d for d in yaml.safe_load_all(manifest) if d)
     return Release(name, namespace, objects)
+
+
+def by_namespace(objects: Sequence[dict[str, Any]], namespace: str) -> dict[str, list[Any]]:
+    """Rendered objects grouped by the namespace they land in.
+
+    Objects without ``metadata.namespace`` land in the release's ``namespace``; a few name
+    another one on purpose (the operator's events Role for ClusterTLSPolicy lives in
+    ``default``, the only namespace the API server takes events about cluster objects in),
+    and kubectl refuses a ``-n`` that contradicts an object's own namespace.
+    """
+    groups: dict[str, list[Any]] = {}
+    for obj in objects:
+        ns = str((obj.get("metadata") or {}).get("namespace") or namespace)
+        groups.setdefault(ns, []).append(obj)
+    return groups
