@@ -9,15 +9,23 @@ speak kopf.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import structlog
 
+from mxgate_gateway.config.model import MTASTSPolicy
 from mxgate_operator.render.floor_status import floor_status
-from mxgate_operator.render.floors import ClusterPolicyInput, FloorsResult, render_floors
+from mxgate_operator.render.floors import (
+    ClusterPolicyInput,
+    FloorsResult,
+    render_floors,
+    with_tlspolicy_claims,
+)
 from mxgate_operator.render.gateway_config import floor_room
+from mxgate_operator.render.mtasts import gateway_policies
 from mxgate_operator.settings import OperatorSettings
+from mxgate_operator.spec import parse_policy
 from mxgate_operator.spec_cluster import parse_cluster_policy
 
 log = structlog.get_logger("mxgate_operator.cluster")
@@ -29,6 +37,7 @@ class ClusterKubeAPI(Protocol):
     """What cluster policy handling needs from the API (implemented by ``kube.Kube``)."""
 
     async def list_cluster_policies(self) -> list[dict[str, Any]] | None: ...
+    async def list_policies(self, namespace: str) -> list[dict[str, Any]]: ...
     async def apply_cluster_policy_status(self, name: str, status: dict[str, Any]) -> None: ...
     async def post_cluster_event(
         self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
@@ -51,11 +60,18 @@ class ClusterFloors:
     """The floors for every namespace's document, and the ClusterTLSPolicies' status."""
 
     def __init__(
-        self, kube: ClusterKubeAPI, settings: OperatorSettings, clock: Callable[[], str]
+        self,
+        kube: ClusterKubeAPI,
+        settings: OperatorSettings,
+        clock: Callable[[], str],
+        namespaces: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.clock = clock
+        # Where TLSPolicies may claim a ClusterTLSPolicy's MTA-STS domains (default: home).
+        home = (settings.namespace,) if settings.namespace else ()
+        self.namespaces = namespaces or (lambda: home)
         self._lock = asyncio.Lock()
 
     async def _read(self) -> tuple[FloorsResult, dict[str, dict[str, Any]]]:
@@ -66,18 +82,38 @@ class ClusterFloors:
             return FloorsResult(), {}
         by_name = {str(o["metadata"]["name"]): o for o in objects}
         inputs = [to_input(o) for o in by_name.values()]
-        return render_floors(inputs, floor_room(self.settings.budget)), by_name
+        budget = self.settings.budget
+        result = render_floors(
+            inputs,
+            floor_room(budget),
+            mta_sts_rules=self.settings.mta_sts_rules,
+            max_mta_sts=budget.mta_sts_policies,
+        )
+        return result, by_name
 
     async def floors(self) -> FloorsResult:
         """What every namespace's policy document carries (read fresh on each call)."""
         result, _ = await self._read()
         return result
 
+    async def _claims(self) -> list[tuple[str, tuple[MTASTSPolicy, ...]]]:
+        """(rule id, MTA-STS policies) of every valid TLSPolicy publishing MTA-STS."""
+        claims: list[tuple[str, tuple[MTASTSPolicy, ...]]] = []
+        for namespace in sorted(set(self.namespaces())):
+            for obj in await self.kube.list_policies(namespace):
+                name = str((obj.get("metadata") or {}).get("name", ""))
+                spec = parse_policy(name, obj.get("spec")).spec
+                if spec is not None and spec.mta_sts is not None:
+                    claims.append((f"{namespace}/{name}", gateway_policies(spec)))
+        return claims
+
     async def write_status(self) -> int:
         """Write each ClusterTLSPolicy's status where it changed, with its events; the count
         of statuses written."""
         async with self._lock:
             result, objects = await self._read()
+            if result.mta_sts:
+                result = with_tlspolicy_claims(result, await self._claims())
             now, written = self.clock(), 0
             admissions = {a.name: a for a in result.admissions}
             for policy in result.inputs:

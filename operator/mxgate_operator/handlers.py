@@ -170,7 +170,9 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             return read
 
         memo.kube = kube
-        memo.cluster = ClusterFloors(kube, operator_settings, utcnow)
+        memo.cluster = ClusterFloors(
+            kube, operator_settings, utcnow, namespaces=lambda: memo.namespaces
+        )
         memo.cache = PolicyCache()
         memo.reconciler = Reconciler(
             kube,

@@ -336,3 +336,39 @@ def test_a_floor_requiring_tls_from_everyone_is_flagged_like_a_rule() -> None:
          "policy": {"floors": [everyone.model_dump(), ADMIN_FLOOR.model_dump()]}}
     )  # fmt: skip
     assert [path for path, _ in standards_warnings(config)] == ["policy.floors[0]"]
+
+
+@pytest.mark.parametrize(
+    ("a_priority", "b_priority", "named", "klass"),
+    [
+        (0, 0, "cluster.mxgate.io/a", 5),  # equal priorities: the smallest id (5xx)
+        (0, 5, "cluster.mxgate.io/b", 4),  # the higher priority names it (its refusal: 4xx)
+        (-1, -2, "cluster.mxgate.io/a", 5),
+    ],
+)
+def test_floor_priority_chooses_among_floors_that_raise_equally(
+    a_priority: int, b_priority: int, named: str, klass: int
+) -> None:
+    """Two floors raising the decision to the same mode and minimum: the one with the
+    highest priority (then the smallest id) names the decision and gives its refusal;
+    priority never changes how strict the decision is."""
+    a = _floor("a", "require", "1.2", "permanent", None, {R: [D]})
+    b = _floor("b", "require", "1.2", "temporary", None, {C: ["0.0.0.0/0", "::/0"]})
+    a = a.model_copy(update={"priority": a_priority})
+    b = b.model_copy(update={"priority": b_priority})
+    d = decide_rcpt(Policy(rules=(AUTHOR,), floors=(a, b)), FACTS, None, D)
+    assert (d.rule_id, d.mode, d.action) == (named, Mode.REQUIRE, Action.REFUSE)
+    assert d.reply is not None
+    assert d.reply[0] // 100 == klass
+
+
+def test_floor_priority_never_outranks_a_stricter_floor() -> None:
+    """A low-priority floor that raises more (1.3) still names the decision: priority only
+    breaks ties between floors that raise equally."""
+    strict = _floor("strict", "require", "1.3", "permanent", None, {R: [D]})
+    loud = _floor("loud", "require", "1.2", "temporary", None, {R: [D]})
+    loud = loud.model_copy(update={"priority": 1_000_000})
+    d = decide_rcpt(Policy(floors=(strict, loud)), TLS12, None, D)
+    assert (d.rule_id, d.action) == (strict.id, Action.REFUSE)
+    with pytest.raises(ValueError, match="less than or equal"):
+        Floor.model_validate({**strict.model_dump(), "priority": 1_000_001})

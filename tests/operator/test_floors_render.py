@@ -136,15 +136,35 @@ def _spec_schema(name: str) -> dict[str, Any]:
     return schema["properties"]["spec"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("field", ["mode", "listener", "minTLSVersion", "refusal", "scope"])
+def _without_descriptions(schema: object) -> object:
+    if isinstance(schema, dict):
+        return {k: _without_descriptions(v) for k, v in schema.items() if k != "description"}
+    if isinstance(schema, list):
+        return [_without_descriptions(v) for v in schema]
+    return schema
+
+
+SHARED = ["mode", "listener", "minTLSVersion", "priority", "refusal", "scope", "mtaSts", "tlsRpt"]
+
+
+@pytest.mark.parametrize("field", SHARED)
 def test_cluster_crd_shares_the_tlspolicy_schema(field: str) -> None:
-    """The ClusterTLSPolicy CRD validates mode, listener, minTLSVersion, refusal and scope
-    exactly as the TLSPolicy CRD does (one validation, two kinds)."""
+    """The ClusterTLSPolicy spec is TLSPolicy's minus certificate: every shared field
+    validates exactly as the TLSPolicy CRD does (one validation, two kinds); mode, listener,
+    minTLSVersion, refusal and scope are equal word for word, descriptions included."""
     ours = _spec_schema("clustertlspolicies.mxgate.io.yaml")
     theirs = _spec_schema("tlspolicies.mxgate.io.yaml")
-    assert ours["properties"][field] == theirs["properties"][field]
-    assert set(ours["properties"]) == {"mode", "listener", "minTLSVersion", "refusal", "scope"}
-    assert ours["required"] == ["mode", "scope"]
+    assert _without_descriptions(ours["properties"][field]) == _without_descriptions(
+        theirs["properties"][field]
+    )
+    if field in ("mode", "listener", "minTLSVersion", "refusal", "scope"):
+        assert ours["properties"][field] == theirs["properties"][field]
+    assert set(ours["properties"]) == set(theirs["properties"]) - {"certificate"}
+    assert ours["required"] == theirs["required"] == ["mode", "scope"]
+    # TLSPolicy's spec-level CEL rules, minus the one about spec.certificate
+    assert ours["x-kubernetes-validations"] == [
+        r for r in theirs["x-kubernetes-validations"] if "certificate" not in r["rule"]
+    ]
 
 
 def test_cluster_crd_is_cluster_scoped_with_columns() -> None:

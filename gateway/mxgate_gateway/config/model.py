@@ -267,11 +267,14 @@ class Floor(_Frozen):
 
     The winning rule (or the default) is applied, then raised to every matching floor:
     mode to the strictest (opportunistic < audit < require), minimum TLS to the highest.
-    Floors never lower anything and never compete with each other, so they have no priority.
+    Floors never lower anything and never compete with each other: ``priority`` only says
+    which of several floors raising a decision equally it is reported under (and answers with
+    the refusal of): the highest priority, then the smallest id.
     """
 
     id: RuleId
     mode: Mode
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
     min_tls_version: TLSVersion = TLSVersion.TLS1_2
     refusal: Refusal = Refusal.PERMANENT
     listener: Listener | None = None

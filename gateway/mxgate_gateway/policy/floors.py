@@ -72,9 +72,9 @@ def raise_to_floors(decided: Requirement, floors: Iterable[Floor]) -> Requiremen
 
     Unchanged when it already meets them all (it keeps its rule id and refusal). Otherwise
     the result is reported under the floor that raised it most (among those that raised
-    anything: mode first, then version; ties to the smallest id) and, when a floor raised
-    the mode, answers with that floor's refusal (permanent or temporary); a raised minimum
-    alone keeps the rule's refusal.
+    anything: mode first, then version; ties to the highest priority, then the smallest id)
+    and, when a floor raised the mode, answers with that floor's refusal (permanent or
+    temporary); a raised minimum alone keeps the rule's refusal.
     """
     matched = list(floors)
     if not matched:
@@ -90,7 +90,7 @@ def raise_to_floors(decided: Requirement, floors: Iterable[Floor]) -> Requiremen
         f for f in matched if any(a > b for a, b in zip(_strength(f), floor_of, strict=True))
     ]
     top = max(_strength(f) for f in raisers)
-    raiser = min((f for f in raisers if _strength(f) == top), key=lambda f: f.id)
+    raiser = min((f for f in raisers if _strength(f) == top), key=lambda f: (-f.priority, f.id))
     refusal = raiser.refusal if mode is not decided.mode else decided.refusal
     return Requirement(
         rule_id=raiser.id,

@@ -24,7 +24,7 @@ from mxgate_gateway.config.model import (
     Rule,
 )
 from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
-from mxgate_operator.render.floors import FloorsResult
+from mxgate_operator.render.floors import FloorsResult, floor_json
 from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
@@ -183,7 +183,9 @@ def render_policies(
     the gateway's own limits) is reached; the rest are refused with reason Overflow, so
     whatever is rendered, every gateway can load. ``floors`` (rendered from
     ClusterTLSPolicies by ``render_floors`` within ``floor_room(budget)``) go into the
-    document first and take their bytes from the same budget.
+    document first and take their bytes from the same budget; the MTA-STS domains they
+    publish are claimed before any TLSPolicy's, so a TLSPolicy publishing a different
+    policy for one of them is refused (MTASTSConflict): the administrator's claim wins.
     """
     limit = budget or Budget()
     allowed = certificates or CertificateRules()
@@ -196,7 +198,8 @@ def render_policies(
     accepted: list[PolicyInput] = []
     seen_scope: dict[tuple[object, ...], Rule] = {}
     listener_cert: dict[str, tuple[str, CertificateSpec]] = {}
-    mta_sts: dict[str, tuple[str, MTASTSPolicy]] = {}  # domain -> (owner rule id, policy)
+    # domain -> (owner rule or floor id, policy); ClusterTLSPolicies' claims come first
+    mta_sts: dict[str, tuple[str, MTASTSPolicy]] = dict(floors.mta_sts if floors else ())
     cert_conflicts: dict[str, str] = {}
     for policy in sorted(policies, key=lambda p: (p.created, p.rule_id)):
         rid = policy.rule_id
@@ -294,7 +297,10 @@ def render_policies(
         | ({"mta_sts_policies"} if served else set())
         | ({"floors"} if floor_list else set())
     )
-    text = canonical_json(document.model_dump(mode="json", include=keys))
+    data = document.model_dump(mode="json", include=keys)
+    if floor_list:
+        data["floors"] = [floor_json(f) for f in floor_list]
+    text = canonical_json(data)
     if len(text.encode()) > limit.bytes:  # the estimate above is an upper bound
         raise AssertionError(f"rendered {len(text.encode())} bytes past budget {limit.bytes}")
     return RenderResult(
