@@ -188,3 +188,110 @@ def test_the_api_server_refuses_a_floor_without_scope(kubectl: Runner, crds: Non
     examples = Path(__file__).resolve().parents[2] / "examples"
     for path in sorted(examples.glob("clustertlspolicy-*.yaml")):
         kubectl("apply", "--dry-run=server", "-f", str(path))  # the examples are accepted
+
+
+MX = "mx.accepted.test"
+
+
+@pytest.fixture
+def publishing(
+    crds: None, kubectl: Runner, kubeconfig: Path, kube_namespace: str, tmp_path: Path
+) -> Iterator[Deployed]:
+    """The operator with the chart's MTA-STS allowlists: the gateway's domains and names."""
+    reports = FakeGatewayReports()
+    log = tmp_path / "operator.log"
+    env = {
+        "MXGATE_REPORT_URLS": reports.url,
+        "MXGATE_REPORT_INTERVAL": "600",
+        "MXGATE_GATEWAY_DOMAINS": f"{D},other.test",
+        "MXGATE_ALLOWED_DNS_NAMES": MX,
+    }
+    try:
+        with running_operator(kubeconfig, kube_namespace, log, **env):
+            d = Deployed(kube_namespace, kubectl, reports, log)
+            d.wait("the policy ConfigMap", lambda: document(d) is not None)
+            yield d
+    finally:
+        reports.close()
+
+
+def test_a_cluster_policy_with_every_field_publishes_and_wins_its_domain(
+    publishing: Deployed, cluster_policies: list[str]
+) -> None:
+    """A ClusterTLSPolicy using priority, mtaSts and tlsRpt passes strict field validation;
+    the floor carries its priority, every gateway document serves its MTA-STS policy and
+    its status lists the records. A TLSPolicy publishing a different policy for the domain
+    is refused with MTASTSConflict naming the floor, and the floor's condition names it."""
+    d = publishing
+    author = policy_manifest(
+        "author",
+        {"mode": "opportunistic", "scope": {"recipientDomains": [D]},
+         "mtaSts": {"mode": "testing", "mx": [MX]}},
+    )  # fmt: skip
+    d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(author))
+    d.wait("the author's MTA-STS", lambda: bool((document(d) or {}).get("mta_sts_policies")))
+    name = f"publish-{d.namespace}"
+    floor = {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "ClusterTLSPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "audit",
+            "priority": 42,
+            "scope": {"recipientDomains": [D]},
+            "mtaSts": {"mode": "enforce", "mx": [MX], "maxAge": 86400},
+            "tlsRpt": {"rua": [f"mailto:tlsrpt@{D}"]},
+        },
+    }
+    cluster_policies.append(name)
+    d.kubectl("apply", "--validate=strict", "-f", "-", stdin=json.dumps(floor))
+    floor_id = f"cluster.mxgate.io/{name}"
+    d.wait("the floor in the ConfigMap", lambda: ids(d, "floors") == {floor_id}, timeout=10)
+    doc = document(d) or {}
+    assert doc["floors"][0]["priority"] == 42
+    assert doc["mta_sts_policies"] == [
+        {"domain": D, "max_age": 86400, "mode": "enforce", "mx": [MX]}
+    ]
+    assert ids(d, "rules") == set()  # the author's TLSPolicy lost its domain
+
+    def status(kind: str, obj: str, *ns: str) -> dict[str, Any]:
+        return d.kubectl.json("get", kind, obj, *ns).get("status") or {}  # type: ignore[no-any-return]
+
+    def conditions(kind: str, obj: str, *ns: str) -> dict[str, tuple[str, str, str]]:
+        found = status(kind, obj, *ns).get("conditions") or []
+        return {c["type"]: (c["status"], c["reason"], c["message"]) for c in found}
+
+    d.wait(
+        "the author's conflict",
+        lambda: (
+            conditions("tlspolicy", "author", "-n", d.namespace).get("Accepted", ("",) * 3)[1]
+            == "MTASTSConflict"
+        ),
+    )
+    assert floor_id in conditions("tlspolicy", "author", "-n", d.namespace)["Accepted"][2]
+    d.wait(
+        "the floor's records",
+        lambda: "MTASTSRecordsRendered" in conditions("clustertlspolicy", name),
+    )
+    mine = status("clustertlspolicy", name)
+    assert mine["mtaSts"]["mode"] == "enforce"
+    assert [r["name"] for r in mine["mtaSts"]["records"]] == [f"_mta-sts.{D}.", f"_smtp._tls.{D}."]
+    rendered = conditions("clustertlspolicy", name)["MTASTSRecordsRendered"]
+    assert rendered[:2] == ("True", "RecordsRendered")
+    assert f"TLSPolicy {d.namespace}/author" in rendered[2]
+    assert conditions("clustertlspolicy", name)["Ready"][:2] == ("True", "Ready")
+
+    foreign = {**floor, "metadata": {"name": f"foreign-{d.namespace}"}}
+    foreign["spec"] = {**floor["spec"], "scope": {"recipientDomains": ["foreign.test"]}}
+    cluster_policies.append(foreign["metadata"]["name"])
+    d.kubectl("apply", "--validate=strict", "-f", "-", stdin=json.dumps(foreign))
+    d.wait(
+        "the foreign domain refused",
+        lambda: (
+            conditions("clustertlspolicy", foreign["metadata"]["name"]).get(
+                "MTASTSRecordsRendered", ("",) * 3
+            )[:2]
+            == ("False", "MTASTSNotAllowed")
+        ),
+    )
+    assert len(ids(d, "floors")) == 2  # the floor itself still applies
