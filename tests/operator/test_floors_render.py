@@ -195,3 +195,6 @@ def test_the_cluster_policy_example_renders_a_floor() -> None:
         assert parsed.issues == ()
         result = render_floors([ClusterPolicyInput(name, "u", 1, parsed)], floor_room())
         assert [f.id for f in result.floors] == [f"cluster.mxgate.io/{name}"]
+        if "mtaSts" in doc["spec"]:  # published for its domains, by every gateway
+            assert result.admissions[0].publication == "Published"
+            assert [d for d, _ in result.mta_sts] == doc["spec"]["scope"]["recipientDomains"]
