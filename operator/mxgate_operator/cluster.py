@@ -23,7 +23,7 @@ from mxgate_operator.render.floors import (
     with_tlspolicy_claims,
 )
 from mxgate_operator.render.gateway_config import floor_room
-from mxgate_operator.render.mtasts import gateway_policies
+from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.settings import OperatorSettings
 from mxgate_operator.spec import parse_policy
 from mxgate_operator.spec_cluster import parse_cluster_policy
@@ -97,14 +97,19 @@ class ClusterFloors:
         return result
 
     async def _claims(self) -> list[tuple[str, tuple[MTASTSPolicy, ...]]]:
-        """(rule id, MTA-STS policies) of every valid TLSPolicy publishing MTA-STS."""
+        """(rule id, MTA-STS policies) of every valid TLSPolicy publishing MTA-STS that the
+        chart's allowlists let through (render_policies judges conflicts only then)."""
         claims: list[tuple[str, tuple[MTASTSPolicy, ...]]] = []
+        rules = self.settings.mta_sts_rules
         for namespace in sorted(set(self.namespaces())):
             for obj in await self.kube.list_policies(namespace):
                 name = str((obj.get("metadata") or {}).get("name", ""))
                 spec = parse_policy(name, obj.get("spec")).spec
-                if spec is not None and spec.mta_sts is not None:
-                    claims.append((f"{namespace}/{name}", gateway_policies(spec)))
+                if spec is None or spec.mta_sts is None:
+                    continue
+                if rules.refusal(published_domains(spec), spec.mta_sts.mx) is not None:
+                    continue  # refused as MTASTSNotAllowed before any conflict is judged
+                claims.append((f"{namespace}/{name}", gateway_policies(spec)))
         return claims
 
     async def write_status(self) -> int:

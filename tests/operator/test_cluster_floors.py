@@ -101,3 +101,48 @@ def test_without_the_crd_or_when_switched_off_there_are_no_floors() -> None:
         assert asyncio.run(run()) == 0
         assert "floors" not in document(kube)
         assert kube.cluster_events == []
+
+
+def test_a_tlspolicy_losing_its_domain_to_a_cluster_policy_shows_on_both() -> None:
+    """The ClusterTLSPolicy publishes MTA-STS for the domain in every document; the
+    TLSPolicy of a watched namespace that claims it differently is refused (MTASTSConflict)
+    and the ClusterTLSPolicy's MTASTSRecordsRendered names it; an allowlist refusal is not
+    reported as a conflict."""
+    mx = "mx.accepted.test"
+    admin = {**FLOOR, "mtaSts": {"mode": "enforce", "mx": [mx]}}
+    kube = FakeClusterKube({"admin": admin})
+    kube.policies = {
+        "author": {
+            "metadata": {"name": "author", "uid": "uid-author", "generation": 1},
+            "spec": {
+                "mode": "opportunistic",
+                "scope": {"recipientDomains": ["accepted.test"]},
+                "mtaSts": {"mode": "testing", "mx": [mx]},
+            },
+        }
+    }
+    settings = OperatorSettings(gateway_domains=("accepted.test",))
+    floors = ClusterFloors(kube, settings, lambda: NOW, namespaces=lambda: {"a"})
+    reconciler = Reconciler(kube, settings, no_reports, clock=lambda: NOW, floors=floors.floors)
+
+    async def run() -> None:
+        await reconciler.reconcile("a")
+        await floors.write_status()
+
+    asyncio.run(run())
+    assert [p["mode"] for p in document(kube)["mta_sts_policies"]] == ["enforce"]
+    author = {c["type"]: c for c in kube.policies["author"]["status"]["conditions"]}
+    assert author["Accepted"]["reason"] == "MTASTSConflict"
+    assert kube.cluster is not None
+    admin_status = kube.cluster["admin"]["status"]
+    rendered = {c["type"]: c for c in admin_status["conditions"]}["MTASTSRecordsRendered"]
+    assert "TLSPolicy a/author" in rendered["message"]
+    assert admin_status["mtaSts"]["domains"] == ["accepted.test"]
+
+    kube.policies["author"]["spec"]["scope"]["recipientDomains"].append("foreign.test")
+    kube.policies["author"]["metadata"]["generation"] = 2  # a spec edit, as the API server does
+    asyncio.run(run())
+    author = {c["type"]: c for c in kube.policies["author"]["status"]["conditions"]}
+    assert author["Accepted"]["reason"] == "MTASTSNotAllowed"
+    rendered = {c["type"]: c for c in kube.cluster["admin"]["status"]["conditions"]}
+    assert "a/author" not in rendered["MTASTSRecordsRendered"]["message"]
