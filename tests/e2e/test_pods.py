@@ -32,7 +32,7 @@ from eventually import eventually
 from kubeplane.certmanager import CertManager
 from kubeplane.node import KubeNode
 from kubeplane.plugin import Runner
-from kubeplane.release import CHART, CRD, new_namespace
+from kubeplane.release import CHART, CRDS, new_namespace
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
@@ -148,6 +148,27 @@ class Cluster:
             out.setdefault(str(message_from_bytes(raw)["Subject"]), []).append(raw)
         return out
 
+    def postfix_settled(self) -> dict[str, list[bytes]] | None:
+        """The Maildir once the Postfix pod's queue is empty (every accepted copy delivered).
+
+        Postfix says 250 to the gateway only after queueing, and the gateway says 250 to its
+        client only after that, so an empty queue means every copy that could ever arrive is in
+        the Maildir: counting then proves "exactly one", with no sleep.
+        """
+        queue = self.kubectl(
+            "exec",
+            "-n",
+            self.ns,
+            "deploy/postfix",
+            "-c",
+            "postfix",
+            "--",
+            "postqueue",
+            "-p",
+            check=False,
+        )
+        return self.delivered() if "Mail queue is empty" in queue.stdout else None
+
     def gateway_pods(self) -> list[dict[str, Any]]:
         pods: list[dict[str, Any]] = self.kubectl.json(
             "get", "pods", "-n", self.ns, "-l", "app.kubernetes.io/component=gateway"
@@ -168,12 +189,13 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 def adopt_crd(kubectl: Runner, ns: str) -> None:
-    """On a reused node the kept CRD of an earlier release exists: this release adopts it
+    """On a reused node the kept CRDs of an earlier release exist: this release adopts them
     (helm's ownership metadata), so the chart installs with its defaults."""
-    if kubectl("get", "crd", CRD, check=False).returncode != 0:
-        return
-    kubectl("annotate", "crd", CRD, "--overwrite", f"meta.helm.sh/release-name={RELEASE}",
-            f"meta.helm.sh/release-namespace={ns}")  # fmt: skip
+    for crd in CRDS:
+        if kubectl("get", "crd", crd, check=False).returncode != 0:
+            continue
+        kubectl("annotate", "crd", crd, "--overwrite", f"meta.helm.sh/release-name={RELEASE}",
+                f"meta.helm.sh/release-namespace={ns}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -263,8 +285,8 @@ def test_mail_through_the_services_lands_once_in_postfix_with_our_received_on_to
     received = [" ".join(h.split()) for h in message_from_bytes(message).get_all("Received")]
     assert "by upstream.test (Postfix)" in received[0]  # Postfix's own hop
     assert f"by {HOST} (mxgate) with ESMTP" in received[1]  # ours, right below it
-    time.sleep(1)
-    assert len(cluster.delivered()[subject]) == 1
+    settled = eventually(cluster.postfix_settled, CONVERGE_S, "the Postfix pod's empty queue")
+    assert len(settled[subject]) == 1
 
 
 def test_policy_audit_then_require_reaches_the_pods_and_the_status(cluster: Cluster) -> None:
@@ -354,8 +376,8 @@ def test_rollout_restart_under_load_delivers_every_accepted_message_exactly_once
     accepted = {s for s, code in results.items() if code == 250}
 
     def settled() -> dict[str, list[bytes]] | None:
-        got = cluster.delivered()
-        return got if accepted <= got.keys() else None
+        got = cluster.postfix_settled()
+        return got if got is not None and accepted <= got.keys() else None
 
     delivered = eventually(settled, CONVERGE_S, "every accepted message at Postfix")
     copies = {s: len(delivered.get(s, [])) for s in subjects}
