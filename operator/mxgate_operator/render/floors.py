@@ -25,6 +25,7 @@ from mxgate_gateway.config.model import (
     MTASTSPolicy,
 )
 from mxgate_operator.render.allowed import MTASTSRules
+from mxgate_operator.spec import ScopeSpec
 from mxgate_operator.spec_cluster import FloorSpec, ParsedFloor
 
 #: Floor ids are ``cluster.mxgate.io/<name>``: a namespace name has no dot, so a floor id
@@ -77,6 +78,15 @@ class FloorsResult:
     mta_sts: tuple[tuple[str, tuple[str, MTASTSPolicy]], ...] = ()
 
 
+def scope_json(scope: ScopeSpec) -> dict[str, list[str]]:
+    """A parsed scope as the gateway model takes it, lists sorted for deterministic bytes."""
+    return {
+        "recipient_domains": sorted(scope.recipient_domains),
+        "sender_domains": sorted(scope.sender_domains),
+        "client_cidrs": sorted(scope.client_cidrs),
+    }
+
+
 def to_floor(floor_id: str, spec: FloorSpec) -> Floor:
     """The gateway floor for one parsed spec (scope lists sorted for deterministic bytes)."""
     return Floor.model_validate(
@@ -87,11 +97,7 @@ def to_floor(floor_id: str, spec: FloorSpec) -> Floor:
             "min_tls_version": spec.min_tls_version,
             "refusal": spec.refusal,
             "listener": spec.listener,
-            "scope": {
-                "recipient_domains": sorted(spec.scope.recipient_domains),
-                "sender_domains": sorted(spec.scope.sender_domains),
-                "client_cidrs": sorted(spec.scope.client_cidrs),
-            },
+            "scope": scope_json(spec.scope),
         }
     )
 

@@ -24,7 +24,7 @@ from mxgate_gateway.config.model import (
     Rule,
 )
 from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
-from mxgate_operator.render.floors import FloorsResult, floor_json
+from mxgate_operator.render.floors import FloorsResult, floor_json, scope_json
 from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
@@ -123,11 +123,7 @@ def to_rule(rule_id: str, spec: TLSPolicySpec) -> Rule:
             "priority": spec.priority,
             "refusal": spec.refusal,
             "listener": spec.listener,
-            "scope": {
-                "recipient_domains": sorted(spec.scope.recipient_domains),
-                "sender_domains": sorted(spec.scope.sender_domains),
-                "client_cidrs": sorted(spec.scope.client_cidrs),
-            },
+            "scope": scope_json(spec.scope),
         }
     )
 
