@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mxgate_gateway.config.model import Listener, Mode, Refusal, TLSVersion
 from mxgate_operator.checks import Checker, Issue
@@ -54,6 +56,7 @@ MSG_ED25519 = "Ed25519 keys have no size"
 DEFAULT_DURATION = "2160h"
 # The spec.mtaSts / spec.tlsRpt CEL messages live in spec_mtasts; listed with the rest here.
 _MTASTS_MESSAGES = (MSG_MTASTS_MX, MSG_MTASTS_DOMAINS)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,15 +117,28 @@ def go_duration_seconds(value: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(h|m|s)", value))
 
 
-def parse_policy(name: str, spec: object) -> Parsed:
-    """Parse and validate one TLSPolicy exactly as the API server would, plus its CEL rules."""
-    c = Checker()
-    if len(name) > MAX_NAME:
-        c.add("(root)", MSG_NAME)
-    if spec is None:
-        c.add("spec", "Required value")
-        return Parsed(None, tuple(c.issues))
-    s = c.mapping("spec", spec)
+@dataclass(frozen=True)
+class SharedSpec:
+    """The spec fields TLSPolicy and ClusterTLSPolicy (spec_cluster) share, parsed and checked."""
+
+    mode: Mode
+    scope: ScopeSpec
+    listener: Listener
+    min_tls_version: TLSVersion
+    refusal: Refusal
+    priority: int
+    mta_sts: MTASTSSpec | None
+    tlsrpt_rua: tuple[str, ...]
+
+
+def parse_shared(
+    c: Checker, s: Mapping[str, object], after_scope: Callable[[str | None], T]
+) -> tuple[SharedSpec | None, T]:
+    """Parse mode, listener, minTLSVersion, refusal, priority, scope, mtaSts and tlsRpt.
+
+    ``after_scope(mode)`` runs between scope and mtaSts (TLSPolicy's certificate), so issues
+    keep the order the API server reports them in. The spec is ``None`` once ``c`` holds any issue.
+    """
     mode = c.string("spec.mode", s.get("mode"), enum=[m.value for m in Mode])
     if "mode" not in s:
         c.add("spec.mode", "Required value")
@@ -138,24 +154,54 @@ def parse_policy(name: str, spec: object) -> Parsed:
     if "scope" not in s:
         c.add("spec.scope", "Required value")
     scope = parse_scope(c, s.get("scope"))
-    certificate = _certificate(c, s.get("certificate")) if "certificate" in s else None
-    if mode == Mode.REQUIRE and "certificate" not in s:
-        c.add("spec", MSG_REQUIRE_CERT)
+    extra = after_scope(mode)
     mta_sts, rua = parse_mtasts(c, s), parse_tlsrpt(c, s)
     check_published_domains(c, s)
     if c.issues or mode is None or listener is None or tls is None or refusal is None:
+        return None, extra
+    shared = SharedSpec(
+        mode=Mode(mode),
+        scope=scope,
+        listener=Listener(listener),
+        min_tls_version=TLSVersion(tls),
+        refusal=Refusal(refusal),
+        priority=priority,
+        mta_sts=mta_sts,
+        tlsrpt_rua=rua,
+    )
+    return shared, extra
+
+
+def parse_policy(name: str, spec: object) -> Parsed:
+    """Parse and validate one TLSPolicy exactly as the API server would, plus its CEL rules."""
+    c = Checker()
+    if len(name) > MAX_NAME:
+        c.add("(root)", MSG_NAME)
+    if spec is None:
+        c.add("spec", "Required value")
+        return Parsed(None, tuple(c.issues))
+    s = c.mapping("spec", spec)
+
+    def certificate(mode: str | None) -> CertificateSpec | None:
+        parsed = _certificate(c, s.get("certificate")) if "certificate" in s else None
+        if mode == Mode.REQUIRE and "certificate" not in s:
+            c.add("spec", MSG_REQUIRE_CERT)
+        return parsed
+
+    shared, cert = parse_shared(c, s, certificate)
+    if shared is None:
         return Parsed(None, tuple(c.issues))
     return Parsed(
         TLSPolicySpec(
-            mode=Mode(mode),
-            scope=scope,
-            listener=Listener(listener),
-            min_tls_version=TLSVersion(tls),
-            priority=priority,
-            refusal=Refusal(refusal),
-            certificate=certificate,
-            mta_sts=mta_sts,
-            tlsrpt_rua=rua,
+            mode=shared.mode,
+            scope=shared.scope,
+            listener=shared.listener,
+            min_tls_version=shared.min_tls_version,
+            priority=shared.priority,
+            refusal=shared.refusal,
+            certificate=cert,
+            mta_sts=shared.mta_sts,
+            tlsrpt_rua=shared.tlsrpt_rua,
         )
     )
 

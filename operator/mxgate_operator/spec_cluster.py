@@ -1,7 +1,7 @@
 """Parse a ClusterTLSPolicy (metadata.name + spec) into a typed floor spec with field-path issues.
 
 A ClusterTLSPolicy's spec is TLSPolicy's minus ``certificate``: mode, listener, minTLSVersion,
-priority, refusal, scope, mtaSts and tlsRpt, with the same checks (spec.py, spec_mtasts.py).
+priority, refusal, scope, mtaSts and tlsRpt, with the same checks (spec.parse_shared).
 Pure: never touches the API, never logs; an invalid spec is a value, not an exception.
 """
 
@@ -11,13 +11,8 @@ from dataclasses import dataclass
 
 from mxgate_gateway.config.model import Listener, Mode, Refusal, TLSVersion
 from mxgate_operator.checks import Checker, Issue
-from mxgate_operator.spec import MAX_NAME, PRIORITY_BOUND, ScopeSpec, parse_scope
-from mxgate_operator.spec_mtasts import (
-    MTASTSSpec,
-    check_published_domains,
-    parse_mtasts,
-    parse_tlsrpt,
-)
+from mxgate_operator.spec import MAX_NAME, ScopeSpec, parse_shared
+from mxgate_operator.spec_mtasts import MTASTSSpec
 
 MSG_CLUSTER_NAME = (
     "metadata.name must be at most 63 characters"
@@ -55,35 +50,18 @@ def parse_cluster_policy(name: str, spec: object) -> ParsedFloor:
     if spec is None:
         c.add("spec", "Required value")
         return ParsedFloor(None, tuple(c.issues))
-    s = c.mapping("spec", spec)
-    mode = c.string("spec.mode", s.get("mode"), enum=[m.value for m in Mode])
-    if "mode" not in s:
-        c.add("spec.mode", "Required value")
-    listener = c.string(
-        "spec.listener", s.get("listener"), default="public-mx", enum=[x.value for x in Listener]
-    )
-    tls = c.string("spec.minTLSVersion", s.get("minTLSVersion"), default="1.2", enum=["1.2", "1.3"])
-    refusal = c.string(
-        "spec.refusal", s.get("refusal"), default="permanent", enum=[r.value for r in Refusal]
-    )
-    bound = PRIORITY_BOUND
-    priority = c.integer("spec.priority", s.get("priority"), default=0, lo=-bound, hi=bound)
-    if "scope" not in s:
-        c.add("spec.scope", "Required value")
-    scope = parse_scope(c, s.get("scope"))
-    mta_sts, rua = parse_mtasts(c, s), parse_tlsrpt(c, s)
-    check_published_domains(c, s)
-    if c.issues or mode is None or listener is None or tls is None or refusal is None:
+    shared, _ = parse_shared(c, c.mapping("spec", spec), lambda _mode: None)
+    if shared is None:
         return ParsedFloor(None, tuple(c.issues))
     return ParsedFloor(
         FloorSpec(
-            mode=Mode(mode),
-            scope=scope,
-            listener=Listener(listener),
-            min_tls_version=TLSVersion(tls),
-            refusal=Refusal(refusal),
-            priority=priority,
-            mta_sts=mta_sts,
-            tlsrpt_rua=rua,
+            mode=shared.mode,
+            scope=shared.scope,
+            listener=shared.listener,
+            min_tls_version=shared.min_tls_version,
+            refusal=shared.refusal,
+            priority=shared.priority,
+            mta_sts=shared.mta_sts,
+            tlsrpt_rua=shared.tlsrpt_rua,
         )
     )
