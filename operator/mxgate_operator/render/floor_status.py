@@ -20,7 +20,12 @@ from mxgate_operator.render.floors import (
     FloorAdmission,
 )
 from mxgate_operator.render.mtasts import MTASTSView, mtasts_view
-from mxgate_operator.render.status import RFC3207_MESSAGE, Event, StatusResult
+from mxgate_operator.render.status import (
+    RFC3207_MESSAGE,
+    Event,
+    StatusResult,
+    conditions_and_events,
+)
 from mxgate_operator.spec import TLSPolicySpec
 from mxgate_operator.spec_cluster import FloorSpec
 
@@ -94,31 +99,15 @@ def floor_status(
         published = mta.conditions["MTASTSRecordsRendered"]
         if published[0] == "False":  # the floor applies; what it publishes does not
             wanted["Ready"] = ("False", published[1], published[2])
-    old = {c.get("type"): c for c in previous.get("conditions") or []}
-    conditions = []
-    events: list[Event] = []
-    for ctype, (status, reason, message) in wanted.items():
-        prior = old.get(ctype) or {}
-        changed = prior.get("status") != status
-        conditions.append(
-            {
-                "type": ctype,
-                "status": status,
-                "reason": reason,
-                "message": message[:32768],
-                "observedGeneration": policy.generation,
-                "lastTransitionTime": now if changed else prior.get("lastTransitionTime", now),
-            }
-        )
-        bad = status == "False" and ctype in (
-            "Accepted",
-            "StandardsCompliant",
-            "MTASTSRecordsRendered",
-        )
-        if bad and (changed or prior.get("reason") != reason):
-            events.append(Event("Warning", reason, message[:1024]))
-        if ctype == "Ready" and status == "True" and changed:
-            events.append(Event("Normal", "Ready", message[:1024]))
+    # Its conditions are Accepted, StandardsCompliant, Ready, MTASTSRecordsRendered: of
+    # NORMAL_EVENTS only Ready applies (a floor has no CertificateReady).
+    conditions, events = conditions_and_events(
+        wanted,
+        previous,
+        policy.generation,
+        now,
+        warn=("Accepted", "StandardsCompliant", "MTASTSRecordsRendered"),
+    )
     status_out: dict[str, Any] = {
         "observedGeneration": policy.generation,
         "floorId": policy.floor_id,

@@ -75,6 +75,46 @@ class StatusResult:
     events: tuple[Event, ...]
 
 
+def conditions_and_events(
+    wanted: Mapping[str, tuple[str, str, str]],
+    previous: Mapping[str, Any],
+    generation: int,
+    now: str,
+    *,
+    warn: tuple[str, ...],
+) -> tuple[list[dict[str, Any]], list[Event]]:
+    """The metav1.Conditions for ``wanted`` (type -> status, reason, message) and the events
+    their transitions deserve; shared with a ClusterTLSPolicy's status (floor_status).
+
+    lastTransitionTime moves only when a condition's status changes. A Warning comes when a
+    ``warn`` type is False with a new status or reason; a Normal (NORMAL_EVENTS) when a type
+    turns True, except CertificateReady's NotRequested.
+    """
+    old = {c.get("type"): c for c in previous.get("conditions") or []}
+    conditions = []
+    events: list[Event] = []
+    for ctype, (status, reason, message) in wanted.items():
+        prior = old.get(ctype) or {}
+        changed = prior.get("status") != status
+        conditions.append(
+            {
+                "type": ctype,
+                "status": status,
+                "reason": reason,
+                "message": message[:32768],
+                "observedGeneration": generation,
+                "lastTransitionTime": now if changed else prior.get("lastTransitionTime", now),
+            }
+        )
+        bad = status == "False" and ctype in warn
+        if bad and (changed or prior.get("reason") != reason):
+            events.append(Event("Warning", reason, message[:1024]))
+        good = NORMAL_EVENTS.get(ctype) if status == "True" and changed else None
+        if good is not None and (ctype != "CertificateReady" or reason != "NotRequested"):
+            events.append(Event("Normal", good, message[:1024]))
+    return conditions, events
+
+
 def _percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1)
 
@@ -158,28 +198,9 @@ def policy_status(
     mta = mtasts_view(spec, plan, previous) if admission.accepted else None
     if mta is not None:  # MTA-STS / TLS-RPT (issue 8): two more conditions, status.mtaSts
         wanted.update(mta.conditions)
-    old = {c.get("type"): c for c in previous.get("conditions") or []}
-    conditions = []
-    events: list[Event] = []
-    for ctype, (status, reason, message) in wanted.items():
-        prior = old.get(ctype) or {}
-        changed = prior.get("status") != status
-        conditions.append(
-            {
-                "type": ctype,
-                "status": status,
-                "reason": reason,
-                "message": message[:32768],
-                "observedGeneration": generation,
-                "lastTransitionTime": now if changed else prior.get("lastTransitionTime", now),
-            }
-        )
-        bad = status == "False" and ctype in ("Accepted", "StandardsCompliant")
-        if bad and (changed or prior.get("reason") != reason):
-            events.append(Event("Warning", reason, message[:1024]))
-        good = NORMAL_EVENTS.get(ctype) if status == "True" and changed else None
-        if good is not None and (ctype != "CertificateReady" or reason != "NotRequested"):
-            events.append(Event("Normal", good, message[:1024]))
+    conditions, events = conditions_and_events(
+        wanted, previous, generation, now, warn=("Accepted", "StandardsCompliant")
+    )
     status_out: dict[str, Any] = {
         "observedGeneration": generation,
         "ruleId": rule_id,
