@@ -162,16 +162,23 @@ class Kube:
     async def post_event(
         self, namespace: str, name: str, uid: str, *, type_: str, reason: str, message: str
     ) -> None:
+        """An event about a TLSPolicy, kept in its own namespace."""
+        involved = ObjectReference(
+            apiVersion="mxgate.io/v1alpha1",
+            kind="TLSPolicy",
+            name=name,
+            namespace=namespace,
+            uid=uid,
+        )
+        await self._post_event(namespace, involved, type_, reason, message)
+
+    async def _post_event(
+        self, namespace: str, involved: ObjectReference, type_: str, reason: str, message: str
+    ) -> None:
         now = dt.datetime.now(dt.UTC)
         event = Event(
-            metadata=ObjectMeta(generateName=f"{name}.", namespace=namespace),
-            involvedObject=ObjectReference(
-                apiVersion="mxgate.io/v1alpha1",
-                kind="TLSPolicy",
-                name=name,
-                namespace=namespace,
-                uid=uid,
-            ),
+            metadata=ObjectMeta(generateName=f"{involved.name}.", namespace=namespace),
+            involvedObject=involved,
             reason=reason,
             message=message,
             type=type_,
@@ -183,7 +190,8 @@ class Kube:
         try:
             await self._client.create(event)
         except ApiError as exc:
-            raise _error(exc, f"post event {reason} on {name}") from exc
+            what = f"{involved.kind} {involved.name}"
+            raise _error(exc, f"post event {reason} on {what}") from exc
 
     async def gateway_pod_ips(self, namespace: str, selector: Mapping[str, str]) -> list[str]:
         """IPs of running gateway pods (found by label selector)."""
@@ -288,21 +296,7 @@ class Kube:
     ) -> None:
         """An event about a ClusterTLSPolicy, kept in ``namespace`` (``default``: the only
         one the API server allows besides none); ``kubectl describe`` finds it there."""
-        now = dt.datetime.now(dt.UTC)
-        event = Event(
-            metadata=ObjectMeta(generateName=f"{name}.", namespace=namespace),
-            involvedObject=ObjectReference(
-                apiVersion="mxgate.io/v1alpha1", kind="ClusterTLSPolicy", name=name, uid=uid
-            ),
-            reason=reason,
-            message=message,
-            type=type_,
-            source=EventSource(component=FIELD_MANAGER),
-            firstTimestamp=now,
-            lastTimestamp=now,
-            count=1,
+        involved = ObjectReference(
+            apiVersion="mxgate.io/v1alpha1", kind="ClusterTLSPolicy", name=name, uid=uid
         )
-        try:
-            await self._client.create(event)
-        except ApiError as exc:
-            raise _error(exc, f"post event {reason} on ClusterTLSPolicy {name}") from exc
+        await self._post_event(namespace, involved, type_, reason, message)

@@ -240,8 +240,8 @@ class Scope(_Frozen):
         return not (self.recipient_domains or self.sender_domains or self.client_cidrs)
 
 
-class Rule(_Frozen):
-    """One scoped TLS policy rule. ``id`` names it in metrics, logs and the report."""
+class _Scoped(_Frozen):
+    """The fields a rule and a floor share: what they ask for and whom they apply to."""
 
     id: RuleId
     mode: Mode
@@ -262,7 +262,11 @@ class Rule(_Frozen):
         return scope
 
 
-class Floor(_Frozen):
+class Rule(_Scoped):
+    """One scoped TLS policy rule. ``id`` names it in metrics, logs and the report."""
+
+
+class Floor(_Scoped):
     """A minimum for every session its scope matches (rendered from a ClusterTLSPolicy).
 
     The winning rule (or the default) is applied, then raised to every matching floor:
@@ -271,24 +275,6 @@ class Floor(_Frozen):
     which of several floors raising a decision equally it is reported under (and answers with
     the refusal of): the highest priority, then the smallest id.
     """
-
-    id: RuleId
-    mode: Mode
-    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
-    min_tls_version: TLSVersion = TLSVersion.TLS1_2
-    refusal: Refusal = Refusal.PERMANENT
-    listener: Listener | None = None
-    scope: Scope
-
-    @field_validator("scope")
-    @classmethod
-    def _scope_not_empty(cls, scope: Scope) -> Scope:
-        if scope.is_empty():
-            raise ValueError(
-                "scope needs at least one of recipient_domains, sender_domains, client_cidrs"
-                " (use policy.mode for the default)"
-            )
-        return scope
 
 
 class Policy(_Frozen):
