@@ -145,6 +145,7 @@ class Reconciler:
         self._queued: dict[str, asyncio.Task[Outcome]] = {}
         self._last_trigger: dict[str, float] = {}
         self._parsed: dict[str, dict[str, PolicyInput]] = {}
+        self._last_read: dict[str, tuple[Reports, str]] = {}  # namespace -> (reports, when)
 
     async def reconcile(self, namespace: str, *, read_reports: bool = False) -> Outcome:
         """Reconcile ``namespace``; callers that arrive while one is still queued share it.
@@ -307,9 +308,10 @@ class Reconciler:
 
         effects: dict[str, Effect] | None = None
         if read_reports:
-            reports = await self.reports(namespace)
+            reports, read_at = await self.reports(namespace), self.clock()
+            self._last_read[namespace] = (reports, read_at)
             ids = [p.rule_id for p in inputs]
-            effects = effects_from_reports(reports.documents, ids, self.clock(), reports.message)
+            effects = effects_from_reports(reports.documents, ids, read_at, reports.message)
 
         return Staged(objects, inputs, result, applied, plans, certs, existing, effects)
 
@@ -324,6 +326,18 @@ class Reconciler:
         if body is None or meta.get("uid") != p.uid or generation != p.generation:
             return None
         return body.get("status") or {}
+
+    def _first_effect(
+        self, namespace: str, rule_id: str, previous: Mapping[str, Any]
+    ) -> Effect | None:
+        """A new policy's observed effect between report passes: the last reports read,
+        stated as of when they were read (a rule they predate counts 0). Without it the
+        next report pass would write every new status a second time just to add it."""
+        last = self._last_read.get(namespace)
+        if last is None or previous.get("observed"):
+            return None  # keep what is there until the next report pass
+        reports, read_at = last
+        return effects_from_reports(reports.documents, [rule_id], read_at, reports.message)[rule_id]
 
     async def _statuses(self, namespace: str, staged: Staged) -> Outcome:
         """Statuses and events for what ``_render`` rendered, against the status stored now
@@ -359,7 +373,11 @@ class Reconciler:
                 config_hash=result.config_hash,
                 plan=plan,
                 cert_state=cert_state,
-                effect=effects.get(p.rule_id) if effects is not None else None,
+                effect=(
+                    effects.get(p.rule_id)
+                    if effects is not None
+                    else self._first_effect(namespace, p.rule_id, previous)
+                ),
                 previous=previous,
                 now=now,
             )

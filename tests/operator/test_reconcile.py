@@ -223,6 +223,27 @@ async def test_no_status_is_rewritten_before_its_watch_event_returns() -> None:
     assert (again.statuses_written, again.events, kube.calls["apply status"]) == (0, 0, 1)
 
 
+async def test_a_new_policy_is_written_once_not_again_by_the_next_report_pass() -> None:
+    """Issue 18 scale: a policy created between report passes gets the last reports'
+    observed effect (as of their read) with its first status, so the next report pass
+    finds nothing to add: one status write per new policy, not two."""
+    kube = FakeKube({})
+    ticks = iter(f"2026-11-28T12:00:{s:02}Z" for s in range(60))
+    r = Reconciler(kube, OperatorSettings(), no_reports, clock=lambda: next(ticks))
+    kube.policies.update(FakeKube({"old": POLICIES["audit"]}).policies)
+    await r.reconcile(NS, read_reports=True)
+    read_at = kube.policies["old"]["status"]["observed"]["updatedAt"]
+    kube.policies.update(FakeKube({"new": POLICIES["audit"]}).policies)
+    created = await r.reconcile(NS)
+    assert created.statuses_written == 1
+    observed = kube.policies["new"]["status"]["observed"]
+    assert (observed["gateways"], observed["matched"], observed["updatedAt"]) == (0, 0, read_at)
+    assert "no gateway found" in observed["message"]
+    later = await r.reconcile(NS, read_reports=True)
+    assert later.statuses_written == 0
+    assert kube.calls["apply status"] == 2  # "old" once, "new" once
+
+
 async def until(check: Callable[[], bool], what: str = "the condition") -> None:
     """Let the loop run until ``check()`` holds (bounded: a hang is a failure, not a wait)."""
     for _ in range(500):
