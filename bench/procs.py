@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from mtapeers.procs import Child
+
+__all__ = ["Child", "Usage", "cpu_seconds", "free_port", "quiesce", "rss_kib"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -94,58 +97,6 @@ class Usage:
     @classmethod
     def of(cls, pid: int) -> Usage:
         return cls(cpu_seconds(pid), rss_kib(pid), peak_rss_kib(pid))
-
-
-class Child:
-    """A child process in its own session, logging to a file, stopped by its own pid."""
-
-    def __init__(self, name: str, proc: asyncio.subprocess.Process, log: Path) -> None:
-        self.name = name
-        self.proc = proc
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @classmethod
-    async def start(
-        cls, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
-    ) -> Child:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
-        return cls(name, proc, log)
-
-    def alive(self) -> bool:
-        return self.proc.returncode is None
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
-        if self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
 
 
 async def quiesce(pid: int, limit: float = 10.0, busy: float = 0.05) -> None:

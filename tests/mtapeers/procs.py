@@ -1,9 +1,12 @@
 """Run real client programs (swaks, openssl) without blocking the test's event loop,
-and stop the private servers the peers start (Postfix, Exim, OpenSMTPD)."""
+start and stop long-running children (``Child``: smtp-sink, the bench's targets), and stop
+the private servers the peers start (Postfix, Exim, OpenSMTPD)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shlex
 import shutil
 import signal
@@ -54,3 +57,57 @@ async def run(*argv: str, stdin: bytes = b"", timeout: float = 60) -> Done:
             proc.kill()
     assert proc.returncode is not None
     return Done(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+class Child:
+    """A long-running child (a sink, a target, a profiler) in its own session, logging to a
+    file, stopped by its own process group."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @classmethod
+    async def start(
+        cls, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> Child:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        return cls(name, proc, log)
+
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
+        if self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace):
+                await self.proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()

@@ -14,12 +14,12 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from eventually import eventually_async
 from mtapeers.ports import free_port
+from mtapeers.procs import Child
 
 _COUNTERS = re.compile(rb"sess=(\d+) quit=(\d+) mesg=(\d+)")
 _MESG = re.compile(rb"mesg=(\d+)")
@@ -55,15 +55,15 @@ def parse_counters(output: bytes) -> Counters:
 class SmtpSink:
     """One smtp-sink process; ``counters`` are net of the readiness session."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, log: Path) -> None:
-        self.proc = proc
+    def __init__(self, child: Child, port: int) -> None:
+        self.child = child
         self.port = port
-        self.log = log
+        self.log = child.log
         self.base = Counters(0, 0, 0)
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.child.pid
 
     @property
     def address(self) -> str:
@@ -92,17 +92,8 @@ class SmtpSink:
         if os.geteuid() == 0:
             argv += ["-u", "nobody"]  # smtp-sink refuses to run as root without it
         argv += [f"127.0.0.1:{port}", str(backlog)]
-        workdir.mkdir(parents=True, exist_ok=True)
-        log = workdir / f"{name}.log"
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        sink = cls(proc, port, log)
+        child = await Child.start(name, argv, workdir / f"{name}.log")
+        sink = cls(child, port)
         try:
             await sink._probe()
         except BaseException:
@@ -112,8 +103,8 @@ class SmtpSink:
 
     async def _probe(self) -> None:
         async def one_session() -> bool:
-            if self.proc.returncode is not None:
-                raise RuntimeError(f"smtp-sink exited {self.proc.returncode}: {self.tail()}")
+            if not self.child.alive():
+                raise RuntimeError(f"smtp-sink exited {self.child.proc.returncode}: {self.tail()}")
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
             try:
                 greeting = await asyncio.wait_for(reader.readline(), 5)
@@ -157,21 +148,8 @@ class SmtpSink:
         return self.count()
 
     def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+        return self.child.tail(lines)
 
     async def stop(self, grace: float = 5.0) -> None:
         """SIGTERM it (its own process group), SIGKILL after ``grace`` seconds."""
-        if self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
+        await self.child.stop(grace)
