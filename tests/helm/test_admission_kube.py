@@ -1,12 +1,15 @@
 """The chart's ValidatingAdmissionPolicy in a real kube-apiserver: with action Deny a TLSPolicy
-requiring STARTTLS on the public MX is refused (RFC 3207 §4), with Warn it is stored with a
-warning, and policies that do not require TLS on public-mx pass silently.
+or ClusterTLSPolicy requiring STARTTLS on the public MX is refused (RFC 3207 §4), with Warn it
+is stored with a warning naming its kind, and policies that do not require TLS on public-mx
+pass silently. A ClusterTLSPolicy has no namespace: the binding's namespaceSelector never
+skips it, so the release's admission policy judges it too.
 """
 
 from __future__ import annotations
 
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,76 +18,109 @@ import yaml
 from eventually import eventually
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
+CRDS = {
+    "tlspolicies.mxgate.io": REPO / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml",
+    "clustertlspolicies.mxgate.io": REPO
+    / "helm/mxgate/files/crds/clustertlspolicies.mxgate.io.yaml",
+}
+KINDS = ["TLSPolicy", "ClusterTLSPolicy"]
+Created = tuple[str, subprocess.CompletedProcess[str]]
+Create = Callable[[str, str | None, str], Created]
 
 
-def _policy(mode: str, listener: str | None) -> str:
+def _policy(mode: str, listener: str | None, kind: str = "TLSPolicy") -> tuple[str, str]:
+    """(name, YAML) of one policy of ``kind``, scoped to one sender domain."""
     spec: dict[str, object] = {"mode": mode, "scope": {"senderDomains": ["bank.example"]}}
     if listener is not None:
         spec["listener"] = listener
-    if mode == "require":
+    if mode == "require" and kind == "TLSPolicy":
         spec["certificate"] = {
             "issuerRef": {"name": "ca", "kind": "Issuer"},
             "dnsNames": ["mx1.example.com"],
         }
-    doc = {
-        "apiVersion": "mxgate.io/v1alpha1",
-        "kind": "TLSPolicy",
-        "metadata": {"name": f"p-{uuid.uuid4().hex[:8]}"},
-        "spec": spec,
-    }
-    return yaml.safe_dump(doc)
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    doc = {"apiVersion": "mxgate.io/v1alpha1", "kind": kind, "metadata": {"name": name}}
+    return name, yaml.safe_dump({**doc, "spec": spec})
 
 
 @pytest.fixture(scope="module")
 def crd(kubectl) -> Iterator[None]:
-    """The TLSPolicy CRD (reused if a release already installed it; removed if we added it)."""
-    existed = kubectl("get", "crd", "tlspolicies.mxgate.io", check=False).returncode == 0
-    if not existed:
-        kubectl("create", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/tlspolicies.mxgate.io")
+    """The TLSPolicy and ClusterTLSPolicy CRDs (reused if a release already installed them;
+    removed if we added them)."""
+    added = []
+    for name, path in CRDS.items():
+        if kubectl("get", "crd", name, check=False).returncode != 0:
+            kubectl("create", "-f", str(path))
+            added.append(name)
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     yield
-    if not existed:
-        kubectl("delete", "crd", "tlspolicies.mxgate.io", "--wait=true", check=False)
+    for name in added:
+        kubectl("delete", "crd", name, "--wait=true", check=False)
+
+
+@pytest.fixture
+def create(kubectl, kube_namespace: str) -> Iterator[Create]:
+    """``create(mode, listener, kind) -> (name, kubectl result)``; ClusterTLSPolicies it made
+    are deleted afterwards (they outlive the test's namespace)."""
+    made: list[str] = []
+
+    def run(mode: str, listener: str | None, kind: str) -> Created:
+        name, manifest = _policy(mode, listener, kind)
+        where = ["-n", kube_namespace] if kind == "TLSPolicy" else []
+        done = kubectl("create", *where, "-f", "-", stdin=manifest, check=False)
+        if kind == "ClusterTLSPolicy" and done.returncode == 0:
+            made.append(name)
+        return name, done
+
+    yield run
+    for name in made:
+        kubectl("delete", "clustertlspolicy", name, "--wait=false", check=False)
 
 
 @pytest.fixture(params=["Warn", "Deny"])
 def admission(request, crd, kubectl, helm_cli, kube_namespace, values_file) -> Iterator[str]:
-    """The chart's admission policy and binding, rendered for a fresh namespace and applied."""
+    """The chart's admission policy and binding, rendered for a fresh namespace and applied;
+    removed afterwards, and waited for until ClusterTLSPolicies are free of it again."""
     values = values_file({"admissionPolicy": {"action": request.param}})
     args = helm_cli.template_args(values)
     args[args.index("--namespace") + 1] = kube_namespace
     manifest = helm_cli.run(*args, "--show-only", "templates/admission-policy.yaml").stdout
     kubectl("apply", "-f", "-", stdin=manifest)
     try:
-        _wait_until_enforced(kubectl, kube_namespace)
+        for kind in KINDS:
+            _wait_for(kubectl, kube_namespace, kind, enforced=True)
         yield request.param
     finally:
         kubectl("delete", "-f", "-", stdin=manifest, check=False)
+        # Cluster-scoped: a policy left loaded would judge other tests' ClusterTLSPolicies.
+        _wait_for(kubectl, kube_namespace, "ClusterTLSPolicy", enforced=False)
 
 
-def _wait_until_enforced(kubectl, namespace: str) -> None:
-    """The API server loads new admission policies asynchronously: probe with a dry run."""
+def _wait_for(kubectl, namespace: str, kind: str, *, enforced: bool) -> None:
+    """The API server loads (and drops) admission policies asynchronously: probe with a dry run."""
 
-    def refused() -> bool:
-        done = kubectl(
-            "create", "--dry-run=server", "-n", namespace, "-f", "-",
-            stdin=_policy("require", "public-mx"), check=False,
-        )  # fmt: skip
-        return "RFC 3207" in done.stderr
+    def settled() -> bool:
+        _, manifest = _policy("require", "public-mx", kind)
+        where = ["-n", namespace] if kind == "TLSPolicy" else []
+        done = kubectl("create", "--dry-run=server", *where, "-f", "-", stdin=manifest, check=False)
+        return ("RFC 3207" in done.stderr) is enforced
 
-    eventually(refused, 30, "the admission policy to take effect", interval=0.5)
+    what = f"the admission policy to {'take effect on' if enforced else 'leave'} {kind}"
+    eventually(settled, 30, what, interval=0.5)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("listener", ["public-mx", None], ids=["explicit", "defaulted"])
 def test_require_on_public_mx_is_warned_about_or_refused(
-    admission: str, kubectl, kube_namespace: str, listener: str | None
+    admission: str, create: Create, kind: str, listener: str | None
 ) -> None:
-    """mode require on public-mx (also when listener is left to its default) warns or is denied."""
-    done = kubectl(
-        "create", "-n", kube_namespace, "-f", "-", stdin=_policy("require", listener), check=False
-    )
+    """mode require on public-mx (also when listener is left to its default) warns or is
+    denied, for a TLSPolicy and a ClusterTLSPolicy alike, scoped or not; the message names
+    the object by its own kind."""
+    name, done = create("require", listener, kind)
     assert "RFC 3207" in done.stderr
+    assert f"{kind} {name}:" in done.stderr
+    assert f"Cluster{kind} " not in done.stderr
     if admission == "Deny":
         assert done.returncode != 0
         assert "denied" in done.stderr
@@ -93,14 +129,16 @@ def test_require_on_public_mx_is_warned_about_or_refused(
         assert "Warning" in done.stderr
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     ("mode", "listener"),
     [("audit", "public-mx"), ("opportunistic", None), ("require", "internal")],
     ids=["audit-public-mx", "opportunistic", "require-internal"],
 )
 def test_other_policies_pass_without_a_word(
-    admission: str, kubectl, kube_namespace: str, mode: str, listener: str | None
+    admission: str, create: Create, kind: str, mode: str, listener: str | None
 ) -> None:
     """Audit, opportunistic, and require on a non-public listener draw no warning."""
-    done = kubectl("create", "-n", kube_namespace, "-f", "-", stdin=_policy(mode, listener))
+    _, done = create(mode, listener, kind)
+    assert done.returncode == 0, done.stderr
     assert "RFC 3207" not in done.stderr

@@ -226,6 +226,23 @@ def test_admission_policy_warns_on_require_for_public_mx_or_denies(render, actio
     assert "require" in validation["expression"]
     assert "public-mx" in validation["expression"]
     assert "RFC 3207" in validation["messageExpression"]
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["tlspolicies", "clustertlspolicies"]
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [{"clusterTLSPolicies": False}, {"enabled": False}],
+    ids=["floors-off", "operator-off"],
+)
+def test_admission_policy_checks_cluster_policies_only_where_floors_are_rendered(
+    render, operator
+) -> None:
+    """A release that does not render ClusterTLSPolicies into its gateways leaves them alone:
+    its binding would otherwise judge every one (a namespaceSelector never skips them)."""
+    policy = render({"operator": operator}).get("ValidatingAdmissionPolicy")
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["tlspolicies"]
 
 
 def test_network_policies_open_smtp_and_close_the_rest(render) -> None:
