@@ -24,14 +24,20 @@ from mxgate_gateway.config.model import Listener
 from mxgate_gateway.estimate.estimator import Estimator
 from mxgate_gateway.estimate.exim import EximParser, tls_version
 from mxgate_gateway.estimate.facts import SessionSeen, TransactionSeen, Verdict
-from mxgate_gateway.estimate.policyfile import load_replay, tlspolicy_rule
+from mxgate_gateway.estimate.policyfile import (
+    clustertlspolicy_floor,
+    load_replay,
+    tlspolicy_rule,
+)
 from mxgate_gateway.estimate.postfix import PostfixParser
 from mxgate_gateway.estimate.reader import Progress, open_log
 from mxgate_gateway.estimate.stamps import syslog_stamp
 from mxgate_gateway.report.document import parse_document
 from mxgate_gateway.report.loss import LossReport
+from mxgate_operator.render.floors import ClusterPolicyInput, to_floor
 from mxgate_operator.render.gateway_config import to_rule
 from mxgate_operator.spec import parse_policy
+from mxgate_operator.spec_cluster import parse_cluster_policy
 
 DATA = Path(__file__).with_name("data") / "estimate"
 GOLDEN = Path(__file__).with_name("golden")
@@ -350,6 +356,135 @@ def test_policy_files_of_every_kind(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = run(capsys, str(POSTFIX), "--policy", str(bad))
     assert code == 2
     assert "rules[0].mode" in err
+
+
+@pytest.mark.parametrize(
+    "example", sorted(EXAMPLES.glob("clustertlspolicy-*.yaml")), ids=lambda p: p.name
+)
+def test_a_clustertlspolicy_replays_as_the_floor_the_operator_renders(example: Path) -> None:
+    """Contract: estimate's ClusterTLSPolicy → floor equals the operator's (same id, same
+    fields), for every example."""
+    obj = yaml.safe_load(example.read_text())
+    name = obj["metadata"]["name"]
+    parsed = parse_cluster_policy(name, obj["spec"])
+    assert parsed.spec is not None
+    floor_id = ClusterPolicyInput(name, "uid", 1, parsed).floor_id
+    assert clustertlspolicy_floor(obj, str(example)) == to_floor(floor_id, parsed.spec)
+
+
+def _kubectl_list(*items: dict[str, Any]) -> str:
+    """What ``kubectl get tlsp,ctlsp -A -o yaml`` prints: a List, objects with status."""
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(items)})
+
+
+def _object(kind: str, name: str, mode: str, **meta: str) -> dict[str, Any]:
+    """A policy as the API server returns it: CRD defaults filled in, a status, no surprises."""
+    spec = {
+        "mode": mode,
+        "listener": "public-mx",
+        "minTLSVersion": "1.2",
+        "priority": 0,
+        "refusal": "permanent",
+        "scope": {"senderDomains": ["bank.test"]},
+    }
+    metadata = {"name": name, "uid": f"uid-{name}", "generation": 1, **meta}
+    status = {"observedGeneration": 1, "conditions": []}
+    return {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": kind,
+        "metadata": metadata,
+        "spec": spec,
+        "status": status,
+    }
+
+
+AUTHOR = _object("TLSPolicy", "bank-opportunistic", "opportunistic", namespace="mail")
+
+
+def _rows(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["rule"]: r for r in doc["since_start"]["rules"]}
+
+
+@pytest.mark.parametrize(
+    ("floor_mode", "column"), [("require", "refuse"), ("audit", "would_refuse")]
+)
+def test_a_clustertlspolicy_is_a_floor_the_authors_tlspolicy_cannot_lower(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], floor_mode: str, column: str
+) -> None:
+    """An author's opportunistic TLSPolicy for bank.test plus an administrator's
+    ClusterTLSPolicy (require, or audit) for bank.test: bank.test's two plaintext messages
+    count as refused (would-refuse) under the floor's id; the author's rule alone lets them
+    through."""
+    floor = _object("ClusterTLSPolicy", "bank-requires-tls", floor_mode)
+    both, alone = tmp_path / "both.yaml", tmp_path / "alone.yaml"
+    both.write_text(_kubectl_list(AUTHOR, floor))
+    alone.write_text(_kubectl_list(AUTHOR))
+
+    with_floor = _rows(estimate(capsys, str(POSTFIX), "--policy", str(both)))
+    row = with_floor["cluster.mxgate.io/bank-requires-tls"]
+    assert (row["mode"], row[column]) == (floor_mode, 2)
+    assert sum(r["refuse"] + r["would_refuse"] for r in with_floor.values()) == 2
+
+    without = _rows(estimate(capsys, str(POSTFIX), "--policy", str(alone)))
+    assert without["mail/bank-opportunistic"]["accept"] > 0
+    assert all(r["refuse"] == r["would_refuse"] == 0 for r in without.values())
+
+
+def test_tlspolicies_and_clustertlspolicies_mix_in_any_stream(tmp_path: Path) -> None:
+    """``---`` documents and a List load alike: rules by namespace/name, floors by name."""
+    floor = _object("ClusterTLSPolicy", "bank-requires-tls", "require")
+    stream = tmp_path / "stream.yaml"
+    stream.write_text(yaml.safe_dump(AUTHOR) + "---\n" + yaml.safe_dump(floor))
+    listed = tmp_path / "list.yaml"
+    listed.write_text(_kubectl_list(floor, AUTHOR))
+    for path in (stream, listed):
+        policy = load_replay(path).policy
+        assert [r.id for r in policy.rules] == ["mail/bank-opportunistic"]
+        assert [f.id for f in policy.floors] == ["cluster.mxgate.io/bank-requires-tls"]
+    floors_only = tmp_path / "floors.yaml"
+    floors_only.write_text(yaml.safe_dump(floor))
+    replay = load_replay(floors_only)
+    assert (replay.policy.rules, len(replay.policy.floors)) == ((), 1)
+    assert "1 ClusterTLSPolicy floor(s)" in replay.name
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "x", "namespace": "mail"},
+            },
+            "ConfigMap mail/x (v1)",
+        ),
+        (
+            {
+                "apiVersion": "mxgate.io/v1alpha1",
+                "kind": "TLSPolicyReport",
+                "metadata": {"name": "r"},
+            },
+            "TLSPolicyReport r (mxgate.io/v1alpha1)",
+        ),
+    ],
+    ids=["other-api", "unknown-mxgate-kind"],
+)
+def test_other_objects_are_an_error_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], item: dict[str, Any], named: str
+) -> None:
+    """A List holding anything but TLSPolicy and ClusterTLSPolicy is refused, naming it."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text(_kubectl_list(AUTHOR, item))
+    code, _, err = run(capsys, str(POSTFIX), "--policy", str(path))
+    assert code == 2
+    assert named in err
+    assert "only TLSPolicy and ClusterTLSPolicy" in err
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(_kubectl_list())
+    code, _, err = run(capsys, str(POSTFIX), "--policy", str(empty))
+    assert code == 2
+    assert "no TLSPolicy or ClusterTLSPolicy" in err
 
 
 def test_estimate_counts_what_the_live_report_counts() -> None:

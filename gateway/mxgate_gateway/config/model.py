@@ -97,6 +97,10 @@ MAX_MTA_STS_POLICIES = 1000  # per source: the config file's own, and the policy
 MAX_DOCUMENT_RULES = 10_000  # rules in one operator-rendered policy document
 MAX_DOCUMENT_FLOORS = 1_000  # floors (ClusterTLSPolicies) in one operator-rendered document
 MAX_POLICY_DOCUMENT_BYTES = 1_048_576  # a ConfigMap's data limit; the operator keeps a margin
+# A ClusterTLSPolicy's floor id is this plus its name (a namespace has no dot, so a floor id
+# never equals a TLSPolicy's rule id ``<namespace>/<name>``): the operator renders it, and
+# ``mxgate estimate --policy`` replays ClusterTLSPolicy YAML under the same id.
+FLOOR_ID_PREFIX = "cluster.mxgate.io/"
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._/-]{0,126}[a-z0-9])?$")]
 

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--policy",
         type=Path,
         metavar="FILE",
-        help="replay through this policy (gateway config, policy file or TLSPolicy YAML)",
+        help="replay through this policy (gateway config, policy file, or TLSPolicy and"
+        " ClusterTLSPolicy YAML, e.g. kubectl get tlsp,ctlsp -A -o yaml)",
     )
     parser.add_argument(
         "--listener",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pydantic import ValidationError
 
 from mxgate_gateway.config.model import (
+    FLOOR_ID_PREFIX,
     MAX_DOCUMENT_FLOORS,
     MAX_MTA_STS_POLICIES,
     Floor,
@@ -29,8 +30,9 @@ from mxgate_operator.spec import ScopeSpec
 from mxgate_operator.spec_cluster import FloorSpec, ParsedFloor
 
 #: Floor ids are ``cluster.mxgate.io/<name>``: a namespace name has no dot, so a floor id
-#: can never equal a TLSPolicy's rule id ``<namespace>/<name>``.
-FLOOR_PREFIX = "cluster.mxgate.io/"
+#: can never equal a TLSPolicy's rule id ``<namespace>/<name>``. The prefix lives in the
+#: gateway's model, so ``mxgate estimate --policy`` replays a floor under the same id.
+FLOOR_PREFIX = FLOOR_ID_PREFIX
 ACCEPTED, INVALID, OVERFLOW = "Accepted", "InvalidSpec", "Overflow"
 PUBLISHED, MTASTS_CONFLICT, MTASTS_NOT_ALLOWED = "Published", "MTASTSConflict", "MTASTSNotAllowed"
 
