@@ -9,13 +9,13 @@ speak kopf.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import structlog
 
 from mxgate_gateway.config.model import MTASTSPolicy
-from mxgate_operator.render.floor_status import floor_status
+from mxgate_operator.render.floor_status import NamespaceReads, floor_effects, floor_status
 from mxgate_operator.render.floors import (
     ClusterPolicyInput,
     FloorsResult,
@@ -24,6 +24,8 @@ from mxgate_operator.render.floors import (
 )
 from mxgate_operator.render.gateway_config import floor_room
 from mxgate_operator.render.mtasts import gateway_policies, published_domains
+from mxgate_operator.render.status import Effect
+from mxgate_operator.reports import Reports
 from mxgate_operator.settings import OperatorSettings
 from mxgate_operator.spec import parse_policy
 from mxgate_operator.spec_cluster import parse_cluster_policy
@@ -112,19 +114,31 @@ class ClusterFloors:
                 claims.append((f"{namespace}/{name}", gateway_policies(spec)))
         return claims
 
-    async def write_status(self) -> int:
+    async def write_status(self, reads: Mapping[str, Reports | None] | None = None) -> int:
         """Write each ClusterTLSPolicy's status where it changed, with its events; the count
-        of statuses written."""
+        of statuses written.
+
+        ``reads``: what a report pass read, by namespace (``ReportPass.take``); each floor's
+        status.observed is then its counters summed over them. None keeps status.observed.
+        """
         async with self._lock:
             result, objects = await self._read()
             if result.mta_sts:
                 result = with_tlspolicy_claims(result, await self._claims())
             now, written = self.clock(), 0
             admissions = {a.name: a for a in result.admissions}
+            effects: dict[str, Effect] | None = None
+            if reads is not None:
+                ids = [p.floor_id for p in result.inputs]
+                effects = floor_effects(_namespace_reads(reads), ids, now)
             for policy in result.inputs:
                 previous = objects[policy.name].get("status") or {}
                 out = floor_status(
-                    policy=policy, admission=admissions[policy.name], previous=previous, now=now
+                    policy=policy,
+                    admission=admissions[policy.name],
+                    previous=previous,
+                    now=now,
+                    effect=effects[policy.floor_id] if effects is not None else None,
                 )
                 if out.status != previous:
                     await self.kube.apply_cluster_policy_status(policy.name, out.status)
@@ -141,3 +155,20 @@ class ClusterFloors:
             if written:
                 log.info("cluster_policies_reconciled", floors=len(result.floors), written=written)
             return written
+
+
+def _namespace_reads(reads: Mapping[str, Reports | None]) -> dict[str, NamespaceReads | None]:
+    """Each namespace's reports as pure values, each document keyed by the URL it was read
+    from (by namespace and position when the source is not known)."""
+    out: dict[str, NamespaceReads | None] = {}
+    for namespace, read in reads.items():
+        if read is None:
+            out[namespace] = None
+            continue
+        sources = read.sources
+        if len(sources) != len(read.documents):
+            sources = tuple(f"{namespace}#{i}" for i in range(len(read.documents)))
+        out[namespace] = NamespaceReads(
+            tuple(zip(sources, read.documents, strict=True)), read.message
+        )
+    return out

@@ -28,7 +28,7 @@ from mxgate_operator.kube import Kube
 from mxgate_operator.logs import configure_logging
 from mxgate_operator.reconcile import SETTLE_SECONDS, Reconciler, utcnow
 from mxgate_operator.render.certificates import MANAGED_BY
-from mxgate_operator.reports import Reports, fetch_reports, report_urls
+from mxgate_operator.reports import ReportPass, Reports, fetch_reports, report_urls
 from mxgate_operator.settings import OperatorSettings
 
 POLICY = ("mxgate.io", "v1alpha1", "tlspolicies")
@@ -95,21 +95,27 @@ async def observe(memo: Any) -> None:
     reconciler: Reconciler = memo.reconciler
     while True:
         await memo.leader.wait()
-        await _cluster_status(memo)
-        for namespace in sorted(memo.namespaces):
+        namespaces = sorted(memo.namespaces)
+        for namespace in namespaces:
             try:
                 await reconciler.reconcile(namespace, read_reports=True)
             except Exception as exc:  # noqa: BLE001 - the loop outlives any one failed pass
                 log.warning("report_reconcile_failed", namespace=namespace, error=repr(exc))
+        # The floors are in every namespace's document: their counts are this pass's
+        # reports summed, so their status is written once every namespace was read.
+        await _cluster_status(memo, memo.report_pass.take(namespaces))
         await asyncio.sleep(reconciler.settings.report_interval)
 
 
-async def _cluster_status(memo: Any) -> None:
-    """Write the ClusterTLSPolicies' status (leader only); a failure waits for the next try."""
+async def _cluster_status(memo: Any, reads: Mapping[str, Reports | None] | None = None) -> None:
+    """Write the ClusterTLSPolicies' status (leader only); a failure waits for the next try.
+
+    ``reads`` (a report pass's) refreshes their observed counts; None keeps them.
+    """
     if not memo.leader.is_set():
         return
     try:
-        await memo.cluster.write_status()
+        await memo.cluster.write_status(reads)
     except Exception as exc:  # noqa: BLE001 - the next event or report pass retries
         log.warning("cluster_status_failed", error=repr(exc))
 
@@ -174,10 +180,11 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             kube, operator_settings, utcnow, namespaces=lambda: memo.namespaces
         )
         memo.cache = PolicyCache()
+        memo.report_pass = ReportPass(reports)  # what each pass read, for the floors
         memo.reconciler = Reconciler(
             kube,
             operator_settings,
-            reports,
+            memo.report_pass,
             floors=memo.cluster.floors,
             cache=memo.cache,
             settle=SETTLE_SECONDS,

@@ -10,12 +10,19 @@ from typing import Any
 
 from test_reconcile import FakeKube, no_reports
 
+from mxgate_gateway.config.model import Mode
+from mxgate_gateway.policy.decisions import Action, Decision
+from mxgate_gateway.report.document import ReportDocument
+from mxgate_gateway.report.loss import LossReport
 from mxgate_operator.cluster import EVENT_NAMESPACE, ClusterFloors
 from mxgate_operator.reconcile import Reconciler
+from mxgate_operator.render.floor_status import NOT_READ
+from mxgate_operator.reports import ReportPass, Reports
 from mxgate_operator.settings import OperatorSettings
 
 NOW = "2026-12-01T07:00:00Z"
 FLOOR = {"mode": "require", "scope": {"recipientDomains": ["accepted.test"]}}
+FLOOR_ID = "cluster.mxgate.io/admin"
 
 
 class FakeClusterKube(FakeKube):
@@ -146,3 +153,57 @@ def test_a_tlspolicy_losing_its_domain_to_a_cluster_policy_shows_on_both() -> No
     assert author["Accepted"]["reason"] == "MTASTSNotAllowed"
     rendered = {c["type"]: c for c in kube.cluster["admin"]["status"]["conditions"]}
     assert "a/author" not in rendered["MTASTSRecordsRendered"]["message"]
+
+
+def floor_report(refused: int) -> ReportDocument:
+    """A gateway's /report after it refused ``refused`` recipients under the floor."""
+    loss = LossReport(clock=lambda: 0.0)
+    for _ in range(refused):
+        loss.record_decision(Decision(Action.REFUSE, FLOOR_ID, Mode.REQUIRE, (530, "x")))
+    return loss.snapshot()
+
+
+def test_a_report_pass_counts_the_floor_in_every_namespace_and_writes_only_changes() -> None:
+    """What the report pass's reconciles read (ReportPass) is summed for the floor: status
+    written once with the counts, not again while they stay (one namespace's reports
+    unreadable included), not on a watch-driven write (no reads), again when they move."""
+    kube = FakeClusterKube({"admin": FLOOR})
+    reads = {
+        "a": Reports((floor_report(2),), (), ("http://10.0.0.1/report",)),
+        "b": Reports((floor_report(1),), ("http://10.0.1.9/report: E",), ("http://10.0.1.1/r",)),
+    }
+
+    async def source(namespace: str) -> Reports:
+        return reads[namespace]
+
+    report_pass = ReportPass(source)
+    floors = ClusterFloors(kube, OperatorSettings(), lambda: NOW)
+    reconciler = Reconciler(kube, OperatorSettings(), report_pass, clock=lambda: NOW)
+
+    async def tick() -> int:
+        for namespace in ("a", "b"):
+            await reconciler.reconcile(namespace, read_reports=True)
+        return await floors.write_status(report_pass.take(["a", "b", "c"]))
+
+    assert asyncio.run(tick()) == 1
+    assert kube.cluster is not None
+    observed = kube.cluster["admin"]["status"]["observed"]
+    assert (observed["gateways"], observed["refused"], observed["wouldRefusePercent"]) == (
+        2,
+        3,
+        100.0,
+    )
+    assert observed["message"] == (
+        "last 60 minutes, summed over the 2 gateway(s) that answered;"
+        " 1 gateway report(s) unreadable: http://10.0.1.9/report: E (namespace b);"
+        f" {NOT_READ} (namespace c)"
+    )
+    writes = kube.calls["apply cluster status"]
+    assert asyncio.run(tick()) == 0  # idle: same counts, nothing written
+    assert asyncio.run(floors.write_status()) == 0  # watch-driven: counts kept as they are
+    assert kube.calls["apply cluster status"] == writes
+    assert kube.cluster["admin"]["status"]["observed"] == observed
+    reads["a"] = Reports((floor_report(5),), (), ("http://10.0.0.1/report",))
+    assert asyncio.run(tick()) == 1
+    assert kube.cluster["admin"]["status"]["observed"]["refused"] == 6
+    assert report_pass.take(["a"]) == {"a": None}  # each pass starts empty

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import smtplib
+import subprocess
+import urllib.request
 from collections.abc import Iterator
 from ipaddress import ip_address
 from pathlib import Path
@@ -28,7 +31,10 @@ from kube_helpers import (
     running_operator,
 )
 
+from eventually import eventually
 from kubeplane.plugin import Runner
+from mtapeers.gatewayproc import MXGATE
+from mtapeers.ports import free_port
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.config.model import Listener
 from mxgate_gateway.policy import Action, Decision, SessionFacts, decide_rcpt
@@ -295,3 +301,117 @@ def test_a_cluster_policy_with_every_field_publishes_and_wins_its_domain(
         ),
     )
     assert len(ids(d, "floors")) == 2  # the floor itself still applies
+
+
+@contextlib.contextmanager
+def gateway_process(tmp_path: Path, policy: dict[str, Any]) -> Iterator[tuple[int, str]]:
+    """The real ``mxgate gateway`` with the operator's rendered document as its --policy
+    file (what the kubelet mounts): yields (SMTP port, /report URL); stopped by PID."""
+    smtp, http = free_port(), free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "hostname": "mx.test",
+                "listen": {"smtp": f"127.0.0.1:{smtp}", "http": f"127.0.0.1:{http}"},
+                "domains": [D],
+                "upstreams": [{"address": f"127.0.0.1:{free_port()}"}],  # never dialled here
+            }
+        )
+    )
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps(policy))
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(MXGATE), "gateway", "--config", str(config), "--policy", str(policy_file)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{http}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text(errors="replace")
+        with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    try:
+        eventually(ready, 20, "the gateway's /readyz", ignore=(OSError,))
+        yield smtp, f"{base}/report"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_floors_status_counts_what_it_refused_at_the_gateways(
+    crds: None,
+    kubectl: Runner,
+    kubeconfig: Path,
+    kube_namespace: str,
+    cluster_policies: list[str],
+    tmp_path: Path,
+) -> None:
+    """Plaintext mail to D passes a real gateway loading the operator's document: the
+    require floor refuses the recipient (530), the gateway's /report counts it under the
+    floor's id, and the ClusterTLSPolicy's status.observed shows it with the TLSPolicy
+    field names (summed over every gateway read; `kubectl get ctlsp` shows Would-Refuse %).
+    Then report passes every second with nothing new write nothing."""
+    name = f"counted-{kube_namespace}"
+    floor_id = f"cluster.mxgate.io/{name}"
+    floor = {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "ClusterTLSPolicy",
+        "metadata": {"name": name},
+        "spec": {"mode": "require", "scope": {"recipientDomains": [D]}},
+    }
+    cluster_policies.append(name)
+    kubectl("apply", "-f", "-", stdin=json.dumps(floor))
+    with contextlib.ExitStack() as stack:
+        ticks = FakeGatewayReports()  # a fake second gateway that saw nothing: counts ticks
+        stack.callback(ticks.close)
+        log = tmp_path / "operator.log"
+        with contextlib.ExitStack() as first:  # the operator renders the floor...
+            first.enter_context(running_operator(kubeconfig, kube_namespace, log))
+            d = Deployed(kube_namespace, kubectl, ticks, log)
+            d.wait("the floor in the ConfigMap", lambda: ids(d, "floors") == {floor_id})
+        smtp, report_url = stack.enter_context(gateway_process(tmp_path, document(d) or {}))
+        with smtplib.SMTP("127.0.0.1", smtp, timeout=15) as client:
+            client.ehlo("client.example")
+            client.mail("someone@sender.example")
+            assert client.rcpt(f"ops@{D}")[0] == 530
+        env = {
+            "MXGATE_REPORT_URLS": f"{report_url},{ticks.url}",
+            "MXGATE_REPORT_INTERVAL": "1",
+        }
+        # ...and, restarted to read this gateway's /report every second, counts what it did.
+        stack.enter_context(running_operator(kubeconfig, kube_namespace, log, **env))
+
+        def observed() -> dict[str, Any]:
+            body = kubectl.json("get", "clustertlspolicy", name)
+            return (body.get("status") or {}).get("observed") or {}  # type: ignore[no-any-return]
+
+        d.wait("the floor's observed effect", lambda: observed().get("refused") == 1)
+        got = observed()
+        assert {k: got[k] for k in ("gateways", "matched", "plaintext", "refused")} == {
+            "gateways": 2,
+            "matched": 1,
+            "plaintext": 1,
+            "refused": 1,
+        }
+        assert (got["wouldRefuse"], got["wouldRefusePercent"], got["windowMinutes"]) == (0, 100, 60)
+        assert got["message"] == "last 60 minutes, summed over the 2 gateway(s) that answered"
+        header, *rows = kubectl("get", "ctlsp", name).stdout.splitlines()
+        assert "WOULD-REFUSE %" in header
+        assert any(r.startswith(f"{name} ") and " 100 " in f"{r} " for r in rows), rows
+
+        def version() -> str:
+            return str(kubectl.json("get", "clustertlspolicy", name)["metadata"]["resourceVersion"])
+
+        ticks.wait_ticks(2)  # two whole passes after the count was written
+        before = version()
+        ticks.wait_ticks(4)
+        assert version() == before  # idle passes write no status (issue 18 item 9)

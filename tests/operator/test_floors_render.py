@@ -173,8 +173,31 @@ def test_cluster_crd_is_cluster_scoped_with_columns() -> None:
     assert crd["spec"]["scope"] == "Cluster"
     assert crd["spec"]["names"]["shortNames"] == ["ctlsp"]
     columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns[:4] == ["Mode", "MinTLS", "Listener", "Ready"]
+    assert columns[:5] == ["Mode", "MinTLS", "Listener", "Ready", "Would-Refuse %"]
     assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_cluster_crd_shows_the_observed_effect_as_a_tlspolicy_does() -> None:
+    """status.observed has TLSPolicy's fields and types, and the Would-Refuse % column
+    (and every other column both kinds have) reads the same path."""
+
+    def version(name: str) -> dict[str, Any]:
+        return yaml.safe_load((CRDS / name).read_text())["spec"]["versions"][0]  # type: ignore[no-any-return]
+
+    def observed(v: dict[str, Any]) -> object:
+        status = v["schema"]["openAPIV3Schema"]["properties"]["status"]
+        return _without_descriptions(status["properties"]["observed"])
+
+    ours, theirs = (
+        version("clustertlspolicies.mxgate.io.yaml"),
+        version("tlspolicies.mxgate.io.yaml"),
+    )
+    assert observed(ours) == observed(theirs)
+    paths = {c["name"]: (c["jsonPath"], c["type"]) for c in theirs["additionalPrinterColumns"]}
+    shared = [c for c in ours["additionalPrinterColumns"] if c["name"] in paths]
+    assert {c["name"] for c in shared} >= {"Ready", "Would-Refuse %", "Age", "Reason", "Message"}
+    for column in shared:
+        assert (column["jsonPath"], column["type"]) == paths[column["name"]]
 
 
 def test_cluster_policy_parser_mirrors_the_name_rule() -> None:

@@ -222,11 +222,20 @@ def policy_status(
             events.append(
                 Event("Normal", "MTASTSRecordsChanged", wanted["MTASTSRecordsRendered"][2][:1024])
             )
-    if effect is not None:
-        status_out["observed"] = _unless_same_counts(observed_status(effect), previous)
-    elif previous.get("observed"):
-        status_out["observed"] = previous["observed"]
+    observed = observed_field(effect, previous)
+    if observed:
+        status_out["observed"] = observed
     return StatusResult(status_out, tuple(events))
+
+
+def observed_field(effect: Effect | None, previous: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``status.observed`` of a TLSPolicy or a ClusterTLSPolicy: ``effect`` rendered, or the
+    previous one when only ``updatedAt`` would change (no write per report tick) or when
+    ``effect`` is None (no report read this round)."""
+    if effect is None:
+        kept = previous.get("observed")
+        return dict(kept) if isinstance(kept, Mapping) and kept else None
+    return _unless_same_counts(observed_status(effect), previous)
 
 
 def _unless_same_counts(observed: dict[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
