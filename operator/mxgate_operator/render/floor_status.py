@@ -36,7 +36,7 @@ from mxgate_operator.spec import TLSPolicySpec
 from mxgate_operator.spec_cluster import FloorSpec
 
 #: The note for a namespace of the report pass whose reports were not read at all.
-NOT_READ = "no report read (the namespace's reconcile failed before reading /report)"
+NOT_READ = "no report read this pass (the namespace's reconcile stopped before reading /report)"
 NO_NAMESPACE = "no namespace to read gateway reports for"
 
 
