@@ -75,6 +75,9 @@ class ClusterFloors:
         home = (settings.namespace,) if settings.namespace else ()
         self.namespaces = namespaces or (lambda: home)
         self._lock = asyncio.Lock()
+        # The last report pass's reads and when: a floor created between passes gets its
+        # first status.observed from them, so the next pass does not write it again.
+        self._last_reads: tuple[dict[str, NamespaceReads | None], str] | None = None
 
     async def _read(self) -> tuple[FloorsResult, dict[str, dict[str, Any]]]:
         if not self.settings.cluster_policies:
@@ -119,7 +122,8 @@ class ClusterFloors:
         of statuses written.
 
         ``reads``: what a report pass read, by namespace (``ReportPass.take``); each floor's
-        status.observed is then its counters summed over them. None keeps status.observed.
+        status.observed is then its counters summed over them. None (a watch-driven write)
+        keeps status.observed; a floor without one yet gets the last pass's, as of then.
         """
         async with self._lock:
             result, objects = await self._read()
@@ -127,10 +131,12 @@ class ClusterFloors:
                 result = with_tlspolicy_claims(result, await self._claims())
             now, written = self.clock(), 0
             admissions = {a.name: a for a in result.admissions}
-            effects: dict[str, Effect] | None = None
+            effects: dict[str, Effect] = {}
             if reads is not None:
-                ids = [p.floor_id for p in result.inputs]
-                effects = floor_effects(_namespace_reads(reads), ids, now)
+                self._last_reads = (_namespace_reads(reads), now)
+                effects = floor_effects(
+                    self._last_reads[0], [p.floor_id for p in result.inputs], now
+                )
             for policy in result.inputs:
                 previous = objects[policy.name].get("status") or {}
                 out = floor_status(
@@ -138,7 +144,11 @@ class ClusterFloors:
                     admission=admissions[policy.name],
                     previous=previous,
                     now=now,
-                    effect=effects[policy.floor_id] if effects is not None else None,
+                    effect=(
+                        effects[policy.floor_id]
+                        if reads is not None
+                        else self._first_effect(policy, previous)
+                    ),
                 )
                 if out.status != previous:
                     await self.kube.apply_cluster_policy_status(policy.name, out.status)
@@ -155,6 +165,14 @@ class ClusterFloors:
             if written:
                 log.info("cluster_policies_reconciled", floors=len(result.floors), written=written)
             return written
+
+    def _first_effect(self, policy: ClusterPolicyInput, previous: dict[str, Any]) -> Effect | None:
+        """A floor's observed effect between report passes when it has none yet: the last
+        pass's reads, as of then (a floor they predate counts 0); else None (keep)."""
+        if self._last_reads is None or previous.get("observed"):
+            return None
+        reads, read_at = self._last_reads
+        return floor_effects(reads, [policy.floor_id], read_at)[policy.floor_id]
 
 
 def _namespace_reads(reads: Mapping[str, Reports | None]) -> dict[str, NamespaceReads | None]:

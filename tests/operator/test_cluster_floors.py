@@ -207,3 +207,25 @@ def test_a_report_pass_counts_the_floor_in_every_namespace_and_writes_only_chang
     assert asyncio.run(tick()) == 1
     assert kube.cluster["admin"]["status"]["observed"]["refused"] == 6
     assert report_pass.take(["a"]) == {"a": None}  # each pass starts empty
+
+
+def test_a_floor_created_between_passes_is_written_once_not_again_by_the_next_pass() -> None:
+    """A ClusterTLSPolicy added after a report pass gets its first status (watch-driven)
+    with status.observed from that pass, as of then (a floor the reports predate counts 0):
+    the next pass finds the same counts and writes nothing. A write that saw no pass yet
+    has no observed field."""
+    kube = FakeClusterKube({"admin": FLOOR})
+    floors = ClusterFloors(kube, OperatorSettings(), lambda: NOW)
+    assert asyncio.run(floors.write_status()) == 1
+    assert kube.cluster is not None
+    assert "observed" not in kube.cluster["admin"]["status"]
+    reads: dict[str, Reports | None] = {"a": Reports((floor_report(2),), (), ("u",))}
+    assert asyncio.run(floors.write_status(reads)) == 1
+    kube.cluster["late"] = {
+        "metadata": {"name": "late", "uid": "uid-late", "generation": 1},
+        "spec": {"mode": "audit", "scope": {"recipientDomains": ["other.test"]}},
+    }
+    assert asyncio.run(floors.write_status()) == 1  # only the new floor, with its counts
+    late = kube.cluster["late"]["status"]["observed"]
+    assert (late["gateways"], late["matched"], late["updatedAt"]) == (1, 0, NOW)
+    assert asyncio.run(floors.write_status(reads)) == 0
