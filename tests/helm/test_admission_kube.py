@@ -116,11 +116,13 @@ def test_require_on_public_mx_is_warned_about_or_refused(
 ) -> None:
     """mode require on public-mx (also when listener is left to its default) warns or is
     denied, for a TLSPolicy and a ClusterTLSPolicy alike, scoped or not; the message names
-    the object by its own kind."""
+    the object by its own kind and points to that kind's Would-Refuse column."""
     name, done = create("require", listener, kind)
     assert "RFC 3207" in done.stderr
     assert f"{kind} {name}:" in done.stderr
     assert f"Cluster{kind} " not in done.stderr
+    short = {"TLSPolicy": "tlsp", "ClusterTLSPolicy": "ctlsp"}[kind]
+    assert f"`kubectl get {short}`" in " ".join(done.stderr.split())
     if admission == "Deny":
         assert done.returncode != 0
         assert "denied" in done.stderr
