@@ -43,6 +43,7 @@ from lightkube.resources.core_v1 import ConfigMap, Event  # noqa: E402
 from kubeplane.controlplane import ControlPlane  # noqa: E402
 from kubeplane.runner import Runner  # noqa: E402
 from kubeplane.tools import Tools  # noqa: E402
+from mtapeers.procs import terminate  # noqa: E402
 from mxgate_operator.kube import Kube, TLSPolicy  # noqa: E402
 from mxgate_operator.reconcile import WRITE_CONCURRENCY  # noqa: E402
 
@@ -438,12 +439,7 @@ def main(n: int = 1000, load: int = 0) -> None:
             spinner.kill()
             spinner.wait()
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
         plane.stop()
 
 

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from eventually import eventually
 from kubeplane.tools import Tools
+from mtapeers.procs import terminate
 
 READY_TIMEOUT_S = 60.0
 PR_SET_PDEATHSIG = 1
@@ -237,10 +238,5 @@ class ControlPlane:
         """Stop kube-apiserver, then etcd, by PID: SIGTERM, then SIGKILL after 10 s."""
         for proc in reversed(self._procs):
             if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+                terminate(proc, 10)
         self._procs.clear()

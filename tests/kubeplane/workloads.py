@@ -19,6 +19,7 @@ from pathlib import Path
 from eventually import eventually
 from kubeplane.controlplane import die_with_parent, free_port
 from kubeplane.release import Release
+from mtapeers.procs import terminate
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -83,12 +84,7 @@ class Workload:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            terminate(self.proc)
         return self.proc.returncode
 
 

@@ -15,15 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 15) -> None:
+    """SIGTERM a child we started and reap it; SIGKILL if it is still there after ``grace`` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def stop_server(proc: subprocess.Popen[bytes] | None, root: Path) -> None:
     """SIGTERM a private server we started (KILL after 10 s), then remove its tree."""
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    terminate(proc, 10)
     shutil.rmtree(root, ignore_errors=True)
 
 

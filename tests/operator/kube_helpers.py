@@ -16,6 +16,7 @@ from typing import Any
 
 from eventually import eventually
 from kubeplane.plugin import Runner
+from mtapeers.procs import terminate
 from mxgate_gateway.report.loss import LossReport
 
 CRD = Path(__file__).resolve().parents[2] / "helm/mxgate/files/crds/tlspolicies.mxgate.io.yaml"
@@ -144,12 +145,7 @@ def running_operator(
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def policy_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:

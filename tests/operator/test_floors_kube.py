@@ -35,6 +35,7 @@ from eventually import eventually
 from kubeplane.plugin import Runner
 from mtapeers.gatewayproc import MXGATE
 from mtapeers.ports import free_port
+from mtapeers.procs import terminate
 from mxgate_gateway.config.loader import load_config
 from mxgate_gateway.config.model import Listener
 from mxgate_gateway.policy import Action, Decision, SessionFacts, decide_rcpt
@@ -339,12 +340,7 @@ def gateway_process(tmp_path: Path, policy: dict[str, Any]) -> Iterator[tuple[in
         eventually(ready, 20, "the gateway's /readyz", ignore=(OSError,))
         yield smtp, f"{base}/report"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def test_a_floors_status_counts_what_it_refused_at_the_gateways(

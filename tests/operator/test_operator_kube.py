@@ -22,6 +22,7 @@ import yaml
 from kube_helpers import Deployed, FakeGatewayReports, install_crd, reconciled, remove_crd
 
 from kubeplane.plugin import Runner
+from mtapeers.procs import terminate
 from mxgate_gateway.config.loader import load_policy_document
 from mxgate_gateway.config.model import Mode
 from mxgate_gateway.policy.decisions import Action, Decision
@@ -69,12 +70,7 @@ def deployed(
             d.wait(f"{name} reconciled", lambda n=name: reconciled(d, n))
         yield d
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         reports.close()
         if created:
             remove_crd(kubectl)
