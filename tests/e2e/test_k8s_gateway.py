@@ -28,7 +28,7 @@ from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import free_port
 from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner, TokenMinter
-from kubeplane.release import Release, install
+from kubeplane.release import Release, install, uninstall
 from kubeplane.workloads import Workload, operator_workload, venv_command
 from mtapeers.recorder import Recorder
 
@@ -230,6 +230,7 @@ def mail(
         operator.stop()
         stack.close()
         controller.stop()
+        uninstall(helm, release)
 
 
 def _mounted(kubelet: LocalKubelet, *volumes: str) -> bool | None:

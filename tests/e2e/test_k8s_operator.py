@@ -19,7 +19,7 @@ import pytest
 
 from eventually import eventually
 from kubeplane.plugin import CommandFailed, Runner, TokenMinter
-from kubeplane.release import Release, install
+from kubeplane.release import Release, install, uninstall
 from kubeplane.workloads import Workload, operator_workload
 from mxgate_gateway.config.loader import parse_text, validate
 from mxgate_gateway.config.model import PolicyDocument
@@ -111,6 +111,7 @@ def stack(
         yield Stack(release, operator, sa_kubeconfig, kubectl)
     finally:
         operator.stop()
+        uninstall(helm, release)
 
 
 def test_operator_token_is_the_charts_service_account(stack: Stack) -> None:

@@ -30,7 +30,7 @@ from kubeplane.certmanager import CertManager
 from kubeplane.controlplane import free_port
 from kubeplane.kubelet import LocalKubelet
 from kubeplane.plugin import Runner
-from kubeplane.release import Release, install
+from kubeplane.release import Release, install, uninstall
 from kubeplane.workloads import Workload, venv_command
 from mxgate_gateway.config.model import PolicyDocument
 
@@ -127,6 +127,7 @@ def pod(
         gateway.stop()
         stack.close()
         controller.stop()
+        uninstall(helm, release)
 
 
 def test_gateway_is_live_but_not_ready_before_its_certificate(pod: Pod) -> None:

@@ -85,25 +85,32 @@ def admission(request, crd, kubectl, helm_cli, kube_namespace, values_file) -> I
     args = helm_cli.template_args(values)
     args[args.index("--namespace") + 1] = kube_namespace
     manifest = helm_cli.run(*args, "--show-only", "templates/admission-policy.yaml").stdout
+    policy = next(
+        d["metadata"]["name"]
+        for d in yaml.safe_load_all(manifest)
+        if d and d["kind"] == "ValidatingAdmissionPolicy"
+    )
     kubectl("apply", "-f", "-", stdin=manifest)
     try:
         for kind in KINDS:
-            _wait_for(kubectl, kube_namespace, kind, enforced=True)
+            _wait_for(kubectl, kube_namespace, kind, policy, enforced=True)
         yield request.param
     finally:
         kubectl("delete", "-f", "-", stdin=manifest, check=False)
         # Cluster-scoped: a policy left loaded would judge other tests' ClusterTLSPolicies.
-        _wait_for(kubectl, kube_namespace, "ClusterTLSPolicy", enforced=False)
+        _wait_for(kubectl, kube_namespace, "ClusterTLSPolicy", policy, enforced=False)
 
 
-def _wait_for(kubectl, namespace: str, kind: str, *, enforced: bool) -> None:
-    """The API server loads (and drops) admission policies asynchronously: probe with a dry run."""
+def _wait_for(kubectl, namespace: str, kind: str, policy: str, *, enforced: bool) -> None:
+    """The API server loads (and drops) admission policies asynchronously: probe with a dry
+    run. Judged by ``policy``'s name in the answer: another release's admission policy
+    (left by other tests) judges every ClusterTLSPolicy too, as it should."""
 
     def settled() -> bool:
         _, manifest = _policy("require", "public-mx", kind)
         where = ["-n", namespace] if kind == "TLSPolicy" else []
         done = kubectl("create", "--dry-run=server", *where, "-f", "-", stdin=manifest, check=False)
-        return ("RFC 3207" in done.stderr) is enforced
+        return (f"'{policy}'" in done.stderr) is enforced
 
     what = f"the admission policy to {'take effect on' if enforced else 'leave'} {kind}"
     eventually(settled, 30, what, interval=0.5)

@@ -117,6 +117,13 @@ def install(
     return Release(name, namespace, objects)
 
 
+def uninstall(helm: Runner, release: Release) -> None:
+    """``helm uninstall`` a release ``install`` made: its cluster-scoped objects (the
+    admission policy and its binding, ClusterRoles) outlive its namespace otherwise, and
+    the admission policy would go on judging every other test's ClusterTLSPolicies."""
+    helm("uninstall", release.name, "-n", release.namespace, "--wait", check=False)
+
+
 def by_namespace(objects: Sequence[dict[str, Any]], namespace: str) -> dict[str, list[Any]]:
     """Rendered objects grouped by the namespace they land in.
 
