@@ -234,6 +234,58 @@ def test_adding_namespaced_rules_never_goes_below_the_floors(
             assert ACTION_ORDER[d.action] >= ACTION_ORDER[floor_alone(floor, f)], (d, floor)
 
 
+@settings(max_examples=400, deadline=None)
+@given(defaults, rules, floors, facts, senders, recipients)
+def test_an_rcpt_decision_is_a_repeat_of_mail_only_when_nothing_recipient_scoped_decided(
+    default: tuple[Mode, TLSVersion],
+    rs: list[Rule],
+    fs: list[Floor],
+    f: SessionFacts,
+    sender: str | None,
+    rcpt: str,
+) -> None:
+    """``carried`` (not counted again by /report and the metrics) exactly when the RCPT
+    decision repeats MAIL's: no recipient-scoped rule won and no recipient-scoped floor
+    named it. A recipient rule that won keeps its RCPT decision counted, whichever floor
+    raised it; and a carried RCPT decision is MAIL's, rule and all."""
+    pol = policy(default, rs, fs)
+    mail, d = decisions(pol, f, sender, rcpt)
+    win = winning_rule(
+        pol.rules, listener=f.listener, client_ip=f.client_address,
+        sender_domain=sender, recipient_domain=rcpt,
+    )  # fmt: skip
+    named = {x.id: x for x in (*rs, *fs)}.get(d.rule_id)
+    scoped = bool(win and win.scope.recipient_domains) or bool(
+        named and named.scope.recipient_domains
+    )
+    assert d.carried is not scoped, (d, win, named)
+    if d.carried:
+        assert (d.rule_id, d.mode, d.minimum, d.action) == (
+            mail.rule_id, mail.mode, mail.minimum, mail.action,
+        )  # fmt: skip
+
+
+def test_a_recipient_rule_raised_by_an_unscoped_floor_is_counted_under_the_floor() -> None:
+    """MAIL is the default's (opportunistic, counted under it); at RCPT the author's
+    recipient rule wins and a network-wide audit floor raises it: that RCPT decision is the
+    floor's own, so /report counts it under the floor (it used to be taken for a repeat of
+    MAIL and dropped, undercounting the floor's would-refuse)."""
+    from mxgate_gateway.report.loss import LossReport  # noqa: PLC0415
+
+    floor = _floor("audit-all", "audit", "1.2", "permanent", None, {C: ["0.0.0.0/0", "::/0"]})
+    rule = _rule("fin", "opportunistic", "1.2", 0, "permanent", None, {R: [D]})
+    pol = Policy(rules=(rule,), floors=(floor,))
+    mail = decide_mail(pol, FACTS, "any.example")
+    rcpt = decide_rcpt(pol, FACTS, "any.example", D)
+    assert (mail.rule_id, mail.action) == (floor.id, Action.WOULD_REFUSE)
+    assert (rcpt.rule_id, rcpt.action, rcpt.carried) == (floor.id, Action.WOULD_REFUSE, False)
+    report = LossReport(clock=lambda: 0.0)
+    for d in (mail, rcpt, decide_rcpt(pol, FACTS, "any.example", "elsewhere.example")):
+        report.record_decision(d)
+    rules = report.window().rules
+    assert rules[(floor.id, "audit", "would_refuse")] == 2  # MAIL, and the fin.corp.test RCPT
+
+
 FACTS = SessionFacts(ip_address("203.0.113.9"), None, Listener.PUBLIC_MX)
 TLS12 = SessionFacts(ip_address("203.0.113.9"), "TLSv1.2", Listener.PUBLIC_MX)
 AUTHOR = _rule("author", "opportunistic", "1.2", 0, "permanent", None,

@@ -74,7 +74,9 @@ def raise_to_floors(decided: Requirement, floors: Iterable[Floor]) -> Requiremen
     the result is reported under the floor that raised it most (among those that raised
     anything: mode first, then version; ties to the highest priority, then the smallest id)
     and, when a floor raised the mode, answers with that floor's refusal (permanent or
-    temporary); a raised minimum alone keeps the rule's refusal.
+    temporary); a raised minimum alone keeps the rule's refusal. It stays recipient-scoped
+    when the decided rule was (an RCPT decision a recipient rule won is its own decision,
+    not a repeat of MAIL's, whichever floor raised it) or the raising floor is.
     """
     matched = list(floors)
     if not matched:
@@ -97,5 +99,5 @@ def raise_to_floors(decided: Requirement, floors: Iterable[Floor]) -> Requiremen
         mode=mode,
         minimum=minimum,
         refusal=refusal,
-        recipient_scoped=bool(raiser.scope.recipient_domains),
+        recipient_scoped=decided.recipient_scoped or bool(raiser.scope.recipient_domains),
     )
