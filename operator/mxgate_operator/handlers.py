@@ -120,6 +120,34 @@ async def _cluster_status(memo: Any, reads: Mapping[str, Reports | None] | None 
         log.warning("cluster_status_failed", error=repr(exc))
 
 
+def publishes_mta_sts(body: Mapping[str, Any] | None) -> bool:
+    """Whether a TLSPolicy body asks to publish MTA-STS (a claim a floor may contest)."""
+    return bool(body and (body.get("spec") or {}).get("mtaSts"))
+
+
+def refresh_cluster_status(memo: Any) -> None:
+    """Write the ClusterTLSPolicies' status soon, once for a burst of calls.
+
+    A TLSPolicy that starts or stops claiming an MTA-STS domain changes the message of the
+    floor publishing it ("TLSPolicy ... also claimed its domains"): shown within seconds,
+    not at the next report pass. One writer runs at a time; a call while it runs makes it
+    run once more, so the last claim is always seen.
+    """
+    memo.cluster_dirty = True
+    task: asyncio.Task[None] | None = getattr(memo, "cluster_refresh", None)
+    if task is None or task.done():
+        memo.cluster_refresh = asyncio.create_task(_refresh_cluster(memo))
+        memo.catch_up.add(memo.cluster_refresh)
+        memo.cluster_refresh.add_done_callback(memo.catch_up.discard)
+
+
+async def _refresh_cluster(memo: Any) -> None:
+    while memo.cluster_dirty:
+        memo.cluster_dirty = False
+        await asyncio.sleep(SETTLE_SECONDS)
+        await _cluster_status(memo)
+
+
 async def _catch_up(memo: Any, namespace: str, delay: float = 0.0) -> None:
     await asyncio.sleep(delay)
     if not memo.leader.is_set():
@@ -231,12 +259,18 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         Every event (our own status writes too, and while not leading) feeds the cache
         the reconciler renders from.
         """
+        name = str((body.get("metadata") or {}).get("name", ""))
+        before = memo.cache.get(namespace or "", name)
         memo.cache.observe(type, body)
         if not needs_reconcile(type, body):
             return
         if namespace:
             memo.namespaces.add(namespace)
         await _run(memo, namespace)
+        if operator_settings.cluster_policies and (
+            publishes_mta_sts(body) or publishes_mta_sts(before)
+        ):
+            refresh_cluster_status(memo)
 
     if operator_settings.cluster_policies:
 

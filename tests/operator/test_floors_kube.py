@@ -304,6 +304,48 @@ def test_a_cluster_policy_with_every_field_publishes_and_wins_its_domain(
     assert len(ids(d, "floors")) == 2  # the floor itself still applies
 
 
+def test_a_later_tlspolicy_claim_shows_on_the_floor_within_seconds(
+    publishing: Deployed, cluster_policies: list[str]
+) -> None:
+    """The floor publishes first; a TLSPolicy then claims its domain with a different
+    policy: the floor's MTASTSRecordsRendered message names it within seconds (the report
+    pass is 600 s away), and stops naming it once that TLSPolicy is deleted."""
+    d = publishing
+    name = f"first-{d.namespace}"
+    floor = {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "ClusterTLSPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "audit",
+            "scope": {"recipientDomains": [D]},
+            "mtaSts": {"mode": "enforce", "mx": [MX], "maxAge": 86400},
+        },
+    }
+    cluster_policies.append(name)
+    d.kubectl("apply", "-f", "-", stdin=json.dumps(floor))
+
+    def rendered() -> tuple[str, str, str]:
+        found = d.kubectl.json("get", "clustertlspolicy", name).get("status") or {}
+        by_type = {c["type"]: c for c in found.get("conditions") or []}
+        c = by_type.get("MTASTSRecordsRendered") or {"status": "", "reason": "", "message": ""}
+        return c["status"], c["reason"], c["message"]
+
+    d.wait("the floor's records", lambda: rendered()[:2] == ("True", "RecordsRendered"))
+    claimant = f"TLSPolicy {d.namespace}/late"
+    assert claimant not in rendered()[2]
+    late = policy_manifest(
+        "late",
+        {"mode": "opportunistic", "scope": {"recipientDomains": [D]},
+         "mtaSts": {"mode": "testing", "mx": [MX]}},
+    )  # fmt: skip
+    d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(late))
+    d.wait("the floor naming the later claim", lambda: claimant in rendered()[2], timeout=10)
+    assert rendered()[:2] == ("True", "RecordsRendered")  # the floor's claim still serves
+    d.kubectl("delete", "tlspolicy", "late", "-n", d.namespace)
+    d.wait("the claim gone from the floor", lambda: claimant not in rendered()[2], timeout=10)
+
+
 @contextlib.contextmanager
 def gateway_process(tmp_path: Path, policy: dict[str, Any]) -> Iterator[tuple[int, str]]:
     """The real ``mxgate gateway`` with the operator's rendered document as its --policy

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -20,8 +22,14 @@ from kube_helpers import (
     running_operator,
 )
 
+from eventually import eventually_async
 from kubeplane.plugin import Runner
-from mxgate_operator.handlers import configure, needs_reconcile
+from mxgate_operator.handlers import (
+    configure,
+    needs_reconcile,
+    publishes_mta_sts,
+    refresh_cluster_status,
+)
 
 
 def test_handlers_behave_against_the_real_api_server(
@@ -158,3 +166,46 @@ def test_kopf_settings_keep_status_ours_and_scanning_off() -> None:
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert settings.persistence.progress_storage.prefix == "mxgate.io"
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+
+
+class RecordingClusterFake:
+    """A fake ClusterFloors (only write_status): counts writes and can hold one open."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def write_status(self, reads: object = None) -> int:
+        self.writes += 1
+        await self.release.wait()
+        return 0
+
+
+async def test_claim_changes_write_the_floors_status_once_per_burst_and_again_after() -> None:
+    """A burst of MTA-STS claims writes the ClusterTLSPolicies' status once; a claim that
+    comes while that write runs makes one more write (so the last claim is seen); none
+    while not leading."""
+    memo = SimpleNamespace(cluster=RecordingClusterFake(), leader=asyncio.Event(), catch_up=set())
+    memo.leader.set()
+    for _ in range(5):
+        refresh_cluster_status(memo)
+    await asyncio.wait_for(asyncio.gather(*memo.catch_up), 5)
+    assert memo.cluster.writes == 1
+
+    memo.cluster.release.clear()
+    refresh_cluster_status(memo)
+    await eventually_async(lambda: memo.cluster.writes == 2, 5, "the write to start")
+    refresh_cluster_status(memo)  # while it runs
+    refresh_cluster_status(memo)
+    memo.cluster.release.set()
+    await asyncio.wait_for(asyncio.gather(*memo.catch_up), 5)
+    assert memo.cluster.writes == 3
+
+    memo.leader.clear()
+    refresh_cluster_status(memo)
+    await asyncio.wait_for(asyncio.gather(*memo.catch_up), 5)
+    assert memo.cluster.writes == 3
+    assert publishes_mta_sts({"spec": {"mtaSts": {"mode": "testing"}}})
+    assert not publishes_mta_sts({"spec": {"mode": "audit"}})
+    assert not publishes_mta_sts(None)
