@@ -8,6 +8,7 @@ issue 18 item 6 scenario by example.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import ip_address
 
 import pytest
@@ -103,6 +104,26 @@ recipients = st.sampled_from([D, "hr.corp.test", "elsewhere.example"])
 defaults = st.builds(lambda m, v: (Mode(m), TLSVersion(v)), _modes, _versions)
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One random case: the default, rules, floors, session, sender and recipient."""
+
+    default: tuple[Mode, TLSVersion]
+    rs: list[Rule]
+    fs: list[Floor]
+    f: SessionFacts
+    sender: str | None
+    rcpt: str
+
+    def values(
+        self,
+    ) -> tuple[tuple[Mode, TLSVersion], list[Rule], list[Floor], SessionFacts, str | None, str]:
+        return self.default, self.rs, self.fs, self.f, self.sender, self.rcpt
+
+
+scenarios = st.builds(Scenario, defaults, rules, floors, facts, senders, recipients)
+
+
 def policy(default: tuple[Mode, TLSVersion], rs: list[Rule], fs: list[Floor]) -> Policy:
     return Policy(mode=default[0], min_tls_version=default[1], rules=tuple(rs), floors=tuple(fs))
 
@@ -128,17 +149,13 @@ def floor_alone(floor: Floor, f: SessionFacts) -> Action:
 
 
 @settings(max_examples=400, deadline=None)
-@given(defaults, rules, floors, facts, senders, recipients)
+@given(scenarios)
 def test_the_decision_is_at_least_every_matching_floor(
-    default: tuple[Mode, TLSVersion],
-    rs: list[Rule],
-    fs: list[Floor],
-    f: SessionFacts,
-    sender: str | None,
-    rcpt: str,
+    case: Scenario,
 ) -> None:
     """For any rules and floors, the decision's mode, and its action, are at least those of
     every floor that matches the session (MAIL and RCPT alike)."""
+    default, rs, fs, f, sender, rcpt = case.values()
     pol = policy(default, rs, fs)
     for d, at in zip(decisions(pol, f, sender, rcpt), (None, rcpt), strict=True):
         for floor in floors_for(fs, f, sender, at):
@@ -147,17 +164,13 @@ def test_the_decision_is_at_least_every_matching_floor(
 
 
 @settings(max_examples=400, deadline=None)
-@given(defaults, rules, floors, facts, senders, recipients)
+@given(scenarios)
 def test_floors_raise_the_winning_rule_to_the_join_and_no_further(
-    default: tuple[Mode, TLSVersion],
-    rs: list[Rule],
-    fs: list[Floor],
-    f: SessionFacts,
-    sender: str | None,
-    rcpt: str,
+    case: Scenario,
 ) -> None:
     """The enforced mode and minimum are exactly the strictest of the winning rule (or the
     default) and the matching floors, each dimension on its own."""
+    default, rs, fs, f, sender, rcpt = case.values()
     pol = policy(default, rs, fs)
     for d, at in zip(decisions(pol, f, sender, rcpt), (None, rcpt), strict=True):
         win = winning_rule(
@@ -235,19 +248,15 @@ def test_adding_namespaced_rules_never_goes_below_the_floors(
 
 
 @settings(max_examples=400, deadline=None)
-@given(defaults, rules, floors, facts, senders, recipients)
+@given(scenarios)
 def test_an_rcpt_decision_is_a_repeat_of_mail_only_when_nothing_recipient_scoped_decided(
-    default: tuple[Mode, TLSVersion],
-    rs: list[Rule],
-    fs: list[Floor],
-    f: SessionFacts,
-    sender: str | None,
-    rcpt: str,
+    case: Scenario,
 ) -> None:
     """``carried`` (not counted again by /report and the metrics) exactly when the RCPT
     decision repeats MAIL's: no recipient-scoped rule won and no recipient-scoped floor
     named it. A recipient rule that won keeps its RCPT decision counted, whichever floor
     raised it; and a carried RCPT decision is MAIL's, rule and all."""
+    default, rs, fs, f, sender, rcpt = case.values()
     pol = policy(default, rs, fs)
     mail, d = decisions(pol, f, sender, rcpt)
     win = winning_rule(

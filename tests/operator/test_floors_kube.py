@@ -200,6 +200,36 @@ def test_the_api_server_refuses_a_floor_without_scope(kubectl: Runner, crds: Non
 MX = "mx.accepted.test"
 
 
+def publishing_floor(name: str, **spec: Any) -> dict[str, Any]:
+    """A ClusterTLSPolicy auditing D and publishing an enforce MTA-STS policy for it."""
+    return {
+        "apiVersion": "mxgate.io/v1alpha1",
+        "kind": "ClusterTLSPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "audit",
+            "scope": {"recipientDomains": [D]},
+            "mtaSts": {"mode": "enforce", "mx": [MX], "maxAge": 86400},
+            **spec,
+        },
+    }
+
+
+def claimant(name: str) -> dict[str, Any]:
+    """A TLSPolicy publishing a different (testing) MTA-STS policy for D."""
+    return policy_manifest(
+        name,
+        {"mode": "opportunistic", "scope": {"recipientDomains": [D]},
+         "mtaSts": {"mode": "testing", "mx": [MX]}},
+    )  # fmt: skip
+
+
+def conditions_of(d: Deployed, kind: str, obj: str, *ns: str) -> dict[str, tuple[str, str, str]]:
+    """(status, reason, message) by condition type, as stored."""
+    found = (d.kubectl.json("get", kind, obj, *ns).get("status") or {}).get("conditions") or []
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in found}
+
+
 @pytest.fixture
 def publishing(
     crds: None, kubectl: Runner, kubeconfig: Path, kube_namespace: str, tmp_path: Path
@@ -230,26 +260,10 @@ def test_a_cluster_policy_with_every_field_publishes_and_wins_its_domain(
     its status lists the records. A TLSPolicy publishing a different policy for the domain
     is refused with MTASTSConflict naming the floor, and the floor's condition names it."""
     d = publishing
-    author = policy_manifest(
-        "author",
-        {"mode": "opportunistic", "scope": {"recipientDomains": [D]},
-         "mtaSts": {"mode": "testing", "mx": [MX]}},
-    )  # fmt: skip
-    d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(author))
+    d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(claimant("author")))
     d.wait("the author's MTA-STS", lambda: bool((document(d) or {}).get("mta_sts_policies")))
     name = f"publish-{d.namespace}"
-    floor = {
-        "apiVersion": "mxgate.io/v1alpha1",
-        "kind": "ClusterTLSPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "mode": "audit",
-            "priority": 42,
-            "scope": {"recipientDomains": [D]},
-            "mtaSts": {"mode": "enforce", "mx": [MX], "maxAge": 86400},
-            "tlsRpt": {"rua": [f"mailto:tlsrpt@{D}"]},
-        },
-    }
+    floor = publishing_floor(name, priority=42, tlsRpt={"rua": [f"mailto:tlsrpt@{D}"]})
     cluster_policies.append(name)
     d.kubectl("apply", "--validate=strict", "-f", "-", stdin=json.dumps(floor))
     floor_id = f"cluster.mxgate.io/{name}"
@@ -265,8 +279,7 @@ def test_a_cluster_policy_with_every_field_publishes_and_wins_its_domain(
         return d.kubectl.json("get", kind, obj, *ns).get("status") or {}  # type: ignore[no-any-return]
 
     def conditions(kind: str, obj: str, *ns: str) -> dict[str, tuple[str, str, str]]:
-        found = status(kind, obj, *ns).get("conditions") or []
-        return {c["type"]: (c["status"], c["reason"], c["message"]) for c in found}
+        return conditions_of(d, kind, obj, *ns)
 
     d.wait(
         "the author's conflict",
@@ -312,38 +325,21 @@ def test_a_later_tlspolicy_claim_shows_on_the_floor_within_seconds(
     pass is 600 s away), and stops naming it once that TLSPolicy is deleted."""
     d = publishing
     name = f"first-{d.namespace}"
-    floor = {
-        "apiVersion": "mxgate.io/v1alpha1",
-        "kind": "ClusterTLSPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "mode": "audit",
-            "scope": {"recipientDomains": [D]},
-            "mtaSts": {"mode": "enforce", "mx": [MX], "maxAge": 86400},
-        },
-    }
     cluster_policies.append(name)
-    d.kubectl("apply", "-f", "-", stdin=json.dumps(floor))
+    d.kubectl("apply", "-f", "-", stdin=json.dumps(publishing_floor(name)))
 
     def rendered() -> tuple[str, str, str]:
-        found = d.kubectl.json("get", "clustertlspolicy", name).get("status") or {}
-        by_type = {c["type"]: c for c in found.get("conditions") or []}
-        c = by_type.get("MTASTSRecordsRendered") or {"status": "", "reason": "", "message": ""}
-        return c["status"], c["reason"], c["message"]
+        found = conditions_of(d, "clustertlspolicy", name)
+        return found.get("MTASTSRecordsRendered", ("", "", ""))
 
     d.wait("the floor's records", lambda: rendered()[:2] == ("True", "RecordsRendered"))
-    claimant = f"TLSPolicy {d.namespace}/late"
-    assert claimant not in rendered()[2]
-    late = policy_manifest(
-        "late",
-        {"mode": "opportunistic", "scope": {"recipientDomains": [D]},
-         "mtaSts": {"mode": "testing", "mx": [MX]}},
-    )  # fmt: skip
-    d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(late))
-    d.wait("the floor naming the later claim", lambda: claimant in rendered()[2], timeout=10)
+    named = f"TLSPolicy {d.namespace}/late"
+    assert named not in rendered()[2]
+    d.kubectl("apply", "-n", d.namespace, "-f", "-", stdin=json.dumps(claimant("late")))
+    d.wait("the floor naming the later claim", lambda: named in rendered()[2], timeout=10)
     assert rendered()[:2] == ("True", "RecordsRendered")  # the floor's claim still serves
     d.kubectl("delete", "tlspolicy", "late", "-n", d.namespace)
-    d.wait("the claim gone from the floor", lambda: claimant not in rendered()[2], timeout=10)
+    d.wait("the claim gone from the floor", lambda: named not in rendered()[2], timeout=10)
 
 
 @contextlib.contextmanager
