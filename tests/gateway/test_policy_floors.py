@@ -249,13 +249,14 @@ def test_adding_namespaced_rules_never_goes_below_the_floors(
 
 @settings(max_examples=400, deadline=None)
 @given(scenarios)
-def test_an_rcpt_decision_is_a_repeat_of_mail_only_when_nothing_recipient_scoped_decided(
+def test_an_rcpt_decision_is_carried_exactly_when_it_repeats_mails(
     case: Scenario,
 ) -> None:
     """``carried`` (not counted again by /report and the metrics) exactly when the RCPT
-    decision repeats MAIL's: no recipient-scoped rule won and no recipient-scoped floor
-    named it. A recipient rule that won keeps its RCPT decision counted, whichever floor
-    raised it; and a carried RCPT decision is MAIL's, rule and all."""
+    decision repeats MAIL's (rule, mode, minimum, action and reply) and no recipient-scoped
+    rule won: a recipient rule's RCPT decision is its own, whichever floor raised it, and
+    a recipient-scoped floor that changed anything (the mode or only the minimum, even when
+    another floor names the decision) makes it a new one."""
     default, rs, fs, f, sender, rcpt = case.values()
     pol = policy(default, rs, fs)
     mail, d = decisions(pol, f, sender, rcpt)
@@ -263,15 +264,28 @@ def test_an_rcpt_decision_is_a_repeat_of_mail_only_when_nothing_recipient_scoped
         pol.rules, listener=f.listener, client_ip=f.client_address,
         sender_domain=sender, recipient_domain=rcpt,
     )  # fmt: skip
-    named = {x.id: x for x in (*rs, *fs)}.get(d.rule_id)
-    scoped = bool(win and win.scope.recipient_domains) or bool(
-        named and named.scope.recipient_domains
-    )
-    assert d.carried is not scoped, (d, win, named)
-    if d.carried:
-        assert (d.rule_id, d.mode, d.minimum, d.action) == (
-            mail.rule_id, mail.mode, mail.minimum, mail.action,
-        )  # fmt: skip
+    same = (d.rule_id, d.mode, d.minimum, d.action, d.reply) == (
+        mail.rule_id, mail.mode, mail.minimum, mail.action, mail.reply,
+    )  # fmt: skip
+    assert d.carried is (same and not (win and win.scope.recipient_domains)), (d, mail, win)
+
+
+def test_a_recipient_floor_raising_only_the_minimum_is_not_a_repeat_of_mail() -> None:
+    """Found by the property above: a recipient-scoped floor raises the minimum to 1.3, a
+    network floor raises the mode to audit and names the decision. MAIL (no recipient yet)
+    accepts a TLS 1.2 session; the RCPT decision would refuse it, so it is counted."""
+    by_rcpt = _floor("a", "opportunistic", "1.3", "permanent", None, {R: [D]})
+    by_net = _floor("b", "audit", "1.2", "permanent", None, {C: ["203.0.113.0/24"]})
+    pol = Policy(floors=(by_rcpt, by_net))
+    mail = decide_mail(pol, TLS12, None)
+    rcpt = decide_rcpt(pol, TLS12, None, D)
+    assert (mail.rule_id, mail.action, mail.minimum) == (
+        by_net.id, Action.ACCEPT, TLSVersion.TLS1_2,
+    )  # fmt: skip
+    assert (rcpt.rule_id, rcpt.action, rcpt.minimum) == (
+        by_net.id, Action.WOULD_REFUSE, TLSVersion.TLS1_3,
+    )  # fmt: skip
+    assert not rcpt.carried
 
 
 def test_a_recipient_rule_raised_by_an_unscoped_floor_is_counted_under_the_floor() -> None:

@@ -9,7 +9,7 @@ module must not choose among rules, build replies or look at TLS state.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
 from mxgate_gateway.config.model import Floor, Listener, Mode, Refusal, TLSVersion
@@ -74,11 +74,26 @@ def raise_to_floors(decided: Requirement, floors: Iterable[Floor]) -> Requiremen
     the result is reported under the floor that raised it most (among those that raised
     anything: mode first, then version; ties to the highest priority, then the smallest id)
     and, when a floor raised the mode, answers with that floor's refusal (permanent or
-    temporary); a raised minimum alone keeps the rule's refusal. It stays recipient-scoped
-    when the decided rule was (an RCPT decision a recipient rule won is its own decision,
-    not a repeat of MAIL's, whichever floor raised it) or the raising floor is.
+    temporary); a raised minimum alone keeps the rule's refusal.
+
+    ``recipient_scoped`` on the result says it is not a repeat of the MAIL decision: the
+    decided rule was recipient-scoped (a recipient rule's decision is its own, whichever
+    floor raised it), or the recipient-scoped floors changed anything (the result differs
+    from raising ``decided`` to the other floors alone, which is exactly what MAIL got).
     """
     matched = list(floors)
+    raised = _raise(decided, matched)
+    if decided.recipient_scoped or raised == decided:
+        return raised
+    unscoped = [f for f in matched if not f.scope.recipient_domains]
+    if len(unscoped) == len(matched):
+        return raised
+    return replace(raised, recipient_scoped=raised != _raise(decided, unscoped))
+
+
+def _raise(decided: Requirement, matched: list[Floor]) -> Requirement:
+    """``decided`` raised to ``matched``, named and answered as raise_to_floors says; its
+    ``recipient_scoped`` is left as ``decided``'s."""
     if not matched:
         return decided
     mode = max([decided.mode, *(f.mode for f in matched)], key=MODE_ORDER.__getitem__)
@@ -94,10 +109,4 @@ def raise_to_floors(decided: Requirement, floors: Iterable[Floor]) -> Requiremen
     top = max(_strength(f) for f in raisers)
     raiser = min((f for f in raisers if _strength(f) == top), key=lambda f: (-f.priority, f.id))
     refusal = raiser.refusal if mode is not decided.mode else decided.refusal
-    return Requirement(
-        rule_id=raiser.id,
-        mode=mode,
-        minimum=minimum,
-        refusal=refusal,
-        recipient_scoped=decided.recipient_scoped or bool(raiser.scope.recipient_domains),
-    )
+    return replace(decided, rule_id=raiser.id, mode=mode, minimum=minimum, refusal=refusal)
