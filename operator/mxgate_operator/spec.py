@@ -221,9 +221,12 @@ def parse_scope(c: Checker, raw: object) -> ScopeSpec:
             c.add(path, MSG_CIDR)
             return None
         try:
-            ipaddress.ip_network(text, strict=True)
+            net = ipaddress.ip_network(text, strict=True)
         except ValueError:
             c.add(path, MSG_CIDR)
+            return None
+        if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped:
+            c.add(path, MSG_CIDR)  # CEL's cidr() refuses IPv4-mapped IPv6 (::ffff:0:0/96)
             return None
         return text
 

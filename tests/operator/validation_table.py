@@ -51,6 +51,13 @@ GOOD = [
         "opportunistic-cidrs",
         spec(mode="opportunistic", scope={"clientCIDRs": ["10.0.0.0/8", "2001:db8::/32"]}),
     ),
+    Case(  # every address, upper-case hex and IPv6 prefixes that embed IPv4 but are not mapped
+        "cidr-edges",
+        spec(
+            mode="opportunistic",
+            scope={"clientCIDRs": ["0.0.0.0/0", "::/0", "2001:DB8::/32", "64:ff9b::a00:0/120"]},
+        ),
+    ),
     Case("require-with-cert", spec(mode="require", listener="internal", certificate=CERT)),
     Case("wildcard-recipient", spec(scope={"recipientDomains": ["*.example.org", "example.org"]})),
     Case(
@@ -133,6 +140,30 @@ BAD = [
     Case(  # a zone is no part of a prefix (Go netip.ParsePrefix)
         "cidr-zone",
         spec(scope={"clientCIDRs": ["fe80::%eth0/64"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # Python's ipaddress takes an IPv4-mapped IPv6 prefix; Kubernetes' cidr() does not
+        "cidr-v4-mapped",
+        spec(scope={"clientCIDRs": ["::ffff:10.0.0.0/104"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # the same prefix in hex: still IPv4-mapped
+        "cidr-v4-mapped-hex",
+        spec(scope={"clientCIDRs": ["::ffff:a00:0/104"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # leading zeros: octal to some parsers, refused by both
+        "cidr-leading-zero",
+        spec(scope={"clientCIDRs": ["010.0.0.0/8"]}),
+        "spec.scope.clientCIDRs[0]",
+        "must be a CIDR network",
+    ),
+    Case(  # Go refuses a zero-padded prefix length; Python's ipaddress reads /08 as /8
+        "cidr-padded-length",
+        spec(scope={"clientCIDRs": ["10.0.0.0/08"]}),
         "spec.scope.clientCIDRs[0]",
         "must be a CIDR network",
     ),
