@@ -192,6 +192,8 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)  # kopf's own settings (kwarg name fixed by kopf)
         configure_logging("console" if operator_settings.log_format == "console" else "json")
+        if open_lists := operator_settings.unrestricted():
+            log.warning("allowlists_unset", settings=list(open_lists), effect="any value accepted")
         if operator_settings.metrics_address:
             host, _sep, port = operator_settings.metrics_address.rpartition(":")
             memo.metrics = await metrics.serve(host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104

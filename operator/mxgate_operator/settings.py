@@ -67,6 +67,20 @@ class OperatorSettings:
     # Render ClusterTLSPolicies as floors (needs the chart's ClusterRole to read them).
     cluster_policies: bool = True
 
+    def unrestricted(self) -> tuple[str, ...]:
+        """The allowlist settings left empty, which therefore let any value through.
+
+        The chart always sets them; an operator run by hand may not, and should say so.
+        """
+        rules = self.certificate_rules
+        empty = {
+            "MXGATE_ALLOWED_ISSUERS": not rules.issuers,
+            "MXGATE_ALLOWED_DNS_NAMES": not rules.dns_names,
+            "MXGATE_MIN_CERTIFICATE_DURATION": not rules.min_duration,
+            "MXGATE_GATEWAY_DOMAINS": not self.gateway_domains,
+        }
+        return tuple(name for name, unset in empty.items() if unset)
+
     @property
     def budget(self) -> Budget:
         """What one rendered policy document may hold (``MXGATE_POLICY_BUDGET_BYTES``)."""
@@ -138,10 +152,10 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("MXGATE_POLICY_BUDGET_BYTES", str(DEFAULT_BUDGET_BYTES), "max bytes of policy.json"),
     ("MXGATE_METRICS_ADDRESS", "", "host:port for GET /metrics; empty means off"),
     ("MXGATE_LOG_FORMAT", "json", "json or console"),
-    ("MXGATE_ALLOWED_ISSUERS", "", "Kind/name issuers policies may use (Issuer/* ok)"),
-    ("MXGATE_ALLOWED_DNS_NAMES", "", "names or *.suffix patterns certificates may carry"),
+    ("MXGATE_ALLOWED_ISSUERS", "", "Kind/name issuers policies may use (empty: any)"),
+    ("MXGATE_ALLOWED_DNS_NAMES", "", "names or *.suffix certificates may carry (empty: any)"),
     ("MXGATE_MIN_CERTIFICATE_DURATION", "", "shortest certificate duration, e.g. 720h"),
-    ("MXGATE_GATEWAY_DOMAINS", "", "the gateway's domains: only these get MTA-STS"),
+    ("MXGATE_GATEWAY_DOMAINS", "", "only these domains get MTA-STS (empty: any)"),
     ("MXGATE_CLUSTER_POLICIES", "true", "render ClusterTLSPolicies as floors (false: ignore)"),
 )
 

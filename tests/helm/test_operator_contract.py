@@ -48,3 +48,8 @@ def test_operator_reads_reports_at_the_configured_interval(render) -> None:
     """operator.reportInterval reaches the operator's settings."""
     settings = _operator_settings(render({"operator": {"reportInterval": 15}}))
     assert settings.report_interval == 15.0
+
+
+def test_the_chart_leaves_no_operator_allowlist_open(render) -> None:
+    """Issuers, certificate names, minimum duration and MTA-STS domains are all declared."""
+    assert _operator_settings(render({})).unrestricted() == ()

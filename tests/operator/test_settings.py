@@ -79,3 +79,17 @@ def test_help_lists_every_mxgate_setting() -> None:
     listed = set(re.findall(r"^  (MXGATE_[A-Z_]+) ", done.stdout, re.MULTILINE))
     assert listed == read
     assert "--standalone" in done.stdout
+
+
+def test_an_operator_run_by_hand_names_the_allowlists_it_leaves_open() -> None:
+    """Empty allowlists let anything through, so the operator names them (a warning at start)."""
+    assert OperatorSettings.from_env({}).unrestricted() == (
+        "MXGATE_ALLOWED_ISSUERS",
+        "MXGATE_ALLOWED_DNS_NAMES",
+        "MXGATE_MIN_CERTIFICATE_DURATION",
+        "MXGATE_GATEWAY_DOMAINS",
+    )
+    partly = OperatorSettings.from_env(
+        {"MXGATE_ALLOWED_ISSUERS": "Issuer/*", "MXGATE_GATEWAY_DOMAINS": "example.com"}
+    )
+    assert partly.unrestricted() == ("MXGATE_ALLOWED_DNS_NAMES", "MXGATE_MIN_CERTIFICATE_DURATION")
