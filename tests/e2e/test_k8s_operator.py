@@ -48,6 +48,7 @@ spec:
   priority: 10
   scope: {recipientDomains: [accepted.test]}
 """
+POLICY_NAMES = ("partners", "measure")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,18 @@ class Stack:
             check=False,
         )
         return json.loads(done.stdout) if done.returncode == 0 else None
+
+    def rendered(self) -> dict[str, Any] | None:
+        """The ConfigMap once it holds both policies' rules. It exists, empty, from the
+        operator's start; the policies, applied after that, land one debounced render later."""
+        cm = self.configmap()
+        if cm is None:
+            return None
+        return (
+            cm
+            if all(f'"{self.ns}/{n}"' in cm["data"]["policy.json"] for n in POLICY_NAMES)
+            else None
+        )
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +150,7 @@ def test_operator_token_cannot_read_secrets(stack: Stack) -> None:
 
 def test_policy_configmap_is_rendered_under_the_name_the_gateway_mounts(stack: Stack) -> None:
     """Both policies land in the ConfigMap the chart mounts into the gateway, loadable by it."""
-    cm = eventually(stack.configmap, CONVERGE_S, f"ConfigMap {stack.policy_configmap_name()}")
+    cm = eventually(stack.rendered, CONVERGE_S, f"both rules in {stack.policy_configmap_name()}")
     doc = validate(PolicyDocument, parse_text(cm["data"]["policy.json"], "policy.json"), "cm")
     modes = {rule.id: rule.mode.value for rule in doc.rules}
     assert modes == {f"{stack.ns}/partners": "require", f"{stack.ns}/measure": "audit"}
@@ -147,7 +160,7 @@ def test_status_conditions_tell_the_truth(stack: Stack) -> None:
     """Accepted, StandardsCompliant (RFC 3207 §4 on require+public-mx), CertificateReady, Ready."""
 
     def settled() -> dict[str, dict[str, tuple[str, str]]] | None:
-        got = {name: stack.conditions(name) for name in ("partners", "measure")}
+        got = {name: stack.conditions(name) for name in POLICY_NAMES}
         return got if all(len(c) == 4 for c in got.values()) else None
 
     got = eventually(settled, CONVERGE_S, "four conditions on both policies")
@@ -189,7 +202,7 @@ def test_certificate_is_owned_and_writes_the_secret_the_gateway_mounts(stack: St
 
 def test_configmap_changes_only_when_the_rendered_policy_changes(stack: Stack) -> None:
     """A spec change rendering the same policy leaves the ConfigMap alone; a real one updates it."""
-    before = eventually(stack.configmap, CONVERGE_S, "the policy ConfigMap")
+    before = eventually(stack.rendered, CONVERGE_S, "both rules in the policy ConfigMap")
     rv = before["metadata"]["resourceVersion"]
 
     # Not part of the rendered gateway policy: only the Certificate changes.
