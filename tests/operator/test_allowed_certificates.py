@@ -42,6 +42,11 @@ def cert_policy(**cert: Any) -> PolicyInput:
         ({"dnsNames": ["localhost"]}, "dnsNames localhost"),
         ({"dnsNames": ["a.b.mx.example.com"]}, "dnsNames"),
         ({"duration": "1h"}, "duration 1h"),
+        # 720h minimum: a default renewal every 480h; renewBefore must not re-issue faster.
+        ({"duration": "720h", "renewBefore": "240h"}, None),
+        ({"renewBefore": "1680h"}, None),
+        ({"duration": "2160h", "renewBefore": "2159h"}, "renewBefore 2159h re-issues every 1h"),
+        ({"duration": "720h", "renewBefore": "241h"}, "at most one issuance per 480h"),
     ],
 )
 def test_only_what_the_chart_allows_is_requested(cert: dict[str, Any], refused: str | None) -> None:

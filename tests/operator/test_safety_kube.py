@@ -262,9 +262,9 @@ def certificates(d: Deployed) -> dict[str, dict[str, Any]]:
 
 
 def test_only_certificates_the_chart_allows_are_requested(operator: Any) -> None:
-    """Item 3: with the chart's allowlist, a ClusterIssuer, a foreign name or a 1 h duration
-    is refused (Accepted=False, CertificateNotAllowed) and no Certificate is created; an
-    allowed request is served."""
+    """Item 3: with the chart's allowlist, a ClusterIssuer, a foreign name, a 1 h duration or
+    a renewBefore that re-issues hourly is refused (Accepted=False, CertificateNotAllowed)
+    and no Certificate is created; an allowed request is served."""
     d: Deployed = operator(
         MXGATE_ALLOWED_ISSUERS="Issuer/*",
         MXGATE_ALLOWED_DNS_NAMES="mx1.example.test",
@@ -275,6 +275,8 @@ def test_only_certificates_the_chart_allows_are_requested(operator: Any) -> None
         "cluster-issuer": {**ok, "issuerRef": {"name": "production", "kind": "ClusterIssuer"}},
         "other-tenant": {**ok, "dnsNames": ["mx.other-tenant.example", "localhost"]},
         "one-hour": {**ok, "duration": "1h"},
+        # a long duration renewed an hour after each issuance is a 1 h certificate in disguise
+        "hourly-renewal": {**ok, "duration": "2160h", "renewBefore": "2159h"},
     }
     apply_all(
         d.kubectl,

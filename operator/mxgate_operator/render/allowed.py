@@ -1,4 +1,4 @@
-"""What a TLSPolicy may ask cert-manager for: the chart's allowed issuers, names, duration.
+"""What a TLSPolicy may ask cert-manager for: the chart's allowed issuers, names, durations.
 
 A policy author with rights on TLSPolicies only must not obtain certificates they could
 not request themselves (issue 18 item 3). Pure: takes a parsed CertificateSpec and the
@@ -74,9 +74,28 @@ class CertificateRules:
         if duration < self.min_duration:
             return (
                 f"duration {cert.duration} is shorter than the chart's minimum"
-                f" ({self.min_duration // 3600}h, operator.certificates.minDuration)"
+                f" ({_span(self.min_duration)}, operator.certificates.minDuration)"
+            )
+        # renewBefore close to duration re-issues as often as a short duration would: no
+        # request may renew more often than a default one of the minimum duration does.
+        interval = duration - go_duration_seconds(cert.renew_before) if cert.renew_before else 0
+        floor = self.min_duration * 2 // 3
+        if cert.renew_before and interval < floor:
+            return (
+                f"renewBefore {cert.renew_before} re-issues every {_span(interval)}; the chart"
+                f" allows at most one issuance per {_span(floor)} (⅔ of"
+                f" operator.certificates.minDuration {_span(self.min_duration)},"
+                " cert-manager's default renewal point)"
             )
         return None
+
+
+def _span(seconds: int) -> str:
+    """``16h``, ``90m`` or ``45s``: the largest unit that divides ``seconds``."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @dataclass(frozen=True)
