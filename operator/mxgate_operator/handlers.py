@@ -229,6 +229,7 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             )
         else:
             memo.leader.set()  # no home namespace: nowhere to keep a Lease
+            log.warning("no_leader_election", reason="no home namespace (MXGATE_NAMESPACE, -n)")
         memo.observer = asyncio.create_task(observe(memo), name="mxgate-report-observer")
 
     @kopf.on.cleanup(registry=registry)

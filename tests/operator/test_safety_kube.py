@@ -350,9 +350,10 @@ def test_mta_sts_only_for_the_gateways_domains_and_names(operator: Any) -> None:
 
 
 def test_a_second_operator_never_fights_the_first(operator: Any) -> None:
-    """Item 7: a second operator of the same release (a manual run with other settings)
-    waits for the Lease instead of rewriting the Certificate; one of another release whose
-    names collide refuses objects labelled for the first release."""
+    """Item 7: a second operator of the same release (with the chart's environment, or run by
+    hand with only ``-n``, and other settings) waits for the Lease instead of rewriting the
+    Certificate; one of another release whose names collide refuses objects labelled for
+    the first release."""
     d: Deployed = operator()
     cert = {"issuerRef": {"name": "ca", "kind": "Issuer"}, "dnsNames": ["mx1.example.test"]}
     apply_all(d.kubectl, d.namespace, [audit("served", certificate=cert), audit("plain")])
@@ -363,6 +364,8 @@ def test_a_second_operator_never_fights_the_first(operator: Any) -> None:
     assert cm["labels"]["mxgate.io/release"] == "mxgate"
 
     same_release = operator(MXGATE_TLS_SECRET="not-the-gateways-secret")
+    # run by hand: `mxgate-operator -n <namespace>` without the chart's MXGATE_NAMESPACE
+    by_hand = operator(MXGATE_NAMESPACE="", MXGATE_TLS_SECRET="by-hand-secret")
     other_release = operator(
         MXGATE_PREFIX="other",
         MXGATE_POLICY_CONFIGMAP=CONFIGMAP,
@@ -384,11 +387,12 @@ def test_a_second_operator_never_fights_the_first(operator: Any) -> None:
         lambda: b"owned_by_another_release" in other_release.log.read_bytes(),
         timeout=90,
     )
-    same_release.wait(
-        "the second operator to start",
-        lambda: b"startup' succeeded" in same_release.log.read_bytes(),
-        timeout=90,
-    )
+    for second in (same_release, by_hand):
+        second.wait(
+            "the second operator to start",
+            lambda d=second: b"startup' succeeded" in d.log.read_bytes(),
+            timeout=90,
+        )
     time.sleep(6)  # more than one Lease attempt (every 5 s)
     d.wait("the first operator's edit", lambda: reconciled(d, "plain"))
     now = certificates(d)["mxgate-public-mx"]
@@ -396,3 +400,5 @@ def test_a_second_operator_never_fights_the_first(operator: Any) -> None:
     assert now["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert d.get("configmap", CONFIGMAP)["metadata"]["labels"]["mxgate.io/release"] == "mxgate"
     assert b"leader_elected" not in same_release.log.read_bytes()
+    assert b"leader_elected" not in by_hand.log.read_bytes()
+    assert b"no_leader_election" not in by_hand.log.read_bytes()

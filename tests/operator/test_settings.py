@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mxgate_operator.app import kopf_args
+from mxgate_operator.app import home_namespace, kopf_args
 from mxgate_operator.settings import OperatorSettings
 
 
@@ -93,3 +93,26 @@ def test_an_operator_run_by_hand_names_the_allowlists_it_leaves_open() -> None:
         {"MXGATE_ALLOWED_ISSUERS": "Issuer/*", "MXGATE_GATEWAY_DOMAINS": "example.com"}
     )
     assert partly.unrestricted() == ("MXGATE_ALLOWED_DNS_NAMES", "MXGATE_MIN_CERTIFICATE_DURATION")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "home"),
+    [
+        ([], {"MXGATE_NAMESPACE": "mail"}, "mail"),
+        (["-n", "other"], {"MXGATE_NAMESPACE": "mail"}, "mail"),
+        (["--standalone", "-n", "mail"], {}, "mail"),
+        (["--namespace=mail"], {}, "mail"),
+        (["--namespace", "mail"], {}, "mail"),
+        (["-n", "mail", "-n", "edge"], {}, ""),
+        (["-n", "mail-*"], {}, ""),
+        (["--all-namespaces"], {}, ""),
+        (["-n"], {}, ""),
+        ([], {}, ""),
+    ],
+)
+def test_a_hand_run_operator_given_one_namespace_takes_it_as_home(
+    argv: list[str], env: dict[str, str], home: str
+) -> None:
+    """The home namespace holds the Lease, so `mxgate-operator -n mail` run next to the chart's
+    operator waits for the release's Lease instead of fighting it (issue 18 item 7)."""
+    assert home_namespace(argv, env) == home
