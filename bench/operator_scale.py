@@ -291,7 +291,12 @@ def main(n: int = 1000, load: int = 0) -> None:
             "MXGATE_KUBECONFIG": str(plane.kubeconfig),
             "MXGATE_NAMESPACE": ns,
             "MXGATE_REPORT_URLS": "http://127.0.0.1:9/report",  # refused at once: a failing read
-            "MXGATE_REPORT_INTERVAL": "5",
+            "MXGATE_REPORT_INTERVAL": "5",  # harsher than the chart's 60 s
+            # the chart's defaults for the allowlists (helm/mxgate/templates/operator-deployment)
+            "MXGATE_ALLOWED_ISSUERS": "Issuer/*",
+            "MXGATE_ALLOWED_DNS_NAMES": "mx1.example.com",
+            "MXGATE_MIN_CERTIFICATE_DURATION": "24h",
+            "MXGATE_GATEWAY_DOMAINS": "example.com",
         }
         log = (work / "operator.log").open("wb")
         operator = Path(sys.executable).parent / "mxgate-operator"

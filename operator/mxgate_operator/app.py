@@ -16,7 +16,9 @@ from kopf import cli as kopf_cli
 from mxgate_operator import handlers
 from mxgate_operator.settings import OperatorSettings, help_text
 
-NAMESPACE_FLAGS = ("-n", "--namespace", "-A", "--all-namespaces")
+ONE_NAMESPACE = ("-n", "--namespace")
+ALL_NAMESPACES = ("-A", "--all-namespaces")
+NAMESPACE_FLAGS = ONE_NAMESPACE + ALL_NAMESPACES
 
 
 def kopf_args(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
@@ -39,11 +41,11 @@ def home_namespace(argv: Sequence[str], env: Mapping[str, str]) -> str:
         return env["MXGATE_NAMESPACE"]
     given: list[str] = []
     for i, arg in enumerate(argv):
-        if arg in ("-n", "--namespace") and i + 1 < len(argv):
+        if arg in ONE_NAMESPACE and i + 1 < len(argv):
             given.append(argv[i + 1])
         elif arg.startswith("--namespace="):
             given.append(arg.partition("=")[2])
-        elif arg in ("-A", "--all-namespaces"):
+        elif arg in ALL_NAMESPACES:
             return ""
     if len(given) == 1 and not any(c in given[0] for c in "*?[],!"):
         return given[0]

@@ -19,10 +19,9 @@ from mxgate_operator.render.floor_status import NamespaceReads, floor_effects, f
 from mxgate_operator.render.floors import (
     ClusterPolicyInput,
     FloorsResult,
-    render_floors,
     with_tlspolicy_claims,
 )
-from mxgate_operator.render.gateway_config import floor_room
+from mxgate_operator.render.gateway_config import floors_within
 from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.render.status import Effect
 from mxgate_operator.reports import Reports
@@ -87,14 +86,7 @@ class ClusterFloors:
             return FloorsResult(), {}
         by_name = {str(o["metadata"]["name"]): o for o in objects}
         inputs = [to_input(o) for o in by_name.values()]
-        budget = self.settings.budget
-        result = render_floors(
-            inputs,
-            floor_room(budget),
-            mta_sts_rules=self.settings.mta_sts_rules,
-            max_mta_sts=budget.mta_sts_policies,
-        )
-        return result, by_name
+        return floors_within(inputs, self.settings.budget, self.settings.mta_sts_rules), by_name
 
     async def floors(self) -> FloorsResult:
         """What every namespace's policy document carries (read fresh on each call)."""

@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 
 from mxgate_gateway.config.model import Config, PolicyDocument
 from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
-from mxgate_operator.render.floors import ClusterPolicyInput, render_floors
+from mxgate_operator.render.floors import ClusterPolicyInput
 from mxgate_operator.render.gateway_config import (
     Budget,
     PolicyInput,
     Reason,
-    floor_room,
+    RenderResult,
+    floors_within,
     render_policies,
 )
 from mxgate_operator.spec import parse_policy
@@ -118,15 +119,10 @@ def _namespace(draw: st.DrawFn) -> tuple[list[PolicyInput], list[ClusterPolicyIn
 
 def _render(
     policies: list[PolicyInput], cluster: list[ClusterPolicyInput], budget: Budget
-) -> tuple[str, Any]:
-    floors = render_floors(
-        cluster,
-        floor_room(budget),
-        mta_sts_rules=MTA_RULES,
-        max_mta_sts=budget.mta_sts_policies,
-    )
-    result = render_policies(policies, budget, RULES, MTA_RULES, floors)
-    return result.text, result
+) -> RenderResult:
+    """As the operator does: the floors first (cluster.py), then the namespace's policies."""
+    floors = floors_within(cluster, budget, MTA_RULES)
+    return render_policies(policies, budget, RULES, MTA_RULES, floors)
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,7 +131,8 @@ def test_whatever_exists_renders_a_file_every_gateway_loads(
     case: tuple[list[PolicyInput], list[ClusterPolicyInput], Budget],
 ) -> None:
     policies, cluster, budget = case
-    text, result = _render(policies, cluster, budget)
+    result = _render(policies, cluster, budget)
+    text = result.text
 
     assert len(text.encode()) <= budget.bytes
     doc = PolicyDocument.model_validate(json.loads(text))
@@ -156,4 +153,4 @@ def test_whatever_exists_renders_a_file_every_gateway_loads(
         assert admission.message
 
     # the listing order never changes the bytes (the API server's order is not ours)
-    assert _render(policies[::-1], cluster[::-1], budget)[0] == text
+    assert _render(policies[::-1], cluster[::-1], budget).text == text

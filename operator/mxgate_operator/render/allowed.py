@@ -78,9 +78,11 @@ class CertificateRules:
             )
         # renewBefore close to duration re-issues as often as a short duration would: no
         # request may renew more often than a default one of the minimum duration does.
-        interval = duration - go_duration_seconds(cert.renew_before) if cert.renew_before else 0
+        if cert.renew_before is None:
+            return None
+        interval = duration - go_duration_seconds(cert.renew_before)
         floor = self.min_duration * 2 // 3
-        if cert.renew_before and interval < floor:
+        if interval < floor:
             return (
                 f"renewBefore {cert.renew_before} re-issues every {_span(interval)}; the chart"
                 f" allows at most one issuance per {_span(floor)} (⅔ of"

@@ -24,7 +24,13 @@ from mxgate_gateway.config.model import (
     Rule,
 )
 from mxgate_operator.render.allowed import CertificateRules, MTASTSRules
-from mxgate_operator.render.floors import FloorsResult, floor_json, scope_json
+from mxgate_operator.render.floors import (
+    ClusterPolicyInput,
+    FloorsResult,
+    floor_json,
+    render_floors,
+    scope_json,
+)
 from mxgate_operator.render.mtasts import gateway_policies, published_domains
 from mxgate_operator.spec import CertificateSpec, Parsed, TLSPolicySpec
 
@@ -66,6 +72,18 @@ class Budget:
 def floor_room(budget: Budget | None = None) -> int:
     """Bytes of the budget floors may take: floors are admitted before any TLSPolicy."""
     return (budget or Budget()).bytes - _DOCUMENT_OVERHEAD - _FLOORS_KEY
+
+
+def floors_within(
+    policies: Sequence[ClusterPolicyInput], budget: Budget, mta_sts_rules: MTASTSRules
+) -> FloorsResult:
+    """The ClusterTLSPolicies' floors sized to ``budget``: its floor room and MTA-STS count."""
+    return render_floors(
+        policies,
+        floor_room(budget),
+        mta_sts_rules=mta_sts_rules,
+        max_mta_sts=budget.mta_sts_policies,
+    )
 
 
 @dataclass(frozen=True)
